@@ -1,0 +1,164 @@
+"""The Mamba (S6) block and its bidirectional pairing.
+
+``Mamba`` has the constructor arguments, defaults, initialisation, parameter names and shapes of
+``mamba_ssm.modules.mamba_simple.Mamba`` (mamba-ssm 1.2 to 2.3), so a ``state_dict`` moves between the
+two in either direction. It runs anywhere: the selective scan goes through
+:func:`mamba_forecast.ssm.selective_scan` (fused CUDA kernel when available, pure PyTorch otherwise) and
+the causal depthwise convolution uses causal-conv1d's kernel on CUDA when it is installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .scan import selective_scan
+
+
+@functools.lru_cache(maxsize=1)
+def _causal_conv1d_fn():
+    try:
+        from causal_conv1d import causal_conv1d_fn
+    except Exception:
+        return None
+    return causal_conv1d_fn
+
+
+class Mamba(nn.Module):
+    """One Mamba block: input projection, causal depthwise conv, selective scan, gate, output projection.
+
+    Args:
+        d_model: width D of the input and output ``[batch, length, D]``.
+        d_state: state size N of the SSM per channel.
+        d_conv: width of the causal depthwise convolution (the CUDA kernel supports 2 to 4).
+        expand: inner width factor E (d_inner = E * D).
+        dt_rank: rank of the step-size projection; ``"auto"`` means ``ceil(D / 16)``.
+        dt_min, dt_max: range of the initial step sizes (log-uniform).
+        dt_init: ``"random"`` or ``"constant"`` initialisation of ``dt_proj.weight``.
+        dt_scale: scale of that initialisation.
+        dt_init_floor: lower clamp of the initial step sizes.
+        conv_bias: bias in the convolution.
+        bias: bias in ``in_proj`` and ``out_proj``.
+        use_fast_path: kept for signature compatibility with mamba-ssm (the scan backend decides).
+        layer_idx: kept for signature compatibility with mamba-ssm.
+        scan_backend: ``"auto"``, ``"cuda"``, ``"torch"`` or ``"reference"`` (see ``selective_scan``).
+
+    Shapes: ``forward(hidden_states [B, L, D]) -> [B, L, D]``; the scan runs along L.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        dt_rank: int | str = "auto",
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init: str = "random",
+        dt_scale: float = 1.0,
+        dt_init_floor: float = 1e-4,
+        conv_bias: bool = True,
+        bias: bool = False,
+        use_fast_path: bool = True,
+        layer_idx: int | None = None,
+        device=None,
+        dtype=None,
+        scan_backend: str = "auto",
+    ):
+        super().__init__()
+        for name, value in (("d_model", d_model), ("d_state", d_state), ("d_conv", d_conv), ("expand", expand)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if dt_init not in ("random", "constant"):
+            raise ValueError(f"dt_init must be 'random' or 'constant', got {dt_init!r}.")
+        factory = {"device": device, "dtype": dtype}
+        self.d_model = d_model
+        self.d_state = d_state
+        self.d_conv = d_conv
+        self.expand = expand
+        self.d_inner = int(expand * d_model)
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        self.use_fast_path = use_fast_path
+        self.layer_idx = layer_idx
+        self.scan_backend = scan_backend
+
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias, **factory)
+        self.conv1d = nn.Conv1d(
+            self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner, padding=d_conv - 1,
+            bias=conv_bias, **factory,
+        )
+        self.activation = "silu"
+        self.act = nn.SiLU()
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **factory)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory)
+
+        # Step sizes start log-uniform in [dt_min, dt_max]: the dt bias is softplus^-1 of those values.
+        dt_std = self.dt_rank**-0.5 * dt_scale
+        if dt_init == "constant":
+            nn.init.constant_(self.dt_proj.weight, dt_std)
+        else:
+            nn.init.uniform_(self.dt_proj.weight, -dt_std, dt_std)
+        dt = torch.exp(
+            torch.rand(self.d_inner, **factory) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        ).clamp(min=dt_init_floor)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_proj.bias._no_reinit = True
+
+        # S4D-real initialisation: A = -(1..N) for every channel, stored as its log.
+        A = torch.arange(1, d_state + 1, dtype=torch.float32, device=device).repeat(self.d_inner, 1)
+        self.A_log = nn.Parameter(torch.log(A))
+        self.A_log._no_weight_decay = True
+        self.D = nn.Parameter(torch.ones(self.d_inner, device=device))
+        self.D._no_weight_decay = True
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory)
+
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        """Causal depthwise conv + SiLU on [B, d_inner, L]."""
+        fused = _causal_conv1d_fn()
+        if fused is not None and x.is_cuda and 2 <= self.d_conv <= 4:
+            return fused(x, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
+        return self.act(self.conv1d(x)[..., : x.shape[-1]])
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if hidden_states.dim() != 3 or hidden_states.shape[-1] != self.d_model:
+            raise ValueError(
+                f"Mamba expects [batch, length, d_model={self.d_model}], got shape {tuple(hidden_states.shape)}."
+            )
+        batch, length, _ = hidden_states.shape
+        xz = self.in_proj(hidden_states).transpose(1, 2)  # [B, 2*d_inner, L]
+        x, z = xz.chunk(2, dim=1)  # [B, d_inner, L] each
+        x = self._conv(x)
+        x_dbl = self.x_proj(x.transpose(1, 2))  # [B, L, dt_rank + 2N]
+        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # [B, d_inner, L]; bias added inside the scan
+        A = -torch.exp(self.A_log.float())  # [d_inner, N]
+        y = selective_scan(
+            x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
+            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=self.scan_backend,
+        )  # [B, d_inner, L]
+        return self.out_proj(y.transpose(1, 2))  # [B, L, D]
+
+
+class BiMamba(nn.Module):
+    """A forward Mamba plus a separately weighted Mamba over the reversed sequence, re-reversed and summed.
+
+    This is S-Mamba's bidirectional layout: ``fwd(x) + flip(bwd(flip(x)))`` along the length axis.
+    ``backward_kwargs`` overrides constructor arguments of the backward block only (Attention Mamba's
+    official code uses ``d_conv=4`` there and 2 in the forward block).
+
+    Shapes: ``forward(x [B, L, D]) -> [B, L, D]``.
+    """
+
+    def __init__(self, d_model: int, backward_kwargs: dict | None = None, **mamba_kwargs):
+        super().__init__()
+        self.fwd = Mamba(d_model, **mamba_kwargs)
+        self.bwd = Mamba(d_model, **{**mamba_kwargs, **(backward_kwargs or {})})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fwd(x) + self.bwd(x.flip(1)).flip(1)

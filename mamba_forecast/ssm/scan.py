@@ -1,0 +1,352 @@
+"""The selective scan (Mamba's S6 recurrence) with three interchangeable backends.
+
+``selective_scan`` has the signature, tensor layouts and semantics of mamba-ssm's ``selective_scan_fn``::
+
+    u, delta, z : [batch, channels, length]
+    A           : [channels, d_state]            (real)
+    B, C        : [batch, d_state, length]       (input-dependent, shared by all channels)
+    D, delta_bias : [channels]
+
+    delta' = softplus(delta + delta_bias)  (softplus only if delta_softplus)
+    h_t    = exp(delta'_t A) * h_{t-1} + delta'_t * B_t * u_t          # [batch, channels, d_state]
+    y_t    = <C_t, h_t> + D * u_t
+    out    = y * silu(z)                                                # if z is given
+
+Backends:
+
+* ``"cuda"``: mamba-ssm's fused kernel (needs ``mamba-ssm`` and CUDA tensors).
+* ``"torch"``: pure PyTorch, no Python loop over the length. The length is cut into chunks; inside a
+  chunk the recurrence is solved in closed form with cumulative log-decays
+  (``h_t = e^{S_t} (h_0 + sum_{s<=t} e^{-S_s} x_s)``, the prefix sum done as one small matmul), and a
+  short loop carries the state across chunks. A hand-written backward recomputes each chunk from the
+  saved chunk-start states, so memory grows with the chunk, not with batch x channels x length x d_state.
+  Computation is in fp32 whatever the input dtype. Runs on CPU, CUDA and MPS.
+* ``"reference"``: the plain sequential recurrence, the oracle for tests.
+
+``"auto"`` (the default) picks ``"cuda"`` where it can run and ``"torch"`` otherwise. The environment
+variable ``MAMBA_FORECAST_SCAN`` (``torch``, ``cuda`` or ``reference``) overrides ``"auto"``; an explicit
+``backend=`` argument overrides both.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+
+BACKENDS = ("auto", "cuda", "torch", "reference")
+ENV_VAR = "MAMBA_FORECAST_SCAN"
+
+# Largest chunk the torch backend uses, and the largest spread of log-decay allowed inside one chunk.
+# exp(+-_MAX_LOG_DECAY) stays far from fp32 overflow and keeps the rounding of the decays below 1e-6.
+_MAX_CHUNK = 16
+_MAX_LOG_DECAY = 24.0
+
+_CUDA_INSTALL_HINT = (
+    "Install the fused kernels with `pip install mamba-forecast[cuda]` (mamba-ssm and causal-conv1d, "
+    "built for your CUDA and torch versions), or use backend='torch', which runs everywhere."
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _mamba_ssm_scan():
+    """mamba-ssm's ``selective_scan_fn``, or the ImportError explaining why it is unavailable."""
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except Exception as exc:  # ImportError, or an OSError from a kernel built for another torch
+        return exc
+    return selective_scan_fn
+
+
+def cuda_scan_available() -> bool:
+    """True when mamba-ssm's fused selective-scan kernel imports and a CUDA device is present."""
+    return torch.cuda.is_available() and not isinstance(_mamba_ssm_scan(), Exception)
+
+
+def resolve_backend(backend: str = "auto", device: torch.device | None = None) -> str:
+    """The backend ``selective_scan`` will run for tensors on ``device``.
+
+    Raises:
+        ValueError: ``backend`` (or ``$MAMBA_FORECAST_SCAN``) is not a known backend name.
+        RuntimeError: ``"cuda"`` was asked for where it cannot run; the message says what is missing.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    if backend == "auto":
+        env = os.environ.get(ENV_VAR, "").strip().lower()
+        if env:
+            if env not in BACKENDS:
+                raise ValueError(
+                    f"${ENV_VAR}={env!r} is not a scan backend; use one of torch, cuda, reference (or unset it)."
+                )
+            backend = env
+    if backend == "auto":
+        on_cuda = device is not None and torch.device(device).type == "cuda"
+        return "cuda" if on_cuda and cuda_scan_available() else "torch"
+    if backend == "cuda":
+        fn = _mamba_ssm_scan()
+        if isinstance(fn, Exception):
+            raise RuntimeError(f"The 'cuda' scan backend needs mamba-ssm, which failed to import ({fn}). {_CUDA_INSTALL_HINT}")
+        if device is not None and torch.device(device).type != "cuda":
+            raise RuntimeError(
+                f"The 'cuda' scan backend needs CUDA tensors, got tensors on {torch.device(device)}. "
+                "Move the model to a GPU, or use backend='torch'."
+            )
+    return backend
+
+
+def _check_shapes(u, delta, A, B, C, D, z, delta_bias):
+    if u.dim() != 3:
+        raise ValueError(f"u must be [batch, channels, length], got shape {tuple(u.shape)}.")
+    batch, channels, length = u.shape
+    if delta.shape != u.shape:
+        raise ValueError(f"delta must have the shape of u {tuple(u.shape)}, got {tuple(delta.shape)}.")
+    if A.dim() != 2 or A.shape[0] != channels:
+        raise ValueError(f"A must be [channels={channels}, d_state], got shape {tuple(A.shape)}.")
+    if A.is_complex():
+        raise TypeError("complex A is not supported; pass a real A (Mamba uses A = -exp(A_log)).")
+    d_state = A.shape[1]
+    for name, t in (("B", B), ("C", C)):
+        if t.shape != (batch, d_state, length):
+            raise ValueError(
+                f"{name} must be [batch={batch}, d_state={d_state}, length={length}], got shape {tuple(t.shape)}."
+            )
+    for name, t in (("D", D), ("delta_bias", delta_bias)):
+        if t is not None and t.shape != (channels,):
+            raise ValueError(f"{name} must be [channels={channels}], got shape {tuple(t.shape)}.")
+    if z is not None and z.shape != u.shape:
+        raise ValueError(f"z must have the shape of u {tuple(u.shape)}, got {tuple(z.shape)}.")
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    backend: str = "auto",
+):
+    """Run the selective scan; see the module docstring for the recurrence and the layouts.
+
+    Args:
+        u: input ``[batch, channels, length]``.
+        delta: step sizes ``[batch, channels, length]``.
+        A: state matrix (diagonal per channel) ``[channels, d_state]``.
+        B: input projection ``[batch, d_state, length]``.
+        C: output projection ``[batch, d_state, length]``.
+        D: skip weight ``[channels]`` (optional).
+        z: gate ``[batch, channels, length]``; the output is multiplied by ``silu(z)`` (optional).
+        delta_bias: added to ``delta`` before the softplus ``[channels]`` (optional).
+        delta_softplus: apply ``softplus`` to ``delta + delta_bias``.
+        return_last_state: also return the final state ``[batch, channels, d_state]`` (fp32).
+        backend: ``"auto"``, ``"cuda"``, ``"torch"`` or ``"reference"``.
+
+    Returns:
+        ``out`` with the dtype of ``u`` (and ``last_state`` when ``return_last_state``).
+    """
+    _check_shapes(u, delta, A, B, C, D, z, delta_bias)
+    backend = resolve_backend(backend, u.device)
+    if backend == "cuda":
+        return _mamba_ssm_scan()(
+            u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+            return_last_state=return_last_state,
+        )
+    scan = selective_scan_reference if backend == "reference" else _selective_scan_torch
+    return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus):
+    """fp32 copies of the inputs and the effective step size."""
+    delta = delta.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    return u.float(), delta, A.float(), B.float(), C.float()
+
+
+def _finish(y, u, D, z, dtype):
+    if D is not None:
+        y = y + u * D.float()[:, None]
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y.to(dtype)
+
+
+def selective_scan_reference(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
+):
+    """The sequential recurrence, one time step at a time (the test oracle; slow)."""
+    dtype = u.dtype
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    u32, dt, A32, B32, C32 = (t.to(compute) for t in _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus))
+    batch, channels, length = u.shape
+    decay = torch.exp(dt.unsqueeze(-1) * A32[:, None, :])  # [b, c, l, n]
+    drive = (dt * u32).unsqueeze(-1) * B32.transpose(1, 2).unsqueeze(1)  # [b, c, l, n]
+    h = u32.new_zeros(batch, channels, A.shape[1])
+    ys = []
+    for t in range(length):
+        h = decay[:, :, t] * h + drive[:, :, t]
+        ys.append(torch.einsum("bcn,bn->bc", h, C32[:, :, t]))
+    y = torch.stack(ys, dim=-1) if ys else u32.new_zeros(batch, channels, 0)
+    out = y
+    if D is not None:
+        out = out + u32 * D.to(compute)[:, None]
+    if z is not None:
+        out = out * F.silu(z.to(compute))
+    out = out.to(dtype)
+    return (out, h) if return_last_state else out
+
+
+# ----------------------------------------------------------------------------------------------------
+# torch backend: chunked closed-form scan with a hand-written backward
+# ----------------------------------------------------------------------------------------------------
+
+
+def _chunk_length(dt: torch.Tensor, A: torch.Tensor) -> int:
+    """Largest chunk (a power of two <= _MAX_CHUNK) whose log-decay spread stays under _MAX_LOG_DECAY.
+
+    dt: [b, l, c] (time-major), A: [c, n]. The bound used is sum_t |dt| * max_n |A| inside each chunk.
+    """
+    length = dt.shape[1]
+    a_max = A.abs().amax(dim=1)  # [c]
+    step = dt.abs() * a_max  # [b, l, c]
+    chunk = min(_MAX_CHUNK, 1 << max(0, math.ceil(math.log2(max(length, 1)))))
+    while chunk > 1:
+        n_chunks = -(-length // chunk)
+        padded = F.pad(step, (0, 0, 0, n_chunks * chunk - length))
+        spread = padded.view(step.shape[0], n_chunks, chunk, -1).sum(2).amax()
+        if float(spread.detach()) <= _MAX_LOG_DECAY:
+            break
+        chunk //= 2
+    return chunk
+
+
+class _ChunkedScan(torch.autograd.Function):
+    """y_t = <C_t, h_t>, h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t, in time-major fp32 layouts.
+
+    Inputs (all fp32, contiguous, length padded to a multiple of ``chunk`` with dt = u = 0):
+        u, dt: [b, l, c]; A_t: [n, c] (A transposed); Bm, Cm: [b, l, n]; h_init: [b, n, c].
+    Outputs: y [b, l, c], last state [b, n, c].
+    Internal tensors are [b, T, n, c] per chunk, so the reductions over n and c are batched matmuls.
+    """
+
+    @staticmethod
+    def forward(ctx, u, dt, A_t, Bm, Cm, chunk):
+        b, l, c = u.shape
+        n = A_t.shape[0]
+        n_chunks = l // chunk
+        du = dt * u
+        tril = torch.ones(chunk, chunk, device=u.device, dtype=u.dtype).tril_()
+        decay = u.new_empty(b, chunk, n, c)
+        work = u.new_empty(b, chunk, n, c)
+        state = u.new_empty(b, chunk, n, c)
+        starts = u.new_empty(n_chunks, b, n, c)
+        y = u.new_empty(b, l, c)
+        h = u.new_zeros(b, n, c)
+        for k in range(n_chunks):
+            sl = slice(k * chunk, (k + 1) * chunk)
+            starts[k] = h
+            _chunk_states(dt[:, sl], du[:, sl], A_t, Bm[:, sl], h, tril, decay, work, state)
+            torch.mul(state, decay, out=work)  # h_t   [b, T, n, c]
+            y[:, sl] = torch.bmm(Cm[:, sl].reshape(b * chunk, 1, n), work.view(b * chunk, n, c)).view(b, chunk, c)
+            h = work[:, -1].clone()
+        ctx.save_for_backward(u, dt, A_t, Bm, Cm, starts)
+        ctx.chunk = chunk
+        return y, h
+
+    @staticmethod
+    def backward(ctx, gy, g_last):
+        u, dt, A_t, Bm, Cm, starts = ctx.saved_tensors
+        chunk = ctx.chunk
+        b, l, c = u.shape
+        n = A_t.shape[0]
+        gy = gy.contiguous()
+        du = dt * u
+        tril = torch.ones(chunk, chunk, device=u.device, dtype=u.dtype).tril_()
+        triu = tril.t().contiguous()
+        decay = u.new_empty(b, chunk, n, c)
+        work = u.new_empty(b, chunk, n, c)
+        prefix = u.new_empty(b, chunk, n, c)
+        rev = u.new_empty(b, chunk, n, c)
+        g_u = torch.empty_like(u)
+        g_dt = torch.empty_like(u)
+        g_B = torch.empty_like(Bm)
+        g_C = torch.empty_like(Cm)
+        g_A = torch.zeros_like(A_t)
+        carry = g_last.contiguous() if g_last is not None else u.new_zeros(b, n, c)
+        for k in reversed(range(l // chunk)):
+            sl = slice(k * chunk, (k + 1) * chunk)
+            h0 = starts[k]
+            dt_k, du_k, B_k, C_k, gy_k = dt[:, sl], du[:, sl], Bm[:, sl], Cm[:, sl], gy[:, sl]
+            _chunk_states(dt_k, du_k, A_t, B_k, h0, tril, decay, work, prefix)  # prefix = P_t, h_t = E_t P_t
+            # adjoint: gh_t = C_t gy_t + exp(dt_{t+1} A) gh_{t+1}  =>  gh_t = E_t^-1 sum_{s>=t} E_s q_s
+            torch.mul(C_k.unsqueeze(-1), gy_k.unsqueeze(2), out=work)  # q_s [b, T, n, c]
+            work[:, -1] += carry
+            work.mul_(decay)
+            torch.matmul(triu, work.view(b, chunk, n * c), out=rev.view(b, chunk, n * c))  # R_t
+            carry = rev[:, 0].clone()  # E_0 gh_0 = R_0, the adjoint handed to the previous chunk
+            torch.div(rev, decay, out=work)  # gh_t
+            decay.mul_(prefix)  # h_t
+            bt = b * chunk
+            g_C[:, sl] = torch.bmm(decay.view(bt, n, c), gy_k.reshape(bt, c, 1)).view(b, chunk, n)
+            g_B[:, sl] = torch.bmm(work.view(bt, n, c), du_k.reshape(bt, c, 1)).view(b, chunk, n)
+            gh_B = torch.bmm(B_k.reshape(bt, 1, n), work.view(bt, n, c)).view(b, chunk, c)  # sum_n gh B
+            g_u[:, sl] = gh_B * dt_k
+            # d/d(dt A): gh_t * (h_t - dt_t u_t B_t) = R_t * P_{t-1}   (P_{-1} = h0)
+            rev[:, 1:].mul_(prefix[:, :-1])
+            rev[:, 0].mul_(h0)
+            torch.mul(rev, A_t, out=work)
+            g_dt[:, sl] = work.sum(2) + gh_B * u[:, sl]
+            rev.mul_(dt_k.unsqueeze(2))
+            g_A += rev.sum((0, 1))
+        return g_u, g_dt, g_A, g_B, g_C, None
+
+
+def _chunk_states(dt_k, du_k, A_t, B_k, h0, tril, decay, work, prefix):
+    """Fill decay = E_t = exp(A cumsum(dt)) and prefix = P_t = h0 + sum_{s<=t} x_s / E_s for one chunk.
+
+    Then h_t = E_t * P_t. Shapes: dt_k, du_k [b, T, c]; A_t [n, c]; B_k [b, T, n]; h0 [b, n, c].
+    """
+    b, chunk, c = dt_k.shape
+    n = A_t.shape[0]
+    torch.mul(torch.cumsum(dt_k, dim=1).unsqueeze(2), A_t, out=decay)
+    decay.exp_()
+    torch.mul(B_k.unsqueeze(-1), du_k.unsqueeze(2), out=work)  # x_s = dt_s u_s B_s
+    work.div_(decay)
+    work[:, 0] += h0
+    torch.matmul(tril, work.view(b, chunk, n * c), out=prefix.view(b, chunk, n * c))
+
+
+def _selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+    dtype = u.dtype
+    if dtype == torch.float64:  # no fp32 round trip for fp64 (gradcheck); the oracle is exact there
+        return selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    u32, dt, A32, B32, C32 = _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    batch, channels, length = u.shape
+    if length == 0:
+        y = u32.new_zeros(batch, channels, 0)
+        out = _finish(y, u32, D, z, dtype)
+        return (out, u32.new_zeros(batch, channels, A.shape[1])) if return_last_state else out
+    u_t = u32.transpose(1, 2)  # [b, l, c]
+    dt_t = dt.transpose(1, 2)
+    B_t = B32.transpose(1, 2)  # [b, l, n]
+    C_t = C32.transpose(1, 2)
+    chunk = _chunk_length(dt_t, A32)
+    pad = -length % chunk
+    if pad:  # dt = 0 on padded steps leaves the state untouched
+        u_t, dt_t, B_t, C_t = (F.pad(t, (0, 0, 0, pad)) for t in (u_t, dt_t, B_t, C_t))
+    y, last = _ChunkedScan.apply(
+        u_t.contiguous(), dt_t.contiguous(), A32.t().contiguous(), B_t.contiguous(), C_t.contiguous(), chunk
+    )
+    y = y[:, :length].transpose(1, 2)
+    out = _finish(y, u32, D, z, dtype)
+    return (out, last.transpose(1, 2)) if return_last_state else out
