@@ -163,21 +163,28 @@ def selective_scan(
     return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 
-def _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus):
-    """fp32 copies of the inputs and the effective step size."""
-    delta = delta.float()
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp64 stays fp64; everything else (fp32, fp16, bf16) is computed in fp32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
+    """Copies of the inputs in the compute dtype, and the effective step size."""
+    cd = _compute_dtype(u.dtype)
+    delta = delta.to(cd)
     if delta_bias is not None:
-        delta = delta + delta_bias.float()[:, None]
+        delta = delta + delta_bias.to(cd)[:, None]
     if delta_softplus:
         delta = F.softplus(delta)
-    return u.float(), delta, A.float(), B.float(), C.float()
+    return u.to(cd), delta, A.to(cd), B.to(cd), C.to(cd)
 
 
 def _finish(y, u, D, z, dtype):
+    """Skip connection and gate, then the output dtype."""
     if D is not None:
-        y = y + u * D.float()[:, None]
+        y = y + u * D.to(y.dtype)[:, None]
     if z is not None:
-        y = y * F.silu(z.float())
+        y = y * F.silu(z.to(y.dtype))
     return y.to(dtype)
 
 
@@ -185,24 +192,17 @@ def selective_scan_reference(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
 ):
     """The sequential recurrence, one time step at a time (the test oracle; slow)."""
-    dtype = u.dtype
-    compute = torch.float64 if dtype == torch.float64 else torch.float32
-    u32, dt, A32, B32, C32 = (t.to(compute) for t in _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus))
+    u_c, dt, A_c, B_c, C_c = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, channels, length = u.shape
-    decay = torch.exp(dt.unsqueeze(-1) * A32[:, None, :])  # [b, c, l, n]
-    drive = (dt * u32).unsqueeze(-1) * B32.transpose(1, 2).unsqueeze(1)  # [b, c, l, n]
-    h = u32.new_zeros(batch, channels, A.shape[1])
+    decay = torch.exp(dt.unsqueeze(-1) * A_c[:, None, :])  # [b, c, l, n]
+    drive = (dt * u_c).unsqueeze(-1) * B_c.transpose(1, 2).unsqueeze(1)  # [b, c, l, n]
+    h = u_c.new_zeros(batch, channels, A.shape[1])
     ys = []
     for t in range(length):
         h = decay[:, :, t] * h + drive[:, :, t]
-        ys.append(torch.einsum("bcn,bn->bc", h, C32[:, :, t]))
-    y = torch.stack(ys, dim=-1) if ys else u32.new_zeros(batch, channels, 0)
-    out = y
-    if D is not None:
-        out = out + u32 * D.to(compute)[:, None]
-    if z is not None:
-        out = out * F.silu(z.to(compute))
-    out = out.to(dtype)
+        ys.append(torch.einsum("bcn,bn->bc", h, C_c[:, :, t]))
+    y = torch.stack(ys, dim=-1) if ys else u_c.new_zeros(batch, channels, 0)
+    out = _finish(y, u_c, D, z, u.dtype)
     return (out, h) if return_last_state else out
 
 
@@ -211,36 +211,40 @@ def selective_scan_reference(
 # ----------------------------------------------------------------------------------------------------
 
 
-def _chunk_length(dt: torch.Tensor, A: torch.Tensor) -> int:
-    """Largest chunk (a power of two <= _MAX_CHUNK) whose log-decay spread stays under _MAX_LOG_DECAY.
+def _chunk_plan(dt: torch.Tensor, A: torch.Tensor) -> tuple[int, bool]:
+    """The chunk length for the closed form, and whether single steps must have their decay clamped.
 
-    dt: [b, l, c] (time-major), A: [c, n]. The bound used is sum_t |dt| * max_n |A| inside each chunk.
+    dt: [b, l, c] (time-major), A: [c, n]. The chunk is the largest power of two <= _MAX_CHUNK for which
+    sum_t min(|dt_t| max_n |A|, _MAX_LOG_DECAY) stays under _MAX_LOG_DECAY inside every chunk. A single
+    step that decays by more than exp(-_MAX_LOG_DECAY) (< 4e-11) is clamped to that decay: the state it
+    forgets is below fp32 resolution either way, and the closed form stays finite.
     """
     length = dt.shape[1]
-    a_max = A.abs().amax(dim=1)  # [c]
-    step = dt.abs() * a_max  # [b, l, c]
+    step = dt.abs() * A.abs().amax(dim=1)  # [b, l, c]
+    clamp = bool(step.amax() > _MAX_LOG_DECAY) if step.numel() else False
+    if clamp:
+        step = step.clamp(max=_MAX_LOG_DECAY)
     chunk = min(_MAX_CHUNK, 1 << max(0, math.ceil(math.log2(max(length, 1)))))
     while chunk > 1:
         n_chunks = -(-length // chunk)
         padded = F.pad(step, (0, 0, 0, n_chunks * chunk - length))
-        spread = padded.view(step.shape[0], n_chunks, chunk, -1).sum(2).amax()
-        if float(spread.detach()) <= _MAX_LOG_DECAY:
+        if float(padded.view(step.shape[0], n_chunks, chunk, -1).sum(2).amax()) <= _MAX_LOG_DECAY:
             break
         chunk //= 2
-    return chunk
+    return chunk, clamp
 
 
 class _ChunkedScan(torch.autograd.Function):
     """y_t = <C_t, h_t>, h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t, in time-major fp32 layouts.
 
-    Inputs (all fp32, contiguous, length padded to a multiple of ``chunk`` with dt = u = 0):
-        u, dt: [b, l, c]; A_t: [n, c] (A transposed); Bm, Cm: [b, l, n]; h_init: [b, n, c].
+    Inputs (fp32 or fp64, contiguous, length padded to a multiple of ``chunk`` with dt = u = 0):
+        u, dt: [b, l, c]; A_t: [n, c] (A transposed); Bm, Cm: [b, l, n].
     Outputs: y [b, l, c], last state [b, n, c].
     Internal tensors are [b, T, n, c] per chunk, so the reductions over n and c are batched matmuls.
     """
 
     @staticmethod
-    def forward(ctx, u, dt, A_t, Bm, Cm, chunk):
+    def forward(ctx, u, dt, A_t, Bm, Cm, chunk, clamp):
         b, l, c = u.shape
         n = A_t.shape[0]
         n_chunks = l // chunk
@@ -255,18 +259,18 @@ class _ChunkedScan(torch.autograd.Function):
         for k in range(n_chunks):
             sl = slice(k * chunk, (k + 1) * chunk)
             starts[k] = h
-            _chunk_states(dt[:, sl], du[:, sl], A_t, Bm[:, sl], h, tril, decay, work, state)
+            _chunk_states(dt[:, sl], du[:, sl], A_t, Bm[:, sl], h, tril, clamp, decay, work, state)
             torch.mul(state, decay, out=work)  # h_t   [b, T, n, c]
             y[:, sl] = torch.bmm(Cm[:, sl].reshape(b * chunk, 1, n), work.view(b * chunk, n, c)).view(b, chunk, c)
             h = work[:, -1].clone()
         ctx.save_for_backward(u, dt, A_t, Bm, Cm, starts)
-        ctx.chunk = chunk
+        ctx.chunk, ctx.clamp = chunk, clamp
         return y, h
 
     @staticmethod
     def backward(ctx, gy, g_last):
         u, dt, A_t, Bm, Cm, starts = ctx.saved_tensors
-        chunk = ctx.chunk
+        chunk, clamp = ctx.chunk, ctx.clamp
         b, l, c = u.shape
         n = A_t.shape[0]
         gy = gy.contiguous()
@@ -287,7 +291,7 @@ class _ChunkedScan(torch.autograd.Function):
             sl = slice(k * chunk, (k + 1) * chunk)
             h0 = starts[k]
             dt_k, du_k, B_k, C_k, gy_k = dt[:, sl], du[:, sl], Bm[:, sl], Cm[:, sl], gy[:, sl]
-            _chunk_states(dt_k, du_k, A_t, B_k, h0, tril, decay, work, prefix)  # prefix = P_t, h_t = E_t P_t
+            _chunk_states(dt_k, du_k, A_t, B_k, h0, tril, clamp, decay, work, prefix)  # h_t = E_t P_t
             # adjoint: gh_t = C_t gy_t + exp(dt_{t+1} A) gh_{t+1}  =>  gh_t = E_t^-1 sum_{s>=t} E_s q_s
             torch.mul(C_k.unsqueeze(-1), gy_k.unsqueeze(2), out=work)  # q_s [b, T, n, c]
             work[:, -1] += carry
@@ -308,17 +312,22 @@ class _ChunkedScan(torch.autograd.Function):
             g_dt[:, sl] = work.sum(2) + gh_B * u[:, sl]
             rev.mul_(dt_k.unsqueeze(2))
             g_A += rev.sum((0, 1))
-        return g_u, g_dt, g_A, g_B, g_C, None
+        return g_u, g_dt, g_A, g_B, g_C, None, None
 
 
-def _chunk_states(dt_k, du_k, A_t, B_k, h0, tril, decay, work, prefix):
+def _chunk_states(dt_k, du_k, A_t, B_k, h0, tril, clamp, decay, work, prefix):
     """Fill decay = E_t = exp(A cumsum(dt)) and prefix = P_t = h0 + sum_{s<=t} x_s / E_s for one chunk.
 
     Then h_t = E_t * P_t. Shapes: dt_k, du_k [b, T, c]; A_t [n, c]; B_k [b, T, n]; h0 [b, n, c].
+    With ``clamp`` each step's log-decay is floored at -_MAX_LOG_DECAY before the prefix sum.
     """
     b, chunk, c = dt_k.shape
     n = A_t.shape[0]
-    torch.mul(torch.cumsum(dt_k, dim=1).unsqueeze(2), A_t, out=decay)
+    if clamp:
+        torch.mul(dt_k.unsqueeze(2), A_t, out=work).clamp_(min=-_MAX_LOG_DECAY)
+        torch.matmul(tril, work.view(b, chunk, n * c), out=decay.view(b, chunk, n * c))
+    else:
+        torch.mul(torch.cumsum(dt_k, dim=1).unsqueeze(2), A_t, out=decay)
     decay.exp_()
     torch.mul(B_k.unsqueeze(-1), du_k.unsqueeze(2), out=work)  # x_s = dt_s u_s B_s
     work.div_(decay)
@@ -327,26 +336,22 @@ def _chunk_states(dt_k, du_k, A_t, B_k, h0, tril, decay, work, prefix):
 
 
 def _selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
-    dtype = u.dtype
-    if dtype == torch.float64:  # no fp32 round trip for fp64 (gradcheck); the oracle is exact there
-        return selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    u32, dt, A32, B32, C32 = _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    u_c, dt, A_c, B_c, C_c = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, channels, length = u.shape
     if length == 0:
-        y = u32.new_zeros(batch, channels, 0)
-        out = _finish(y, u32, D, z, dtype)
-        return (out, u32.new_zeros(batch, channels, A.shape[1])) if return_last_state else out
-    u_t = u32.transpose(1, 2)  # [b, l, c]
+        out = _finish(u_c.new_zeros(batch, channels, 0), u_c, D, z, u.dtype)
+        return (out, u_c.new_zeros(batch, channels, A.shape[1])) if return_last_state else out
+    u_t = u_c.transpose(1, 2)  # [b, l, c]
     dt_t = dt.transpose(1, 2)
-    B_t = B32.transpose(1, 2)  # [b, l, n]
-    C_t = C32.transpose(1, 2)
-    chunk = _chunk_length(dt_t, A32)
+    B_t = B_c.transpose(1, 2)  # [b, l, n]
+    C_t = C_c.transpose(1, 2)
+    chunk, clamp = _chunk_plan(dt_t.detach(), A_c.detach())
     pad = -length % chunk
     if pad:  # dt = 0 on padded steps leaves the state untouched
         u_t, dt_t, B_t, C_t = (F.pad(t, (0, 0, 0, pad)) for t in (u_t, dt_t, B_t, C_t))
     y, last = _ChunkedScan.apply(
-        u_t.contiguous(), dt_t.contiguous(), A32.t().contiguous(), B_t.contiguous(), C_t.contiguous(), chunk
+        u_t.contiguous(), dt_t.contiguous(), A_c.t().contiguous(), B_t.contiguous(), C_t.contiguous(), chunk, clamp
     )
     y = y[:, :length].transpose(1, 2)
-    out = _finish(y, u32, D, z, dtype)
+    out = _finish(y, u_c, D, z, u.dtype)
     return (out, last.transpose(1, 2)) if return_last_state else out

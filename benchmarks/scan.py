@@ -1,0 +1,140 @@
+"""Forward+backward time and peak memory of the selective scan, per backend and shape.
+
+    python benchmarks/scan.py                      # every available backend, the four standard shapes
+    python benchmarks/scan.py --backends torch --shapes 32,321,512,16 --reps 7
+
+Shapes are (batch, length, channels, d_state) with Mamba-like inputs: delta = softplus(x + dt_bias) with the
+dt bias of a freshly initialised Mamba, A = -(1..d_state), D, z and delta_bias given. Each (backend, shape)
+runs in its own subprocess so the peak memory is that run's alone: on CUDA torch's peak allocated bytes; on
+CPU the growth of the process's peak RSS over its RSS once the inputs exist. Times are medians after one
+warm-up. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+SHAPES = [(32, 7, 128, 16), (32, 21, 512, 16), (32, 321, 512, 16), (16, 862, 128, 16)]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _one(backend: str, shape: tuple[int, int, int, int], reps: int, device: str) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from mamba_forecast.ssm import selective_scan
+
+    batch, length, channels, d_state = shape
+    g = torch.Generator().manual_seed(0)
+    dt = torch.exp(torch.rand(channels, generator=g) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+    leaves = [
+        torch.randn(batch, channels, length, generator=g),  # u
+        torch.randn(batch, channels, length, generator=g) * 0.5,  # delta (before bias and softplus)
+        -torch.arange(1, d_state + 1.0).repeat(channels, 1),  # A
+        torch.randn(batch, d_state, length, generator=g),  # B
+        torch.randn(batch, d_state, length, generator=g),  # C
+        torch.ones(channels),  # D
+        torch.randn(batch, channels, length, generator=g),  # z
+        dt + torch.log(-torch.expm1(-dt)),  # delta_bias
+    ]
+    leaves = [t.to(device).requires_grad_() for t in leaves]
+    u, delta, A, B, C, D, z, bias = leaves
+
+    def step():
+        out = selective_scan(u, delta, A, B, C, D, z=z, delta_bias=bias, delta_softplus=True, backend=backend)
+        out.backward(torch.ones_like(out))
+        for t in leaves:
+            t.grad = None
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    base_rss = _rss_mb()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base_cuda = torch.cuda.memory_allocated()
+    step()  # warm-up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    if device == "cuda":
+        peak = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss
+    return {"ms": 1000 * statistics.median(times), "min_ms": 1000 * min(times), "peak_mb": peak, "reps": reps}
+
+
+def _machine(device: str) -> str:
+    import torch
+
+    if device == "cuda":
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default=None, help="comma-separated; default: every available one")
+    parser.add_argument("--shapes", default=None, help="batch,length,channels,d_state[;...]")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reference-reps", type=int, default=2, help="reps for the slow sequential oracle")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        spec = json.loads(args.child)
+        print(json.dumps(_one(spec["backend"], tuple(spec["shape"]), spec["reps"], spec["device"])))
+        return
+
+    import torch
+
+    from mamba_forecast.ssm import cuda_scan_available
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.backends:
+        backends = args.backends.split(",")
+    else:
+        backends = (["cuda"] if device == "cuda" and cuda_scan_available() else []) + ["torch", "reference"]
+    shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")] if args.shapes else SHAPES
+
+    print(f"machine: {_machine(device)}; load average before: {os.getloadavg()[0]:.2f}")
+    print("| backend | shape (batch, length, channels, d_state) | fwd+bwd median ms | min ms | peak MiB |")
+    print("|---|---|---|---|---|")
+    for shape in shapes:
+        for backend in backends:
+            reps = args.reference_reps if backend == "reference" else args.reps
+            spec = json.dumps({"backend": backend, "shape": shape, "reps": reps, "device": device})
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", spec], capture_output=True, text=True, check=False
+            )
+            if proc.returncode != 0:
+                print(f"| {backend} | {shape} | failed: {proc.stderr.strip().splitlines()[-1]} | | |")
+                continue
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"| {backend} | {shape} | {r['ms']:.1f} | {r['min_ms']:.1f} | {r['peak_mb']:.0f} |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""The selective scan backends and the Mamba / BiMamba blocks."""
+
+import importlib.util
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mamba_forecast.ssm import BiMamba, Mamba, resolve_backend, selective_scan
+from mamba_forecast.ssm import scan as scan_module
+
+GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def make_inputs(batch, channels, length, d_state, *, seed=0, dtype=torch.float32, delta_scale=0.5):
+    g = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape):
+        return torch.randn(*shape, generator=g, dtype=dtype)
+
+    return {
+        "u": rnd(batch, channels, length),
+        "delta": (torch.rand(batch, channels, length, generator=g, dtype=dtype) * delta_scale),
+        "A": -torch.rand(channels, d_state, generator=g, dtype=dtype) * 2 - 0.05,
+        "B": rnd(batch, d_state, length),
+        "C": rnd(batch, d_state, length),
+        "D": rnd(channels),
+        "z": rnd(batch, channels, length),
+        "delta_bias": rnd(channels).abs() * 0.3,  # keeps delta >= 0 without softplus: a decaying state
+    }
+
+
+def run_scan(inputs, backend, *, use_d, use_z, use_bias, softplus, last_state, seed=1):
+    """Forward + backward with a fixed random cotangent; returns outputs and input gradients."""
+    leaves = {k: v.clone().requires_grad_() for k, v in inputs.items()}
+    out = selective_scan(
+        leaves["u"], leaves["delta"], leaves["A"], leaves["B"], leaves["C"],
+        D=leaves["D"] if use_d else None, z=leaves["z"] if use_z else None,
+        delta_bias=leaves["delta_bias"] if use_bias else None, delta_softplus=softplus,
+        return_last_state=last_state, backend=backend,
+    )
+    out, last = out if last_state else (out, None)
+    g = torch.Generator().manual_seed(seed)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+    if last is not None:
+        loss = loss + (last * torch.randn(last.shape, generator=g, dtype=last.dtype)).sum()
+    loss.backward()
+    grads = {k: leaves[k].grad for k in GRAD_NAMES if leaves[k].grad is not None}
+    return out.detach(), (None if last is None else last.detach()), grads
+
+
+def rel_err(a, b):
+    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch=st.integers(1, 3),
+    channels=st.integers(1, 6),
+    length=st.one_of(st.integers(1, 400), st.sampled_from([1, 2, 15, 16, 17, 31, 97, 127, 257, 331, 397])),
+    d_state=st.integers(1, 64),
+    use_d=st.booleans(),
+    use_z=st.booleans(),
+    use_bias=st.booleans(),
+    softplus=st.booleans(),
+    last_state=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_torch_matches_reference_outputs_and_gradients(
+    batch, channels, length, d_state, use_d, use_z, use_bias, softplus, last_state, seed
+):
+    inputs = make_inputs(batch, channels, length, d_state, seed=seed)
+    flags = dict(use_d=use_d, use_z=use_z, use_bias=use_bias, softplus=softplus, last_state=last_state)
+    out_t, last_t, grads_t = run_scan(inputs, "torch", **flags)
+    out_r, last_r, grads_r = run_scan(inputs, "reference", **flags)
+    assert out_t.dtype == out_r.dtype == torch.float32
+    assert rel_err(out_t, out_r) < 1e-5
+    if last_state:
+        assert last_t.shape == (batch, channels, d_state)
+        assert rel_err(last_t, last_r) < 1e-5
+    assert grads_t.keys() == grads_r.keys()
+    for name in grads_r:
+        assert rel_err(grads_t[name], grads_r[name]) < 1e-5, name
+
+
+@pytest.mark.parametrize("delta_scale", [5.0, 60.0])
+def test_large_decays_stay_exact(delta_scale):
+    # Big steps force short chunks; the closed form must neither overflow nor lose the recurrence.
+    inputs = make_inputs(2, 4, 70, 16, seed=3, delta_scale=delta_scale)
+    inputs["A"] = inputs["A"] * 8
+    flags = dict(use_d=True, use_z=True, use_bias=False, softplus=False, last_state=True)
+    out_t, last_t, grads_t = run_scan(inputs, "torch", **flags)
+    out_r, last_r, grads_r = run_scan(inputs, "reference", **flags)
+    assert torch.isfinite(out_t).all()
+    assert rel_err(out_t, out_r) < 1e-5 and rel_err(last_t, last_r) < 1e-5
+    for name in grads_r:
+        assert torch.isfinite(grads_t[name]).all()
+        assert rel_err(grads_t[name], grads_r[name]) < 1e-5, name
+
+
+def test_gradcheck_fp64():
+    inputs = make_inputs(2, 3, 11, 4, seed=5, dtype=torch.float64)
+    leaves = [inputs[k].clone().requires_grad_() for k in GRAD_NAMES]
+
+    def f(u, delta, A, B, C, D, z, delta_bias):
+        return selective_scan(
+            u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=True,
+            return_last_state=True, backend="torch",
+        )
+
+    assert torch.autograd.gradcheck(f, leaves, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs_accumulate_in_fp32(dtype):
+    inputs = make_inputs(2, 8, 50, 16, seed=7)
+    ref = selective_scan(**inputs, delta_softplus=True, backend="reference")
+    low = {k: v.to(dtype) for k, v in inputs.items()}
+    out = selective_scan(**low, delta_softplus=True, backend="torch")
+    assert out.dtype == dtype
+    # Only the rounding of the inputs and of the output: no error accumulated along the 50 steps.
+    tol = 1e-2 if dtype == torch.float16 else 3e-2
+    assert rel_err(out.float(), ref) < tol
+
+
+def test_env_var_and_argument_choose_the_backend(monkeypatch):
+    monkeypatch.delenv("MAMBA_FORECAST_SCAN", raising=False)
+    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+    monkeypatch.setenv("MAMBA_FORECAST_SCAN", "reference")
+    assert resolve_backend("auto", torch.device("cpu")) == "reference"
+    assert resolve_backend("torch", torch.device("cpu")) == "torch"  # explicit argument wins
+    monkeypatch.setenv("MAMBA_FORECAST_SCAN", "fast")
+    with pytest.raises(ValueError, match="MAMBA_FORECAST_SCAN"):
+        resolve_backend("auto")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        resolve_backend("triton")
+
+
+def test_env_var_reaches_the_scan(monkeypatch):
+    calls = []
+    real = scan_module.selective_scan_reference
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "selective_scan_reference", spy)
+    monkeypatch.setenv("MAMBA_FORECAST_SCAN", "reference")
+    selective_scan(**make_inputs(1, 2, 5, 3))
+    assert calls
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a usable CUDA kernel")
+def test_cuda_backend_without_cuda_says_how_to_fix():
+    with pytest.raises(RuntimeError, match="backend='torch'"):
+        selective_scan(**make_inputs(1, 2, 5, 3), backend="cuda")
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"A": torch.randn(5, 3)}, "A must be"),
+        ({"B": torch.randn(1, 3, 4)}, "B must be"),
+        ({"delta": torch.randn(1, 2, 4)}, "delta must have the shape"),
+        ({"D": torch.randn(3)}, "D must be"),
+        ({"u": torch.randn(2, 5)}, "u must be"),
+    ],
+)
+def test_bad_shapes_are_named(bad, message):
+    inputs = make_inputs(1, 2, 5, 3)
+    inputs.update(bad)
+    with pytest.raises(ValueError, match=message):
+        selective_scan(**inputs)
+
+
+# ---------------------------------------------------------------------------------------------- Mamba
+
+MAMBA_SSM_PARAMS = {  # mamba_ssm.modules.mamba_simple.Mamba(d_model=16, d_state=4, d_conv=3, expand=2)
+    "A_log": (32, 4),
+    "D": (32,),
+    "in_proj.weight": (64, 16),
+    "conv1d.weight": (32, 1, 3),
+    "conv1d.bias": (32,),
+    "x_proj.weight": (1 + 2 * 4, 32),
+    "dt_proj.weight": (32, 1),
+    "dt_proj.bias": (32,),
+    "out_proj.weight": (16, 32),
+}
+
+
+def test_mamba_parameters_mirror_mamba_ssm():
+    block = Mamba(d_model=16, d_state=4, d_conv=3, expand=2)
+    assert {k: tuple(v.shape) for k, v in block.state_dict().items()} == MAMBA_SSM_PARAMS
+    assert torch.allclose(block.A_log.exp(), torch.arange(1, 5.0).repeat(32, 1))
+    dt = torch.nn.functional.softplus(block.dt_proj.bias)
+    assert (dt >= 1e-3 * 0.999).all() and (dt <= 0.1 * 1.001).all()
+    assert torch.equal(block.D, torch.ones(32))
+
+
+def test_mamba_is_deterministic_under_seed():
+    torch.manual_seed(0)
+    a = Mamba(d_model=8).state_dict()
+    torch.manual_seed(0)
+    b = Mamba(d_model=8).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("cls", [Mamba, BiMamba])
+def test_blocks_agree_across_backends(cls):
+    torch.manual_seed(0)
+    block = cls(d_model=12, d_state=8, d_conv=2, expand=2)
+    x = torch.randn(3, 23, 12)
+    outs = {}
+    for backend in ("torch", "reference"):
+        for m in block.modules():
+            if isinstance(m, Mamba):
+                m.scan_backend = backend
+        x_leaf = x.clone().requires_grad_()
+        block.zero_grad()
+        y = block(x_leaf)
+        y.square().sum().backward()
+        outs[backend] = (y.detach(), x_leaf.grad, [p.grad.clone() for p in block.parameters()])
+    (yt, gxt, gpt), (yr, gxr, gpr) = outs["torch"], outs["reference"]
+    assert yt.shape == (3, 23, 12)
+    assert rel_err(yt, yr) < 1e-5 and rel_err(gxt, gxr) < 1e-5
+    assert all(rel_err(a, b) < 1e-4 for a, b in zip(gpt, gpr))
+
+
+def test_bimamba_reads_both_directions_with_separate_weights():
+    torch.manual_seed(0)
+    block = BiMamba(d_model=8, d_state=4, d_conv=2, expand=1, backward_kwargs={"d_conv": 4})
+    assert block.fwd.conv1d.kernel_size == (2,) and block.bwd.conv1d.kernel_size == (4,)
+    x = torch.randn(1, 10, 8)
+    y = block(x)
+    x2 = x.clone()
+    x2[:, -1] += 1.0  # the last token reaches the first output only through the backward block
+    assert not torch.allclose(block(x2)[:, 0], y[:, 0])
+    assert torch.allclose(block.fwd(x2)[:, 0], block.fwd(x)[:, 0])
+
+
+def test_mamba_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="d_state"):
+        Mamba(d_model=8, d_state=0)
+    with pytest.raises(ValueError, match="d_model=8"):
+        Mamba(d_model=8)(torch.randn(2, 5, 7))
+
+
+# ------------------------------------------------------------------------------------------------ GPU
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_mamba_ssm = pytest.mark.skipif(
+    importlib.util.find_spec("mamba_ssm") is None, reason="needs mamba-ssm (pip install mamba-forecast[cuda])"
+)
+
+
+@pytest.mark.gpu
+@needs_cuda
+@needs_mamba_ssm
+def test_cuda_kernel_matches_torch_backend():
+    inputs = {k: v.cuda() for k, v in make_inputs(4, 64, 321, 16, seed=11).items()}
+    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
+    out_c, last_c, grads_c = run_scan(inputs, "cuda", **flags)
+    out_t, last_t, grads_t = run_scan(inputs, "torch", **flags)
+    assert rel_err(out_c, out_t) < 1e-4 and rel_err(last_c, last_t) < 1e-4
+    for name in grads_t:
+        assert rel_err(grads_c[name], grads_t[name]) < 1e-4, name
+
+
+@pytest.mark.gpu
+@needs_cuda
+@needs_mamba_ssm
+def test_state_dict_moves_between_mamba_ssm_and_ours():
+    from mamba_ssm.modules.mamba_simple import Mamba as MambaSSM
+
+    torch.manual_seed(0)
+    theirs = MambaSSM(d_model=64, d_state=16, d_conv=4, expand=2).cuda()
+    ours = Mamba(d_model=64, d_state=16, d_conv=4, expand=2).cuda()
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 50, 64, device="cuda")
+    assert rel_err(ours(x), theirs(x)) < 1e-4
+    theirs.load_state_dict(Mamba(d_model=64, d_state=16, d_conv=4, expand=2).cuda().state_dict())
