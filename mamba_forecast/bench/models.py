@@ -1,0 +1,73 @@
+"""Build the benchmark's networks from a preset (torch only)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import warnings
+
+import torch
+import torch.nn as nn
+
+from .presets import Preset
+
+# Models that take S-Mamba's 4 calendar tokens (x_mark) as hist_exog, as the official code does.
+USES_CALENDAR_TOKENS = {"SMamba": True, "AttentionMamba": False, "FMamba": False, "TSM2": False, "Linear": False}
+
+
+class LinearBaseline(nn.Module):
+    """Instance norm + one ``Linear(L -> H)`` shared by all variates: a fast model to check the harness."""
+
+    def __init__(self, input_size: int, h: int, **_):
+        super().__init__()
+        self.proj = nn.Linear(input_size, h)
+
+    def forward(self, x, hist_exog=None, futr_exog=None, stat_exog=None):  # x [B, L, N]
+        mean = x.mean(1, keepdim=True)
+        std = (x.var(1, keepdim=True, unbiased=False) + 1e-5).sqrt()
+        y = self.proj(((x - mean) / std).transpose(1, 2)).transpose(1, 2)  # [B, H, N]
+        return y * std + mean
+
+
+def model_class(name: str):
+    if name == "Linear":
+        return LinearBaseline
+    try:
+        module = importlib.import_module("mamba_forecast.models")
+        return getattr(module, name)
+    except (ImportError, AttributeError) as exc:
+        raise ImportError(f"mamba_forecast.models.{name} is not available: {exc}") from exc
+
+
+def build_model(name: str, preset: Preset, n_series: int, input_size: int, horizon: int,
+                calendar_tokens: bool | None = None) -> nn.Module:
+    """Instantiate ``name`` with the preset's sizes; arguments the landed class does not take are dropped
+    with a warning (model-specific names may differ between versions)."""
+    cls = model_class(name)
+    use_marks = USES_CALENDAR_TOKENS.get(name, False) if calendar_tokens is None else calendar_tokens
+    kwargs = dict(
+        d_model=preset.d_model, d_ff=preset.d_ff, e_layers=preset.e_layers, d_state=preset.d_state,
+        d_conv=preset.d_conv, expand=preset.expand, dropout=preset.dropout, use_norm=preset.use_norm,
+        hist_exog_size=4 if use_marks else 0, **preset.extra,
+    )
+    params = inspect.signature(cls.__init__).parameters
+    takes_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if not takes_var_kw:
+        dropped = sorted(k for k in kwargs if k not in params)
+        if dropped:
+            if use_marks and "hist_exog_size" in dropped:
+                raise TypeError(f"{name} does not take hist_exog_size: cannot feed the calendar tokens")
+            warnings.warn(f"{name} does not take {dropped}; using its defaults", stacklevel=2)
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    if "n_series" in params:
+        kwargs["n_series"] = n_series
+    return cls(input_size, horizon, **kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def forward(model: nn.Module, x: torch.Tensor, x_mark: torch.Tensor | None, use_marks: bool) -> torch.Tensor:
+    """Call a contract model: ``forward(x, hist_exog, futr_exog, stat_exog) -> [B, H, N]``."""
+    return model(x, x_mark if use_marks else None, None, None)

@@ -1,0 +1,123 @@
+"""The standard long-horizon protocol (iTransformer / S-Mamba pipeline), torch + numpy + pandas only.
+
+* splits: :func:`mamba_forecast.datasets.split_borders` (val/test borrow ``input_size`` rows of look-back);
+* z-scoring per variate with the *training segment's* mean and population std (sklearn ``StandardScaler``);
+* stride-1 windows ``x = z[i : i+L]``, ``y = z[i+L : i+L+H]``; ``len(segment) - L - H + 1`` windows per segment;
+* calendar tokens (``timeF`` with freq ``'h'`` for every dataset, as the official scripts do):
+  HourOfDay, DayOfWeek, DayOfMonth, DayOfYear, each scaled to [-0.5, 0.5];
+* MSE / MAE on the z-scored scale over every test window x H x N (no window dropped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..datasets import canonical_name, load_benchmark, n_windows, split_borders
+
+SPLITS = ("train", "val", "test")
+
+
+def time_features(dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """``[T, 4]`` float32: HourOfDay, DayOfWeek, DayOfMonth, DayOfYear in [-0.5, 0.5] (``timeF``, freq 'h')."""
+    idx = pd.DatetimeIndex(dates)
+    feats = [
+        idx.hour / 23.0 - 0.5,
+        idx.dayofweek / 6.0 - 0.5,
+        (idx.day - 1) / 30.0 - 0.5,
+        (idx.dayofyear - 1) / 365.0 - 0.5,
+    ]
+    return np.stack([np.asarray(f, dtype=np.float64) for f in feats], axis=1).astype(np.float32)
+
+
+@dataclass
+class ProtocolData:
+    """One dataset prepared for one look-back length: z-scored values, calendar marks and split borders."""
+
+    name: str
+    input_size: int
+    columns: list[str]
+    dates: pd.DatetimeIndex
+    values: np.ndarray  # [T, N] float32, z-scored with train statistics
+    marks: np.ndarray  # [T, 4] float32
+    mean: np.ndarray
+    std: np.ndarray
+    borders: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def n_series(self) -> int:
+        return self.values.shape[1]
+
+    def n_windows(self, split: str, horizon: int) -> int:
+        return n_windows(self.borders[split], self.input_size, horizon)
+
+    def segment(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = self.borders[split]
+        return torch.from_numpy(self.values[start:end]), torch.from_numpy(self.marks[start:end])
+
+
+def prepare(
+    name: str,
+    input_size: int = 96,
+    data_dir=None,
+    frame: pd.DataFrame | None = None,
+) -> ProtocolData:
+    """Read (or take) a benchmark frame and apply the protocol's splits and train-statistics z-scoring."""
+    name = canonical_name(name)
+    df = load_benchmark(name, data_dir) if frame is None else frame
+    columns = [c for c in df.columns if c != "date"]
+    raw = df[columns].to_numpy(dtype=np.float64)
+    borders = split_borders(name, len(df), input_size)
+    train = raw[borders["train"][0] : borders["train"][1]]
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)  # population std, as StandardScaler
+    std = np.where(std == 0, 1.0, std)  # StandardScaler leaves constant columns unscaled
+    values = ((raw - mean) / std).astype(np.float32)
+    return ProtocolData(
+        name=name,
+        input_size=input_size,
+        columns=columns,
+        dates=pd.DatetimeIndex(df["date"]),
+        values=values,
+        marks=time_features(df["date"]),
+        mean=mean,
+        std=std,
+        borders=borders,
+    )
+
+
+def window_batches(
+    values: torch.Tensor,
+    marks: torch.Tensor | None,
+    input_size: int,
+    horizon: int,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    drop_last: bool,
+    generator: torch.Generator | None = None,
+):
+    """Yield ``(x [B, L, N], x_mark [B, L, 4] | None, y [B, H, N])`` over all stride-1 windows of a segment.
+
+    Gathers windows by index instead of a DataLoader (no worker processes; much faster for small models).
+    """
+    n = values.shape[0] - input_size - horizon + 1
+    if n <= 0:
+        return
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    x_off = torch.arange(input_size)
+    y_off = torch.arange(input_size, input_size + horizon)
+    stop = n - n % batch_size if drop_last else n
+    for s in range(0, stop, batch_size):
+        idx = order[s : s + batch_size]
+        x = values[idx[:, None] + x_off]
+        y = values[idx[:, None] + y_off]
+        xm = marks[idx[:, None] + x_off] if marks is not None else None
+        yield x, xm, y
+
+
+def n_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    return n // batch_size if drop_last else -(-n // batch_size)

@@ -1,0 +1,219 @@
+"""Run benchmark cells and append one CSV row per cell; cells already in the CSV are skipped (resume)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..datasets import canonical_name
+from .models import USES_CALENDAR_TOKENS, build_model, count_parameters, forward
+from .presets import get_preset
+from .protocol import prepare
+from .train import fit_and_test
+
+COLUMNS = [
+    "dataset", "model", "input_size", "horizon", "seed", "mse", "mae", "epochs_run", "best_epoch",
+    "max_epochs", "sec_per_epoch", "train_sec", "test_sec", "peak_mem_mb", "params", "n_test_windows",
+    "batch_size", "learning_rate", "d_model", "d_ff", "e_layers", "d_state", "calendar_tokens", "device",
+    "machine", "via", "timestamp", "notes",
+]
+KEY = ("dataset", "model", "input_size", "horizon", "seed", "via", "max_epochs")
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    model: str
+    horizon: int
+    seed: int = 2023
+    input_size: int | None = None  # None: the preset's
+    epochs: int | None = None  # None: the preset's
+    via: str = "harness"
+
+    def resolved(self) -> "Cell":
+        preset = get_preset(self.model, self.dataset, self.horizon)
+        return replace(self, dataset=canonical_name(self.dataset),
+                       input_size=self.input_size or preset.input_size, epochs=self.epochs or preset.epochs)
+
+    def key(self) -> tuple:
+        c = self.resolved()
+        return (c.dataset, c.model, str(c.input_size), str(c.horizon), str(c.seed), c.via, str(c.epochs))
+
+
+def machine_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        hw = torch.cuda.get_device_name(device)
+    else:
+        hw = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as fh:
+                for line in fh:
+                    if line.startswith("model name"):
+                        hw = line.split(":", 1)[1].strip()
+                        break
+        except OSError:
+            pass
+        hw = f"{hw} x{torch.get_num_threads()} threads"
+    return f"{platform.system()} {platform.machine()}; {hw}; torch {torch.__version__}"
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def read_results(path: str | os.PathLike) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def done_keys(path) -> set[tuple]:
+    return {tuple(str(r.get(k, "")) for k in KEY) for r in read_results(path)}
+
+
+def append_row(path, row: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in COLUMNS})
+
+
+def _peak_mem_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # process peak RSS (KiB on Linux)
+        return kb / 1024.0
+    except Exception:
+        return float("nan")
+
+
+def save_sample(path: Path, data, result, variate: int = -1) -> None:
+    """One test window of the last variate (OT) in z-scored units: look-back, truth and forecast."""
+    if result.sample is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hist, truth, fc = (result.sample[k][:, variate] for k in ("history", "truth", "forecast"))
+    L = len(hist)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["step", "history", "truth", "forecast", "variate"])
+        for i, v in enumerate(hist):
+            w.writerow([i - L, f"{v:.6f}", "", "", data.columns[variate]])
+        for i, (t, f) in enumerate(zip(truth, fc)):
+            w.writerow([i, "", f"{t:.6f}", f"{f:.6f}", data.columns[variate]])
+
+
+def run_cell(
+    cell: Cell,
+    *,
+    data_dir=None,
+    device: str | None = None,
+    overrides: dict | None = None,
+    max_train_batches: int | None = None,
+    progress: bool = True,
+    samples_dir: str | os.PathLike | None = None,
+    log=print,
+) -> dict:
+    """Train and score one cell; return its CSV row."""
+    cell = cell.resolved()
+    dev = resolve_device(device)
+    preset = get_preset(cell.model, cell.dataset, cell.horizon)
+    preset = replace(preset, epochs=cell.epochs, input_size=cell.input_size, **(overrides or {}))
+    data = prepare(cell.dataset, cell.input_size, data_dir=data_dir)
+    use_marks = USES_CALENDAR_TOKENS.get(cell.model, False)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    notes = []
+    if cell.via == "harness":
+        set_seed(cell.seed)
+        model = build_model(cell.model, preset, data.n_series, cell.input_size, cell.horizon)
+        params = count_parameters(model)
+        log(f"[{cell.dataset} {cell.model} L={cell.input_size} H={cell.horizon} seed={cell.seed}] "
+            f"{params:,} parameters on {dev}; {data.n_windows('train', cell.horizon)} train / "
+            f"{data.n_windows('val', cell.horizon)} val / {data.n_windows('test', cell.horizon)} test windows")
+        result = fit_and_test(
+            model, data, cell.horizon,
+            forward_fn=lambda m, x, xm: forward(m, x, xm, use_marks),
+            epochs=preset.epochs, batch_size=preset.batch_size, learning_rate=preset.learning_rate,
+            patience=preset.patience, device=dev, seed=cell.seed, max_train_batches=max_train_batches,
+            progress=progress, log=log,
+        )
+    elif cell.via == "neuralforecast":
+        from .via_neuralforecast import fit_and_test_neuralforecast
+
+        set_seed(cell.seed)
+        result, params = fit_and_test_neuralforecast(
+            cell.model, data, cell.horizon, preset, seed=cell.seed, device=dev, use_marks=use_marks,
+            max_train_batches=max_train_batches, progress=progress, log=log,
+        )
+        notes.append("NeuralForecast BaseModel training loop")
+    else:
+        raise ValueError(f"unknown via {cell.via!r} (harness | neuralforecast)")
+    if max_train_batches:
+        notes.append(f"max_train_batches={max_train_batches}")
+    if overrides:
+        notes.append("overrides " + " ".join(f"{k}={v}" for k, v in overrides.items()))
+    row = dict(
+        dataset=cell.dataset, model=cell.model, input_size=cell.input_size, horizon=cell.horizon,
+        seed=cell.seed, mse=f"{result.mse:.6f}", mae=f"{result.mae:.6f}", epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch, max_epochs=cell.epochs, sec_per_epoch=f"{result.sec_per_epoch:.2f}",
+        train_sec=f"{result.train_sec:.1f}", test_sec=f"{result.test_sec:.1f}",
+        peak_mem_mb=f"{_peak_mem_mb(dev):.0f}", params=params, n_test_windows=result.n_test_windows,
+        batch_size=preset.batch_size, learning_rate=preset.learning_rate, d_model=preset.d_model,
+        d_ff=preset.d_ff, e_layers=preset.e_layers, d_state=preset.d_state, calendar_tokens=int(use_marks),
+        device=str(dev), machine=machine_description(dev), via=cell.via,
+        timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        notes="; ".join(notes + ([f"peak_mem = process peak RSS"] if dev.type == "cpu" else [])),
+    )
+    if samples_dir is not None:
+        name = f"{cell.dataset}_{cell.model}_L{cell.input_size}_H{cell.horizon}_s{cell.seed}_{cell.via}.csv"
+        save_sample(Path(samples_dir) / name, data, result)
+    log(f"[{cell.dataset} {cell.model} L={cell.input_size} H={cell.horizon} seed={cell.seed}] "
+        f"MSE {result.mse:.4f} MAE {result.mae:.4f}; {result.epochs_run} epochs (best {result.best_epoch}), "
+        f"{result.sec_per_epoch:.1f} s/epoch")
+    return row
+
+
+def run_cells(cells, out, *, resume: bool = True, log=print, **kwargs) -> list[dict]:
+    """Run every cell not already in ``out`` (matched on dataset, model, input, horizon, seed, via, epochs)."""
+    done = done_keys(out) if resume else set()
+    rows = []
+    for i, cell in enumerate(cells, 1):
+        if cell.key() in done:
+            log(f"[{i}/{len(cells)}] skip {cell.key()} (already in {out})")
+            continue
+        log(f"[{i}/{len(cells)}] run {cell.key()}")
+        t0 = time.time()
+        row = run_cell(cell, log=log, **kwargs)
+        append_row(out, row)
+        rows.append(row)
+        log(f"[{i}/{len(cells)}] done in {time.time() - t0:.0f}s -> {out}")
+        sys.stdout.flush()
+    return rows

@@ -1,0 +1,126 @@
+"""``mamba-forecast``: the command line.
+
+Each subcommand is one ``_add_<name>`` function that declares its arguments and one handler; register it in
+``_COMMANDS`` and it appears in ``mamba-forecast --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_RESULTS = Path("docs") / "bench_results.csv"
+
+
+def _csv_list(text: str, cast=str) -> list:
+    return [cast(t.strip()) for t in str(text).split(",") if t.strip()]
+
+
+def _overrides(items: list[str] | None) -> dict:
+    out = {}
+    for item in items or []:
+        for pair in _csv_list(item):
+            key, _, value = pair.partition("=")
+            for cast in (int, float):
+                try:
+                    value = cast(value)
+                    break
+                except ValueError:
+                    continue
+            out[key.strip()] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- bench
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="train and score models under the standard long-horizon protocol",
+                       description="Train and score cells (dataset x model x horizon x seed); each finished "
+                                   "cell is appended to the CSV and skipped on a rerun.")
+    p.add_argument("--dataset", required=True, help="comma-separated: ETTh1,ETTh2,ETTm1,Weather,Exchange,SML2010")
+    p.add_argument("--model", required=True, help="comma-separated: SMamba,AttentionMamba,FMamba,TSM2 (Linear)")
+    p.add_argument("--horizon", default="96", help="comma-separated horizons (default 96)")
+    p.add_argument("--seeds", default="2023", help="comma-separated seeds (default 2023)")
+    p.add_argument("--input-size", type=int, default=None, help="look-back (default: the preset's, 96; TSM2 512)")
+    p.add_argument("--epochs", type=int, default=None, help="max epochs (default: the preset's)")
+    p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
+    p.add_argument("--via", default="harness", choices=["harness", "neuralforecast"],
+                   help="train with the harness loop or through mamba_forecast.neuralforecast")
+    p.add_argument("--data-dir", default=None, help="folder with the benchmark files ($MAMBA_FORECAST_DATA)")
+    p.add_argument("--out", default=str(DEFAULT_RESULTS), help="results CSV (appended; default %(default)s)")
+    p.add_argument("--samples-dir", default=None,
+                   help="where one test window per cell is saved for the report (default: <out dir>/figures/samples)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override preset fields, e.g. --set d_model=64,batch_size=64 (noted in the CSV)")
+    p.add_argument("--max-train-batches", type=int, default=None, help="cap batches per epoch (smoke tests)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-resume", action="store_true", help="rerun cells already in the CSV")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args) -> int:
+    import torch
+
+    from .bench.runner import Cell, run_cells
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cells = [
+        Cell(dataset=d, model=m, horizon=h, seed=s, input_size=args.input_size, epochs=args.epochs, via=args.via)
+        for d in _csv_list(args.dataset)
+        for m in _csv_list(args.model)
+        for h in _csv_list(args.horizon, int)
+        for s in _csv_list(args.seeds, int)
+    ]
+    out = Path(args.out)
+    samples = Path(args.samples_dir) if args.samples_dir else out.parent / "figures" / "samples"
+    run_cells(cells, out, resume=not args.no_resume, data_dir=args.data_dir, device=args.device,
+              overrides=_overrides(args.set), max_train_batches=args.max_train_batches,
+              progress=not args.no_progress, samples_dir=samples)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- report
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="write docs/benchmarks.md and figures from the results CSV")
+    p.add_argument("--results", default=str(DEFAULT_RESULTS), help="results CSV (default %(default)s)")
+    p.add_argument("--out", default=str(Path("docs") / "benchmarks.md"), help="markdown file to write")
+    p.add_argument("--figures", default=None, help="figure folder (default: <out dir>/figures)")
+    p.add_argument("--published", default=None,
+                   help="published_results.csv (default: <data dir>/../reference/published_results.csv)")
+    p.add_argument("--no-figures", action="store_true")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from .bench.report import write_report
+
+    path = write_report(args.results, args.out, figures_dir=args.figures, published=args.published,
+                        figures=not args.no_figures)
+    print(f"wrote {path}")
+    return 0
+
+
+# Subcommand registry: name -> function adding its parser. A new subcommand is one entry here.
+_COMMANDS = {
+    "bench": _add_bench,
+    "report": _add_report,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mamba-forecast", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in _COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
