@@ -235,104 +235,111 @@ def _chunk_plan(dt: torch.Tensor, A: torch.Tensor) -> tuple[int, bool]:
 
 
 class _ChunkedScan(torch.autograd.Function):
-    """y_t = <C_t, h_t>, h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t, in time-major fp32 layouts.
+    """y_t = <C_t, h_t>, h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t, in chunk-major layouts.
 
-    Inputs (fp32 or fp64, contiguous, length padded to a multiple of ``chunk`` with dt = u = 0):
-        u, dt: [b, l, c]; A_t: [n, c] (A transposed); Bm, Cm: [b, l, n].
-    Outputs: y [b, l, c], last state [b, n, c].
-    Internal tensors are [b, T, n, c] per chunk, so the reductions over n and c are batched matmuls.
+    Inputs (fp32 or fp64, contiguous; the length is padded to whole chunks with dt = u = 0):
+        u, dt: [k, b, T, c]; A_t: [n, c] (A transposed); Bm, Cm: [k, b, T, n]   (k chunks of T steps)
+    Outputs: y [k, b, T, c], last state [b, n, c].
+    Per chunk the work tensors are [b, T, n, c], so the reductions over n and over c are batched matmuls and
+    every per-chunk slice of an input is contiguous.
     """
 
     @staticmethod
-    def forward(ctx, u, dt, A_t, Bm, Cm, chunk, clamp):
-        b, l, c = u.shape
+    def forward(ctx, u, dt, A_t, Bm, Cm, clamp):
+        n_chunks, b, chunk, c = u.shape
         n = A_t.shape[0]
-        n_chunks = l // chunk
         du = dt * u
         tril = torch.ones(chunk, chunk, device=u.device, dtype=u.dtype).tril_()
-        decay = u.new_empty(b, chunk, n, c)
-        work = u.new_empty(b, chunk, n, c)
-        state = u.new_empty(b, chunk, n, c)
+        dt_cum = None if clamp else torch.matmul(tril, dt)  # in-chunk cumulative steps [k, b, T, c]
+        buffers = [u.new_empty(b, chunk, n, c) for _ in range(3)]
         starts = u.new_empty(n_chunks, b, n, c)
-        y = u.new_empty(b, l, c)
+        y = u.new_empty(n_chunks, b, chunk, c)
         h = u.new_zeros(b, n, c)
+        bt = b * chunk
         for k in range(n_chunks):
-            sl = slice(k * chunk, (k + 1) * chunk)
             starts[k] = h
-            _chunk_states(dt[:, sl], du[:, sl], A_t, Bm[:, sl], h, tril, clamp, decay, work, state)
-            torch.mul(state, decay, out=work)  # h_t   [b, T, n, c]
-            y[:, sl] = torch.bmm(Cm[:, sl].reshape(b * chunk, 1, n), work.view(b * chunk, n, c)).view(b, chunk, c)
+            decay, work, prefix = _chunk_states(k, dt, dt_cum, du, A_t, Bm, h, tril, buffers)
+            torch.mul(prefix, decay, out=work)  # h_t  [b, T, n, c]
+            torch.bmm(Cm[k].view(bt, 1, n), work.view(bt, n, c), out=y[k].view(bt, 1, c))
             h = work[:, -1].clone()
         ctx.save_for_backward(u, dt, A_t, Bm, Cm, starts)
-        ctx.chunk, ctx.clamp = chunk, clamp
+        ctx.clamp = clamp
         return y, h
 
     @staticmethod
     def backward(ctx, gy, g_last):
         u, dt, A_t, Bm, Cm, starts = ctx.saved_tensors
-        chunk, clamp = ctx.chunk, ctx.clamp
-        b, l, c = u.shape
+        n_chunks, b, chunk, c = u.shape
         n = A_t.shape[0]
+        bt = b * chunk
         gy = gy.contiguous()
         du = dt * u
         tril = torch.ones(chunk, chunk, device=u.device, dtype=u.dtype).tril_()
         triu = tril.t().contiguous()
-        decay = u.new_empty(b, chunk, n, c)
-        work = u.new_empty(b, chunk, n, c)
-        prefix = u.new_empty(b, chunk, n, c)
+        dt_cum = None if ctx.clamp else torch.matmul(tril, dt)
+        buffers = [u.new_empty(b, chunk, n, c) for _ in range(3)]
         rev = u.new_empty(b, chunk, n, c)
         g_u = torch.empty_like(u)
         g_dt = torch.empty_like(u)
         g_B = torch.empty_like(Bm)
         g_C = torch.empty_like(Cm)
         g_A = torch.zeros_like(A_t)
+        gh_B = u.new_empty(bt, 1, c)
         carry = g_last.contiguous() if g_last is not None else u.new_zeros(b, n, c)
-        for k in reversed(range(l // chunk)):
-            sl = slice(k * chunk, (k + 1) * chunk)
+        for k in reversed(range(n_chunks)):
             h0 = starts[k]
-            dt_k, du_k, B_k, C_k, gy_k = dt[:, sl], du[:, sl], Bm[:, sl], Cm[:, sl], gy[:, sl]
-            _chunk_states(dt_k, du_k, A_t, B_k, h0, tril, clamp, decay, work, prefix)  # h_t = E_t P_t
+            decay, work, prefix = _chunk_states(k, dt, dt_cum, du, A_t, Bm, h0, tril, buffers)  # h_t = E_t P_t
             # adjoint: gh_t = C_t gy_t + exp(dt_{t+1} A) gh_{t+1}  =>  gh_t = E_t^-1 sum_{s>=t} E_s q_s
-            torch.mul(C_k.unsqueeze(-1), gy_k.unsqueeze(2), out=work)  # q_s [b, T, n, c]
+            torch.mul(Cm[k].unsqueeze(-1), gy[k].unsqueeze(2), out=work)  # q_s [b, T, n, c]
             work[:, -1] += carry
             work.mul_(decay)
             torch.matmul(triu, work.view(b, chunk, n * c), out=rev.view(b, chunk, n * c))  # R_t
-            carry = rev[:, 0].clone()  # E_0 gh_0 = R_0, the adjoint handed to the previous chunk
+            carry = rev[:, 0].clone()  # E_0 gh_0 = R_0: the adjoint handed to the previous chunk
             torch.div(rev, decay, out=work)  # gh_t
             decay.mul_(prefix)  # h_t
-            bt = b * chunk
-            g_C[:, sl] = torch.bmm(decay.view(bt, n, c), gy_k.reshape(bt, c, 1)).view(b, chunk, n)
-            g_B[:, sl] = torch.bmm(work.view(bt, n, c), du_k.reshape(bt, c, 1)).view(b, chunk, n)
-            gh_B = torch.bmm(B_k.reshape(bt, 1, n), work.view(bt, n, c)).view(b, chunk, c)  # sum_n gh B
-            g_u[:, sl] = gh_B * dt_k
+            torch.bmm(decay.view(bt, n, c), gy[k].view(bt, c, 1), out=g_C[k].view(bt, n, 1))
+            torch.bmm(work.view(bt, n, c), du[k].view(bt, c, 1), out=g_B[k].view(bt, n, 1))
+            torch.bmm(Bm[k].view(bt, 1, n), work.view(bt, n, c), out=gh_B)  # sum_n gh B
+            gh_B = gh_B.view(b, chunk, c)
+            torch.mul(gh_B, dt[k], out=g_u[k])
             # d/d(dt A): gh_t * (h_t - dt_t u_t B_t) = R_t * P_{t-1}   (P_{-1} = h0)
             rev[:, 1:].mul_(prefix[:, :-1])
             rev[:, 0].mul_(h0)
             torch.mul(rev, A_t, out=work)
-            g_dt[:, sl] = work.sum(2) + gh_B * u[:, sl]
-            rev.mul_(dt_k.unsqueeze(2))
+            torch.sum(work, 2, out=g_dt[k])
+            g_dt[k].addcmul_(gh_B, u[k])
+            rev.mul_(dt[k].unsqueeze(2))
             g_A += rev.sum((0, 1))
-        return g_u, g_dt, g_A, g_B, g_C, None, None
+            gh_B = gh_B.view(bt, 1, c)
+        return g_u, g_dt, g_A, g_B, g_C, None
 
 
-def _chunk_states(dt_k, du_k, A_t, B_k, h0, tril, clamp, decay, work, prefix):
-    """Fill decay = E_t = exp(A cumsum(dt)) and prefix = P_t = h0 + sum_{s<=t} x_s / E_s for one chunk.
+def _chunk_states(k, dt, dt_cum, du, A_t, Bm, h0, tril, buffers):
+    """For chunk k: decay E_t = exp(A cumsum(dt)) and prefix P_t = h0 + sum_{s<=t} x_s / E_s.
 
-    Then h_t = E_t * P_t. Shapes: dt_k, du_k [b, T, c]; A_t [n, c]; B_k [b, T, n]; h0 [b, n, c].
-    With ``clamp`` each step's log-decay is floored at -_MAX_LOG_DECAY before the prefix sum.
+    Then h_t = E_t * P_t. Returns (decay, scratch, prefix), three [b, T, n, c] buffers. With ``dt_cum``
+    None (clamp mode) each step's log-decay is floored at -_MAX_LOG_DECAY before the prefix sum.
     """
-    b, chunk, c = dt_k.shape
-    n = A_t.shape[0]
-    if clamp:
-        torch.mul(dt_k.unsqueeze(2), A_t, out=work).clamp_(min=-_MAX_LOG_DECAY)
+    decay, work, prefix = buffers
+    b, chunk, n, c = decay.shape
+    if dt_cum is None:
+        torch.mul(dt[k].unsqueeze(2), A_t, out=work).clamp_(min=-_MAX_LOG_DECAY)
         torch.matmul(tril, work.view(b, chunk, n * c), out=decay.view(b, chunk, n * c))
     else:
-        torch.mul(torch.cumsum(dt_k, dim=1).unsqueeze(2), A_t, out=decay)
+        torch.mul(dt_cum[k].unsqueeze(2), A_t, out=decay)
     decay.exp_()
-    torch.mul(B_k.unsqueeze(-1), du_k.unsqueeze(2), out=work)  # x_s = dt_s u_s B_s
+    torch.mul(Bm[k].unsqueeze(-1), du[k].unsqueeze(2), out=work)  # x_s = dt_s u_s B_s
     work.div_(decay)
     work[:, 0] += h0
     torch.matmul(tril, work.view(b, chunk, n * c), out=prefix.view(b, chunk, n * c))
+    return decay, work, prefix
+
+
+def _to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """[b, f, l] -> [k, b, T, f], padding the length with zeros to k whole chunks of T."""
+    b, f, length = x.shape
+    x = F.pad(x, (0, -length % chunk))
+    return x.view(b, f, -1, chunk).permute(2, 0, 3, 1).contiguous()
 
 
 def _selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
@@ -341,17 +348,12 @@ def _selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, r
     if length == 0:
         out = _finish(u_c.new_zeros(batch, channels, 0), u_c, D, z, u.dtype)
         return (out, u_c.new_zeros(batch, channels, A.shape[1])) if return_last_state else out
-    u_t = u_c.transpose(1, 2)  # [b, l, c]
-    dt_t = dt.transpose(1, 2)
-    B_t = B_c.transpose(1, 2)  # [b, l, n]
-    C_t = C_c.transpose(1, 2)
-    chunk, clamp = _chunk_plan(dt_t.detach(), A_c.detach())
-    pad = -length % chunk
-    if pad:  # dt = 0 on padded steps leaves the state untouched
-        u_t, dt_t, B_t, C_t = (F.pad(t, (0, 0, 0, pad)) for t in (u_t, dt_t, B_t, C_t))
+    chunk, clamp = _chunk_plan(dt.detach().transpose(1, 2), A_c.detach())
+    # dt = 0 on the padded steps leaves the state untouched
     y, last = _ChunkedScan.apply(
-        u_t.contiguous(), dt_t.contiguous(), A_c.t().contiguous(), B_t.contiguous(), C_t.contiguous(), chunk, clamp
+        _to_chunks(u_c, chunk), _to_chunks(dt, chunk), A_c.t().contiguous(),
+        _to_chunks(B_c, chunk), _to_chunks(C_c, chunk), clamp,
     )
-    y = y[:, :length].transpose(1, 2)
+    y = y.permute(1, 3, 0, 2).reshape(batch, channels, -1)[..., :length]  # [b, c, l]
     out = _finish(y, u_c, D, z, u.dtype)
     return (out, last.transpose(1, 2)) if return_last_state else out
