@@ -30,6 +30,10 @@ COLUMNS = [
 KEY = ("dataset", "model", "input_size", "horizon", "seed", "via", "max_epochs")
 
 
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
 @dataclass(frozen=True)
 class Cell:
     dataset: str
@@ -139,7 +143,7 @@ def run_cell(
     max_train_batches: int | None = None,
     progress: bool = True,
     samples_dir: str | os.PathLike | None = None,
-    log=print,
+    log=_log,
 ) -> dict:
     """Train and score one cell; return its CSV row."""
     cell = cell.resolved()
@@ -201,7 +205,7 @@ def run_cell(
     return row
 
 
-def run_cells(cells, out, *, resume: bool = True, log=print, **kwargs) -> list[dict]:
+def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[dict]:
     """Run every cell not already in ``out`` (matched on dataset, model, input, horizon, seed, via, epochs)."""
     done = done_keys(out) if resume else set()
     rows = []

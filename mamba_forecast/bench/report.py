@@ -1,0 +1,246 @@
+"""``mamba-forecast report``: results CSV + published values -> ``docs/benchmarks.md`` and PNG figures."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..datasets import default_data_dir
+from .runner import read_results
+
+# our model name -> the name in published_results.csv
+PUBLISHED_NAMES = {"SMamba": "S-Mamba", "TSM2": "TSM2", "AttentionMamba": "Attention Mamba", "FMamba": "FMamba"}
+ACCEPT_RATIO = 1.03  # acceptance: our MSE <= published x 1.03 (S-Mamba)
+
+
+def default_published_path() -> Path | None:
+    data = default_data_dir()
+    if data is None:
+        return None
+    path = data.parent / "reference" / "published_results.csv"
+    return path if path.exists() else None
+
+
+def read_published(path) -> dict[tuple, dict]:
+    """``{(dataset, input_size, horizon, model): {"mse", "mae", "source"}}`` from published_results.csv."""
+    if path is None or not Path(path).exists():
+        return {}
+    table = {}
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            key = (r["dataset"], int(r["input_size"]), int(r["horizon"]), r["model"])
+            table[key] = {"mse": _f(r.get("mse")), "mae": _f(r.get("mae")), "source": r.get("source", "")}
+    return table
+
+
+def _f(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _fmt(v, digits=3) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _pct(v) -> str:
+    return "–" if v is None or math.isnan(v) else f"{v:+.1f}%"
+
+
+def aggregate(rows: list[dict], published: dict) -> list[dict]:
+    """One entry per (dataset, model, input, horizon, via, max_epochs): mean/std over seeds + published."""
+    groups = defaultdict(list)
+    for r in rows:
+        key = (r["dataset"], r["model"], int(r["input_size"]), int(r["horizon"]), r.get("via", "harness"),
+               r.get("max_epochs", ""), r.get("notes", ""))
+        groups[key].append(r)
+    out = []
+    for (ds, model, L, H, via, max_ep, notes), rs in sorted(groups.items(), key=lambda kv: kv[0][:6]):
+        mse = np.array([_f(r["mse"]) for r in rs])
+        mae = np.array([_f(r["mae"]) for r in rs])
+        pub_name = PUBLISHED_NAMES.get(model, model)
+        pub = published.get((ds, L, H, pub_name))
+        pub_note = ""
+        if pub is None:  # e.g. TSM2 run at L=96: show the paper's L=512 value, flagged
+            alt = [(k, v) for k, v in published.items() if k[0] == ds and k[2] == H and k[3] == pub_name]
+            if alt:
+                (_, pL, _, _), pub = alt[0]
+                pub_note = f"published at L={pL}"
+        p_mse = pub["mse"] if pub else math.nan
+        p_mae = pub["mae"] if pub else math.nan
+        entry = dict(
+            dataset=ds, model=model, input_size=L, horizon=H, via=via, max_epochs=max_ep, notes=notes,
+            n_seeds=len(rs), seeds=",".join(r["seed"] for r in rs),
+            mse=float(mse.mean()), mse_std=float(mse.std()) if len(rs) > 1 else math.nan,
+            mae=float(mae.mean()), mae_std=float(mae.std()) if len(rs) > 1 else math.nan,
+            pub_mse=p_mse, pub_mae=p_mae, pub_note=pub_note,
+            rel_mse=100 * (mse.mean() / p_mse - 1) if p_mse == p_mse else math.nan,
+            rel_mae=100 * (mae.mean() / p_mae - 1) if p_mae == p_mae else math.nan,
+            epochs=",".join(f"{r['epochs_run']}({r.get('best_epoch', '')})" for r in rs),
+            sec_per_epoch=float(np.mean([_f(r["sec_per_epoch"]) for r in rs])),
+            peak_mem_mb=float(np.max([_f(r["peak_mem_mb"]) for r in rs])),
+            params=rs[0].get("params", ""), device=rs[0].get("device", ""), machine=rs[0].get("machine", ""),
+        )
+        entry["accepted"] = (entry["mse"] <= p_mse * ACCEPT_RATIO) if p_mse == p_mse else None
+        out.append(entry)
+    return out
+
+
+def _results_table(entries: list[dict]) -> list[str]:
+    lines = [
+        "| dataset | model | L | H | via | seeds | MSE | published | Δ MSE | MAE | published | Δ MAE | "
+        "≤ pub×1.03 | epochs (best) | s/epoch | peak MiB | params | device |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        mse = _fmt(e["mse"], 4) + (f" ± {e['mse_std']:.4f}" if e["mse_std"] == e["mse_std"] else "")
+        mae = _fmt(e["mae"], 4) + (f" ± {e['mae_std']:.4f}" if e["mae_std"] == e["mae_std"] else "")
+        pub_mse = _fmt(e["pub_mse"]) + (f" ({e['pub_note']})" if e["pub_note"] else "")
+        acc = "–" if e["accepted"] is None else ("yes" if e["accepted"] else "**no**")
+        via = e["via"] + (f" ({e['notes']})" if e["notes"] and "overrides" in e["notes"] else "")
+        lines.append(
+            f"| {e['dataset']} | {e['model']} | {e['input_size']} | {e['horizon']} | {via} | {e['seeds']} | "
+            f"{mse} | {pub_mse} | {_pct(e['rel_mse'])} | {mae} | {_fmt(e['pub_mae'])} | {_pct(e['rel_mae'])} | "
+            f"{acc} | {e['epochs']} | {e['sec_per_epoch']:.1f} | {e['peak_mem_mb']:.0f} | {e['params']} | "
+            f"{e['device']} |"
+        )
+    return lines
+
+
+def _plot_forecasts(samples_dir: Path, figures_dir: Path) -> list[tuple[str, str]]:
+    """One PNG per dataset: the look-back, the truth and the forecast of one test window (last variate)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not samples_dir.is_dir():
+        return []
+    by_dataset: dict[str, Path] = {}
+    for path in sorted(samples_dir.glob("*.csv")):
+        ds, model = path.stem.split("_")[:2]
+        # prefer SMamba at the shortest horizon, harness runs
+        rank = (model != "SMamba", "_H96_" not in path.stem, "neuralforecast" in path.stem)
+        if ds not in by_dataset or rank < by_dataset[ds][0]:
+            by_dataset[ds] = (rank, path)
+    made = []
+    for ds, (_, path) in sorted(by_dataset.items()):
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        step = np.array([int(r["step"]) for r in rows])
+        hist = np.array([_f(r["history"]) for r in rows])
+        truth = np.array([_f(r["truth"]) for r in rows])
+        fc = np.array([_f(r["forecast"]) for r in rows])
+        variate = rows[0]["variate"]
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        ax.plot(step, hist, color="0.4", lw=1, label="look-back")
+        ax.plot(step, truth, color="C0", lw=1.2, label="truth")
+        ax.plot(step, fc, color="C3", lw=1.2, label="forecast")
+        ax.axvline(-0.5, color="0.7", ls="--", lw=0.8)
+        ax.set_title(f"{ds}: {path.stem.split('_')[1]}, first test window, variate {variate} (z-scored)")
+        ax.set_xlabel("step relative to the forecast origin")
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        fig.tight_layout()
+        out = figures_dir / f"forecast_{ds}.png"
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        made.append((ds, out.name))
+    return made
+
+
+def _plot_relative(entries: list[dict], figures_dir: Path) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    es = [e for e in entries if e["rel_mse"] == e["rel_mse"] and e["via"] == "harness"]
+    if not es:
+        return None
+    labels = [f"{e['dataset']}-{e['horizon']}\n{e['model']} L{e['input_size']}" for e in es]
+    x = np.arange(len(es))
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(es) + 2), 3.6))
+    ax.bar(x - 0.2, [e["rel_mse"] for e in es], 0.4, label="MSE", color="C0")
+    ax.bar(x + 0.2, [e["rel_mae"] if e["rel_mae"] == e["rel_mae"] else 0 for e in es], 0.4, label="MAE",
+           color="C1")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.axhline(100 * (ACCEPT_RATIO - 1), color="C3", ls="--", lw=0.8, label="+3% (acceptance)")
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("ours vs published (%)")
+    ax.set_title("Relative difference to the published values (positive = worse)")
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    out = figures_dir / "relative_difference.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out.name
+
+
+PROTOCOL_TEXT = """\
+## Protocol
+
+The harness (`mamba_forecast.bench`) reimplements the iTransformer / S-Mamba long-horizon pipeline:
+
+* **Splits**: ETT files use fixed 12/4/4-month borders (ETTh: train `[0, 8640)`, val `[8640-L, 11520)`,
+  test `[11520-L, 14400)`; ETTm ×4); the other files use 7:1:2 (`n_train = int(0.7T)`, `n_test = int(0.2T)`,
+  the rest validation). Val and test borrow `L` rows of look-back so every target row is scored once.
+* **Scaling**: each variate is z-scored with the mean and (population) std of the training segment;
+  **MSE and MAE are on that scale**, over every test window × horizon × variate.
+* **Windows**: stride 1, `len(segment) - L - H + 1` per segment; **every test window is scored** (no drop-last;
+  ETTh1 L=96 H=96: 2,785 test windows).
+* **Calendar tokens** (S-Mamba only, as its code): HourOfDay, DayOfWeek, DayOfMonth, DayOfYear in [-0.5, 0.5]
+  (`timeF` with freq `'h'` for every dataset, as the official scripts), fed as `hist_exog`.
+* **Training**: Adam, MSE loss, `type1` LR schedule (`adjust_learning_rate(epoch + 1)` after each epoch: epochs 1 and
+  2 at lr0, then halved every epoch), early stopping on validation MSE (patience 3, best weights restored);
+  training and validation windows shuffled with drop-last, as the official loaders. Plain PyTorch loop
+  (no Lightning), windows gathered by index.
+* **Presets**: `mamba_forecast/bench/presets.py`, one table from the official scripts (S-Mamba; Attention Mamba's
+  where they exist; FMamba reuses S-Mamba's; TSM2 the replication config of the spec, section 6.4).
+* `s/epoch` is the wall time of one training epoch plus its validation pass; `peak MiB` is
+  `torch.cuda.max_memory_allocated` on CUDA and the process peak RSS on CPU (includes Python, torch and the data).
+"""
+
+
+def write_report(results, out, *, figures_dir=None, published=None, figures: bool = True,
+                 samples_dir=None) -> Path:
+    results, out = Path(results), Path(out)
+    figures_dir = Path(figures_dir) if figures_dir else out.parent / "figures"
+    samples_dir = Path(samples_dir) if samples_dir else results.parent / "figures" / "samples"
+    published_path = Path(published) if published else default_published_path()
+    rows = read_results(results)
+    entries = aggregate(rows, read_published(published_path))
+    lines = ["# Benchmarks", "",
+             "Generated by `mamba-forecast report` from "
+             f"`{results.as_posix()}` ({len(rows)} runs); rerun `mamba-forecast bench ...` then "
+             "`mamba-forecast report` to refresh.", ""]
+    lines += ["## Results", "",
+              "Δ = ours / published − 1 (positive = worse). Published: S-Mamba paper Tables 2–4 (L = 96), "
+              "MambaMixer v1 TSM2 table (L = 512, MSE only); no per-horizon tables exist for "
+              "Attention Mamba or FMamba. Epochs: run (best). Acceptance for S-Mamba: MSE ≤ published × 1.03.",
+              ""]
+    lines += _results_table(entries) if entries else ["No results yet."]
+    lines.append("")
+    machines = sorted({r.get("machine", "") for r in rows if r.get("machine")})
+    if machines:
+        lines += ["## Machines", ""] + [f"* {m}" for m in machines] + [""]
+    if figures:
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        rel = _plot_relative(entries, figures_dir)
+        fc = _plot_forecasts(samples_dir, figures_dir)
+        fig_rel = os.path.relpath(figures_dir, out.parent).replace(os.sep, "/")
+        if rel or fc:
+            lines += ["## Figures", ""]
+        if rel:
+            lines += [f"![relative difference]({fig_rel}/{rel})", ""]
+        for ds, name in fc:
+            lines += [f"![{ds} forecast]({fig_rel}/{name})", ""]
+    lines += [PROTOCOL_TEXT]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    return out
