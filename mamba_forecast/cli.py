@@ -102,8 +102,27 @@ def _run_report(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- demo
+def _add_demo(sub) -> None:
+    from .demo import __doc__ as demo_doc
+    from .demo import add_arguments
+
+    p = sub.add_parser("demo", help="the four Mamba models next to SeasonalNaive and AutoETS on bundled data",
+                       description=demo_doc.split("\n\n")[0])
+    add_arguments(p)
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from .demo import run
+
+    run(args)
+    return 0
+
+
 # Subcommand registry: name -> function adding its parser. A new subcommand is one entry here.
 _COMMANDS = {
+    "demo": _add_demo,
     "bench": _add_bench,
     "report": _add_report,
 }
