@@ -179,3 +179,30 @@ def test_report_renders_from_a_tiny_csv(tmp_path):
     assert (tmp_path / "figures" / "forecast_ETTh1.png").stat().st_size > 1000
     entries = aggregate(read_results(results), {})
     assert all(math.isnan(e["pub_mse"]) for e in entries)
+
+
+@pytest.mark.slow
+def test_via_neuralforecast_scores_the_same_windows(data_dir, tmp_path):
+    pytest.importorskip("neuralforecast")
+    nf_models = pytest.importorskip("mamba_forecast.neuralforecast")
+    if not hasattr(nf_models, "SMamba"):
+        pytest.skip("NeuralForecast SMamba adapter not landed")
+    out = tmp_path / "r.csv"
+    main(["bench", "--dataset", "ETTh1", "--model", "SMamba", "--horizon", "12", "--input-size", "24",
+          "--epochs", "1", "--max-train-batches", "2", "--set", "d_model=16,d_ff=16,e_layers=1,batch_size=16",
+          "--via", "neuralforecast", "--data-dir", str(data_dir), "--out", str(out), "--no-progress",
+          "--device", "cpu"])
+    (row,) = read_results(out)
+    assert row["via"] == "neuralforecast" and row["n_test_windows"] == str(240 + 24 - 24 - 12 + 1)
+    assert math.isfinite(float(row["mse"]))
+
+
+def test_cell_lock_blocks_a_second_claim(tmp_path):
+    from mamba_forecast.bench.runner import _claim
+
+    out = tmp_path / "r.csv"
+    key = ("ETTh1", "Linear", "24", "12", "2023", "harness", "1")
+    lock = _claim(out, key)
+    assert lock is not None and _claim(out, key) is None  # held by this (live) process
+    lock.write_text("999999999")  # a dead owner: taken over
+    assert _claim(out, key) is not None

@@ -207,6 +207,43 @@ The harness (`mamba_forecast.bench`) reimplements the iTransformer / S-Mamba lon
 """
 
 
+DECISIONS_TEXT = """\
+## Decisions and deviations
+
+* **Training loop**: a plain PyTorch loop rather than Lightning: the GPU machine has `lightning`, this one
+  `pytorch_lightning`, and the loop is a few dozen lines; the harness imports torch, numpy and pandas only.
+  Windows are gathered by index (no DataLoader workers). Test batches hold 256 windows instead of 1 (same
+  windows, same metric; only float summation order differs).
+* **type1 schedule**: implemented as the official code runs it (`adjust_learning_rate(epoch + 1)` *after* each
+  epoch), so epochs 1 and 2 both use lr0 and the halving starts at epoch 3. The spec's prose says epoch 2 uses
+  lr0/2; its formula and the code say lr0.
+* **Validation**: shuffled with drop-last and averaged per batch, as the official loader; the test split keeps
+  every window.
+* **Calendar tokens**: only S-Mamba (as its code); Attention Mamba, FMamba and TSM2 get none.
+  The landed `SMamba` embeds exogenous tokens with their own `Linear(L -> D)` (+24,832 parameters at D = 256),
+  where the official code passes the 4 calendar tokens through the same embedding as the series; parameter
+  counts therefore read 1,170,528 for ETTh1 (official 1,150,624 incl. 4,928 dead parameters).
+* **SML2010** (FMamba's dataset): `NEW-DATA-1.T15.txt` then `NEW-DATA-2.T15.txt`, concatenated in time order
+  (2012-03-13 11:45 to 2012-05-02 07:30, 4,137 rows; the week-long gap between the files, 2012-04-11 to
+  2012-04-18, is kept as consecutive rows). Variates: the 18 measured columns 3–18, 22, 23; dropped: Date/Time
+  (the `date` column), `Day_Of_Week` (calendar) and `Exterior_Entalpic_1/2/turbo` (constant 0). The dining-room
+  temperature `Temperature_Comedor_Sensor` (the usual SML2010 target) is the last column. Split 7:1:2, L = 96,
+  horizons 96/192/336/720. No published hyper-parameters: every model uses its Exchange row.
+* **Presets without an official source**: FMamba reuses S-Mamba's rows; Attention Mamba uses its Weather row where
+  it has no script; TSM2 uses the third-party replication's sizes (d_model 32, 2 layers, d_state 16, d_conv 4,
+  expand 2, patch 16 / stride 8, dropout 0.3, batch 128 ETT / 32 Exchange / 64 Weather, lr 1e-4, 10 epochs) at
+  L = 512 and, with `--input-size 96`, at L = 96, but trained with the protocol's Adam + type1 + patience 3
+  rather than the replication's AdamW + cosine.
+* **`--via neuralforecast`**: the same data, splits and scoring, trained by NeuralForecast's loop through
+  `mamba_forecast.neuralforecast` (MSE loss, `windows_batch_size` = preset batch, `max_steps` = epochs × steps
+  per epoch, `StepLR` halving per epoch, validation once per epoch with patience 3, `scaler_type="identity"`).
+  NeuralForecast samples windows randomly per step and does not restore the best weights; its `s/epoch` is the
+  whole `cross_validation` call (fit + prediction) divided by the epochs run.
+* **CPU runs**: the shared 2-core machine oversubscribes badly with 2 torch threads per process (seconds per
+  step); runs here use `--threads 1`.
+"""
+
+
 def write_report(results, out, *, figures_dir=None, published=None, figures: bool = True,
                  samples_dir=None) -> Path:
     results, out = Path(results), Path(out)
@@ -240,7 +277,7 @@ def write_report(results, out, *, figures_dir=None, published=None, figures: boo
             lines += [f"![relative difference]({fig_rel}/{rel})", ""]
         for ds, name in fc:
             lines += [f"![{ds} forecast]({fig_rel}/{name})", ""]
-    lines += [PROTOCOL_TEXT]
+    lines += [PROTOCOL_TEXT, DECISIONS_TEXT]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     return out

@@ -205,19 +205,56 @@ def run_cell(
     return row
 
 
+def _claim(out: Path, key: tuple) -> Path | None:
+    """Create a lock file for a cell so parallel sweeps on the same CSV do not run it twice.
+
+    Returns the lock path, or ``None`` when a live process holds it (a lock left by a dead process is taken over).
+    """
+    lock = Path(f"{out}.{'_'.join(key)}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+                os.kill(pid, 0)
+                return None  # alive
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale
+                continue
+            except PermissionError:
+                return None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return lock
+    return None
+
+
 def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[dict]:
-    """Run every cell not already in ``out`` (matched on dataset, model, input, horizon, seed, via, epochs)."""
-    done = done_keys(out) if resume else set()
+    """Run every cell not already in ``out`` (matched on dataset, model, input, horizon, seed, via, epochs).
+
+    The CSV is re-read before each cell and a lock file marks a cell in progress, so several sweeps can share
+    one CSV (each skips what another has finished or is running).
+    """
+    out = Path(out)
     rows = []
     for i, cell in enumerate(cells, 1):
-        if cell.key() in done:
-            log(f"[{i}/{len(cells)}] skip {cell.key()} (already in {out})")
+        key = cell.key()
+        if resume and key in done_keys(out):
+            log(f"[{i}/{len(cells)}] skip {key} (already in {out})")
             continue
-        log(f"[{i}/{len(cells)}] run {cell.key()}")
-        t0 = time.time()
-        row = run_cell(cell, log=log, **kwargs)
-        append_row(out, row)
-        rows.append(row)
-        log(f"[{i}/{len(cells)}] done in {time.time() - t0:.0f}s -> {out}")
-        sys.stdout.flush()
+        lock = _claim(out, key)
+        if lock is None:
+            log(f"[{i}/{len(cells)}] skip {key} (running in another process)")
+            continue
+        try:
+            log(f"[{i}/{len(cells)}] run {key}")
+            t0 = time.time()
+            row = run_cell(cell, log=log, **kwargs)
+            append_row(out, row)
+            rows.append(row)
+            log(f"[{i}/{len(cells)}] done in {time.time() - t0:.0f}s -> {out}")
+        finally:
+            lock.unlink(missing_ok=True)
     return rows

@@ -7,8 +7,10 @@ as closely as its API allows:
 * ``windows_batch_size`` = the preset batch size, ``max_steps`` = epochs x (train windows // batch);
 * LR: ``StepLR(step_size=steps_per_epoch, gamma=0.5)`` stepped per optimisation step (halving per epoch);
 * validation once per "epoch" on the whole validation segment, early stopping with patience 3 checks;
-* ``scaler_type="identity"`` (the data are already z-scored); calendar tokens as ``hist_exog_list``
-  for S-Mamba.
+* ``loss=MSE()``, ``valid_loss=MSE()`` (the adapter's default loss is MAE);
+* ``scaler_type="identity"`` (the data are already z-scored); for S-Mamba the calendar features go in as
+  ``hist_exog_list``. The adapter treats historical exogenous columns per series, so they become
+  4 x N extra tokens (identical across series) instead of the official code's 4 shared tokens.
 
 Differences that remain: NF samples training windows at random each step rather than passing over a
 permutation; its early stopping does not restore the best weights; the LR's first halving comes one epoch
@@ -51,6 +53,8 @@ def fit_and_test_neuralforecast(model_name: str, data: ProtocolData, horizon: in
         from neuralforecast import NeuralForecast
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("--via neuralforecast needs `pip install mamba-forecast[neuralforecast]`") from exc
+    from neuralforecast.losses.pytorch import MSE
+
     try:
         cls = getattr(importlib.import_module("mamba_forecast.neuralforecast"), model_name)
     except (ImportError, AttributeError) as exc:
@@ -71,6 +75,7 @@ def fit_and_test_neuralforecast(model_name: str, data: ProtocolData, horizon: in
         val_check_steps=steps_per_epoch, early_stop_patience_steps=preset.patience,
         batch_size=data.n_series, windows_batch_size=preset.batch_size, valid_batch_size=data.n_series,
         inference_windows_batch_size=256, scaler_type="identity", random_seed=seed,
+        loss=MSE(), valid_loss=MSE(),
         lr_scheduler=torch.optim.lr_scheduler.StepLR,
         lr_scheduler_kwargs={"step_size": steps_per_epoch, "gamma": 0.5},
         accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
