@@ -12,6 +12,9 @@ import torch.nn as nn
 from .presets import Preset
 
 # Models that take S-Mamba's 4 calendar tokens (x_mark) as hist_exog, as the official code does.
+# Preset fields some architectures legitimately lack (TSM2 has no feed-forward width).
+_SILENT = {"d_ff"}
+
 USES_CALENDAR_TOKENS = {"SMamba": True, "AttentionMamba": False, "FMamba": False, "TSM2": False, "Linear": False}
 
 
@@ -53,7 +56,7 @@ def build_model(name: str, preset: Preset, n_series: int, input_size: int, horiz
     params = inspect.signature(cls.__init__).parameters
     takes_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     if not takes_var_kw:
-        dropped = sorted(k for k in kwargs if k not in params)
+        dropped = sorted(k for k in kwargs if k not in params and k not in _SILENT)
         if dropped:
             if use_marks and "hist_exog_size" in dropped:
                 raise TypeError(f"{name} does not take hist_exog_size: cannot feed the calendar tokens")
