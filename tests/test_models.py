@@ -87,11 +87,13 @@ def test_exogenous_inputs_shape_and_effect(name, k_hist, k_futr, k_stat):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_instance_norm_makes_forecast_scale_equivariant(name):
-    """With use_norm, scaling and shifting the input scales and shifts every output the same way."""
-    model = build(name, n_outputs=2).eval()
-    x, *_ = inputs(2, 24, 6, 3)
-    y = model(x)
-    assert torch.allclose(model(x * 10 + 3), y * 10 + 3, atol=1e-3)
+    """With use_norm, scaling and shifting x scales and shifts every output the same way (exogenous inputs,
+    which are not normalised, held fixed)."""
+    exog = dict(hist_exog_size=1, futr_exog_size=1, stat_exog_size=1)
+    model = build(name, n_outputs=2, **exog).eval()
+    x, hist, futr, stat = inputs(2, 24, 6, 3, 1, 1, 1)
+    y = model(x, hist, futr, stat)
+    assert torch.allclose(model(x * 10 + 3, hist, futr, stat), y * 10 + 3, atol=1e-3)
     plain = build(name, use_norm=False).eval()
     assert not torch.allclose(plain(x * 10 + 3), plain(x) * 10 + 3, atol=1e-3)
 
@@ -146,6 +148,134 @@ def test_smamba_accepts_any_number_of_series():
     model = build("SMamba", n_series=None).eval()
     for n in (1, 4, 9):
         assert model(torch.randn(2, 24, n)).shape == (2, 6, n)
+
+
+def test_attention_mamba_official_ecl_parameter_count():
+    # architectures.md Appendix A: 4,938,273 in the official code, whose unused value projection V
+    # (Linear(512, 512): 262,656 parameters) is left out here.
+    model = AttentionMamba(input_size=96, h=96, n_series=321, d_model=512, d_ff=512, e_layers=1, d_state=64)
+    assert n_params(model) == 4_938_273 - (512 * 512 + 512)
+    assert n_params(AttentionMamba(input_size=96, h=96, n_series=321)) == n_params(model)  # the defaults
+
+
+@pytest.mark.parametrize("variant", ["official", "paper"])
+@pytest.mark.parametrize("n_series, k_hist, k_futr", [(3, 0, 0), (8, 0, 0), (20, 0, 0), (5, 2, 2)])
+def test_attention_mamba_token_counts_below_and_above_pooled_size(variant, n_series, k_hist, k_futr):
+    """d_model=32 pools the token axis to 8: 3 and 5+4 tokens are up-sampled, 20 are down-sampled."""
+    torch.manual_seed(0)
+    model = AttentionMamba(
+        input_size=24, h=5, n_series=n_series, d_model=32, d_ff=32, d_state=4, variant=variant,
+        hist_exog_size=k_hist, futr_exog_size=k_futr,
+    ).eval()
+    x, hist, futr, _ = inputs(2, 24, 5, n_series, k_hist, k_futr)
+    y = model(x, hist, futr)
+    assert y.shape == (2, 5, n_series) and torch.isfinite(y).all()
+
+
+def test_attention_mamba_needs_n_series_and_checks_it():
+    with pytest.raises(ValueError, match="n_series"):
+        AttentionMamba(input_size=24, h=6, d_model=16, d_ff=16)
+    model = build("AttentionMamba", n_series=3)
+    with pytest.raises(ValueError, match="n_series=3"):
+        model(torch.randn(2, 24, 4))
+
+
+def test_attention_mamba_variants_follow_the_official_code_or_the_paper():
+    official = build("AttentionMamba")
+    paper = build("AttentionMamba-paper")
+    mixer = official.layers[0].mixer
+    assert (mixer.value.fwd.d_conv, mixer.value.bwd.d_conv) == (2, 4)  # asymmetric, as in the official code
+    assert official.layers[0].ffn.up.out_features == 4 * 16  # FFN 4 * d_ff, no dropout
+    assert official.layers[0].ffn.dropout.p == 0.0
+    assert mixer.attention.scale == 1 / (4 * 16)
+    mixer = paper.layers[0].mixer
+    assert (mixer.value.fwd.d_conv, mixer.value.bwd.d_conv) == (2, 2)
+    assert paper.layers[0].ffn.up.out_features == 16
+    assert mixer.attention.scale == 1 / math.sqrt(16 // 4)
+
+
+@pytest.mark.parametrize("bad, message", [(dict(d_model=18), "multiple of 4"), (dict(variant="code"), "variant")])
+def test_attention_mamba_rejects_bad_arguments(bad, message):
+    with pytest.raises(ValueError, match=message):
+        build("AttentionMamba", **bad)
+
+
+def test_gaussian_fast_attention_is_the_linear_form_of_its_quadratic_kernel():
+    torch.manual_seed(0)
+    att = FastAttention(8, n_heads=2, kernel="gaussian")
+    x = torch.randn(3, 11, 8)
+    q, k, v = (f(x).view(3, 11, 2, 4).transpose(1, 2) for f in (att.query, att.key, att.value))
+    phi = lambda t: torch.exp(-t.square() / 2)  # noqa: E731
+    quadratic = (phi(q) @ phi(k).transpose(-2, -1)) @ v / 4  # [B, H, T, d_k], the T x T form
+    expected = att.out(quadratic.transpose(1, 2).reshape(3, 11, 8))
+    assert torch.allclose(att(x), expected, atol=1e-5)
+
+
+def test_performer_fast_attention_approximates_softmax_attention():
+    torch.manual_seed(0)
+    att = FastAttention(8, n_heads=1, kernel="performer", n_features=4096)
+    x = torch.randn(2, 10, 8) * 0.5
+    q, k, v = att.query(x), att.key(x), att.value(x)
+    exact = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(8), dim=-1) @ v @ att.out.weight.T
+    uniform = v.mean(1, keepdim=True) @ att.out.weight.T  # what attention with no preference would give
+    approx = att(x) - att.out.bias
+
+    def rel_error(a):
+        return ((a - exact).norm() / exact.norm()).item()
+
+    assert rel_error(approx) < 0.03 < 0.05 < rel_error(uniform)
+
+
+def test_performer_random_features_are_saved_with_the_model():
+    a, b = build("FMamba-performer", seed=1).eval(), build("FMamba-performer", seed=2).eval()
+    assert any(k.endswith("attention.features") for k in a.state_dict())
+    x, *_ = inputs(2, 24, 6, 3)
+    assert not torch.allclose(a(x), b(x))
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a(x), b(x))
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (dict(kernel="softmax"), ValueError, "kernel"),
+        (dict(kernel="gaussian", n_features=16), ValueError, "n_features"),
+        (dict(n_heads=3), ValueError, "n_heads"),
+    ],
+)
+def test_fmamba_rejects_bad_arguments(bad, error, message):
+    with pytest.raises(error, match=message):
+        build("FMamba", **bad)
+
+
+@pytest.mark.parametrize("input_size", [8, 9, 21, 24])
+def test_tsm2_works_for_any_input_size_from_one_patch(input_size):
+    model = build("TSM2", input_size=input_size, use_norm=False).eval()  # patch_len 8, stride 4
+    x, *_ = inputs(2, input_size, 6, 3)
+    y = model(x)
+    assert y.shape == (2, 6, 3)
+    newest, oldest = x.clone(), x.clone()
+    newest[:, -1] += 1
+    oldest[:, 0] += 1
+    assert not torch.allclose(model(newest), y)  # the newest step is always in a patch
+    if (input_size - 8) % 4:  # patches are aligned to the end: the oldest steps are the ones left out
+        assert torch.equal(model(oldest), y)
+
+
+def test_tsm2_weighted_averaging_has_the_papers_scalar_count_and_identity_init():
+    for e_layers in (1, 2, 3):
+        model = build("TSM2", e_layers=e_layers)
+        weights = [m.weights for m in model.modules() if m.__class__.__name__ == "WeightedAverage"]
+        assert sum(w.numel() for w in weights) == e_layers * (2 * e_layers + 3)  # MambaMixer's L(2L+3)
+        assert all(w[-1] == 1 and w[:-1].abs().sum() == 0 for w in weights)
+
+
+@pytest.mark.parametrize(
+    "bad, message", [(dict(patch_len=25), "patch_len"), (dict(stride=0), "stride"), (dict(patch_len=0), "patch_len")]
+)
+def test_tsm2_rejects_bad_patching(bad, message):
+    with pytest.raises(ValueError, match=message):
+        build("TSM2", **bad)
 
 
 # ------------------------------------------------------------------------------------------------------
