@@ -138,14 +138,14 @@ def _plot_forecasts(samples_dir: Path, figures_dir: Path) -> list[tuple[str, str
         truth = np.array([_f(r["truth"]) for r in rows])
         fc = np.array([_f(r["forecast"]) for r in rows])
         variate = rows[0]["variate"]
-        fig, ax = plt.subplots(figsize=(8, 3.2))
+        fig, ax = plt.subplots(figsize=(8, 3.6))
         ax.plot(step, hist, color="0.4", lw=1, label="look-back")
         ax.plot(step, truth, color="C0", lw=1.2, label="truth")
         ax.plot(step, fc, color="C3", lw=1.2, label="forecast")
         ax.axvline(-0.5, color="0.7", ls="--", lw=0.8)
         ax.set_title(f"{ds}: {path.stem.split('_')[1]}, first test window, variate {variate} (z-scored)")
         ax.set_xlabel("step relative to the forecast origin")
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, fontsize=8, frameon=False)
         fig.tight_layout()
         out = figures_dir / f"forecast_{ds}.png"
         fig.savefig(out, dpi=110)
@@ -165,7 +165,7 @@ def _plot_relative(entries: list[dict], figures_dir: Path) -> str | None:
         return None
     labels = [f"{e['dataset']}-{e['horizon']}\n{e['model']} L{e['input_size']}" for e in es]
     x = np.arange(len(es))
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(es) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.9 * len(es) + 2), 3.8))
     ax.bar(x - 0.2, [e["rel_mse"] for e in es], 0.4, label="MSE", color="C0")
     ax.bar(x + 0.2, [e["rel_mae"] if e["rel_mae"] == e["rel_mae"] else 0 for e in es], 0.4, label="MAE",
            color="C1")
@@ -173,7 +173,7 @@ def _plot_relative(entries: list[dict], figures_dir: Path) -> str | None:
     ax.axhline(100 * (ACCEPT_RATIO - 1), color="C3", ls="--", lw=0.8, label="+3% (acceptance)")
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylabel("ours vs published (%)")
-    ax.set_title("Relative difference to the published values (positive = worse)")
+    ax.set_title("MSE / MAE vs published (positive = worse)")
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     out = figures_dir / "relative_difference.png"
