@@ -183,6 +183,21 @@ def _plot_relative(entries: list[dict], figures_dir: Path) -> str | None:
 
 
 PROTOCOL_TEXT = """\
+## Reproduce
+
+```bash
+# data: --data-dir, or $MAMBA_FORECAST_DATA, or ../shared/datasets next to the repository
+mamba-forecast bench --dataset ETTh1 --model SMamba --horizon 96                  # one cell, preset of the official script
+mamba-forecast bench --dataset ETTh1,ETTh2 --model SMamba --horizon 96,192,336,720 --seeds 2023,2024,2025 --device cuda
+mamba-forecast bench --dataset ETTh1 --model TSM2 --horizon 96 --input-size 96    # TSM2 defaults to L = 512
+mamba-forecast bench --dataset ETTh1 --model SMamba --horizon 96 --via neuralforecast
+mamba-forecast report                                                             # this page and docs/figures/
+```
+
+Each finished cell is appended to `docs/bench_results.csv` (`--out`); a rerun skips cells already there, and
+a lock file per running cell lets several sweeps share one CSV. `--epochs`, `--input-size` and `--set KEY=VALUE`
+(preset overrides, recorded in the `notes` column) change a cell; `--threads 1` helps on shared CPUs.
+
 ## Protocol
 
 The harness (`mamba_forecast.bench`) reimplements the iTransformer / S-Mamba long-horizon pipeline:
