@@ -1,0 +1,311 @@
+"""The generic Darts adapter shared by every Mamba forecaster.
+
+``_MambaForecastModule`` is the only ``PLForecastingModule``: it wraps any core model of
+:mod:`mamba_forecast.models` and maps Darts' named tensors onto the core's ``forward``.
+``_MambaTorchModel`` is the ``MixedCovariatesTorchModel`` base: it validates the hyper-parameters at
+construction, checks the user's series before training and builds the module from a training sample.
+A public ``XxxModel`` only names its core class and lists the architecture arguments explicitly
+(Darts validates constructor kwargs against the ``__init__`` signatures).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from darts import TimeSeries
+from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
+from darts.models.forecasting.torch_forecasting_model import MixedCovariatesTorchModel
+from darts.utils.data.torch_datasets.utils import PLModuleInput, PLModuleOutput, TorchTrainingSample
+
+# Core constructor arguments the adapter derives from the data (chunk lengths, number of target components,
+# covariate widths, likelihood parameters); every other core argument is an explicit XxxModel argument.
+_DATA_DERIVED_ARGS = (
+    "input_size",
+    "h",
+    "n_series",
+    "n_outputs",
+    "hist_exog_size",
+    "futr_exog_size",
+    "stat_exog_size",
+)
+
+# core class name -> core class; filled by ``_MambaTorchModel.__init_subclass__`` so that a checkpoint names its
+# architecture by a string (safe to load) and only the registered classes can be resolved from it.
+_CORE_MODELS: dict[str, type[nn.Module]] = {}
+
+
+def core_architecture_defaults(core_cls: type[nn.Module]) -> dict[str, Any]:
+    """Architecture arguments of a core model and their defaults, in signature order.
+
+    Follows ``**kwargs`` up the MRO, so a core class that forwards its shared arguments to a base class still
+    reports them. Arguments without a default map to ``inspect.Parameter.empty``.
+    """
+    params: dict[str, Any] = {}
+    for klass in inspect.getmro(core_cls):
+        if klass is nn.Module or klass is object or "__init__" not in vars(klass):
+            continue
+        sig = inspect.signature(klass.__init__)
+        for name, p in sig.parameters.items():
+            if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or name in _DATA_DERIVED_ARGS:
+                continue
+            params.setdefault(name, p.default)
+        if not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+            break
+    return params
+
+
+class _MambaForecastModule(PLForecastingModule):
+    def __init__(
+        self,
+        architecture: str,
+        model_kwargs: dict[str, Any],
+        n_past_covariates: int,
+        n_future_covariates: int,
+        n_static_covariates: int,
+        nr_params: int,
+        **kwargs,
+    ) -> None:
+        """Lightning module running one core Mamba forecaster inside Darts.
+
+        Parameters
+        ----------
+        architecture
+            Name of the core class in :mod:`mamba_forecast.models` (e.g. ``"SMamba"``).
+        model_kwargs
+            Architecture arguments of the core model (``d_model``, ``e_layers``, ...).
+        n_past_covariates
+            Number of past covariate components X; each becomes a history token.
+        n_future_covariates
+            Number of future covariate components F; each becomes a token spanning history and horizon.
+        n_static_covariates
+            Number of static covariates S per target component.
+        nr_params
+            Number of likelihood parameters per forecast value (1 without a likelihood).
+        **kwargs
+            Arguments of :class:`darts.models.forecasting.pl_forecasting_module.PLForecastingModule`.
+        """
+        super().__init__(**kwargs)
+        if architecture not in _CORE_MODELS:
+            raise ValueError(
+                f"Unknown architecture {architecture!r}; expected one of {sorted(_CORE_MODELS)}. "
+                "Import `mamba_forecast.darts` before loading a saved model."
+            )
+        self.nr_params = nr_params
+        self.model = _CORE_MODELS[architecture](
+            input_size=self.input_chunk_length,
+            h=self.output_chunk_length,
+            n_series=self.n_targets,
+            n_outputs=nr_params,
+            hist_exog_size=n_past_covariates,
+            futr_exog_size=n_future_covariates,
+            stat_exog_size=n_static_covariates,
+            **model_kwargs,
+        )
+
+    @io_processor
+    def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
+        # B batch, L input chunk, T output chunk, C targets, X past covs, F future covs, S static covs, P params
+        x = x_in.past_target  # [B, L, C]
+        hist_exog = x_in.past_covariates  # [B, L, X] | None
+        # history and horizon of the future covariates form one token each: [B, L + T, F]
+        futr_exog = x_in.concatenate_future_along_time() if x_in.future_covariates is not None else None
+        stat_exog = x_in.static_covariates  # [B, C or 1, S] | None
+        if stat_exog is not None and stat_exog.shape[1] != x.shape[2]:
+            # covariates shared by all components arrive once: give every target token a copy
+            stat_exog = stat_exog.expand(-1, x.shape[2], -1)  # [B, C, S]
+        y = self.model(x, hist_exog, futr_exog, stat_exog)  # [B, T, C] or [B, T, C, P]
+        if self.nr_params == 1:
+            y = y.unsqueeze(-1)  # [B, T, C, 1]
+        return PLModuleOutput(prediction=y)
+
+
+class _MambaTorchModel(MixedCovariatesTorchModel):
+    """Shared behaviour of the Darts Mamba models; subclasses set ``_core_cls`` and list its arguments."""
+
+    _core_cls: type[nn.Module] | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls._core_cls is not None:
+            _CORE_MODELS[cls._core_cls.__name__] = cls._core_cls
+
+    def _init_architecture(self) -> None:
+        """Collect the core arguments from ``model_params`` and reject invalid ones now, before any training.
+
+        Call at the end of the subclass ``__init__``, after the two ``_extract_*`` lines.
+        """
+        name = self.__class__.__name__
+        params = self.model_params
+        self._core_kwargs = {k: params[k] for k in core_architecture_defaults(self._core_cls) if k in params}
+
+        for key in ("input_chunk_length", "output_chunk_length"):
+            value = params.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}: `{key}` must be a positive integer, got {value!r}.")
+        shift = params.get("output_chunk_shift", 0)
+        if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 0:
+            raise ValueError(f"{name}: `output_chunk_shift` must be a non-negative integer, got {shift!r}.")
+        use_static = params.get("use_static_covariates", True)
+        if not isinstance(use_static, bool):
+            raise ValueError(f"{name}: `use_static_covariates` must be a bool, got {use_static!r}.")
+        self._considers_static_covariates = use_static
+
+        # build the core once with placeholder sizes: its own argument checks run at construction time, here,
+        # instead of at the first `fit`. The RNG is forked so construction does not shift any random stream.
+        with torch.random.fork_rng(devices=[]):
+            try:
+                self._core_cls(
+                    input_size=int(params["input_chunk_length"]),
+                    h=int(params["output_chunk_length"]),
+                    n_series=1,
+                    **self._core_kwargs,
+                )
+            except (ValueError, TypeError, AssertionError) as err:
+                raise ValueError(f"{name}: invalid hyper-parameters: {err}") from err
+
+    def _create_model(self, train_sample: TorchTrainingSample) -> PLForecastingModule:
+        """Size the core from one training sample: past/historic arrays are ``(input_chunk_length, width)``,
+        future ones ``(output_chunk_length, width)``, static covariates ``(C or 1, S)``."""
+
+        def width(arr):
+            return 0 if arr is None else arr.shape[1]
+
+        return _MambaForecastModule(
+            architecture=self._core_cls.__name__,
+            model_kwargs=dict(self._core_kwargs),
+            n_past_covariates=width(train_sample.past_covariates),
+            n_future_covariates=width(train_sample.future_covariates),
+            n_static_covariates=width(train_sample.static_covariates),
+            nr_params=1 if self.likelihood is None else self.likelihood.num_parameters,
+            **self.pl_module_params,
+        )
+
+    @property
+    def supports_static_covariates(self) -> bool:
+        return True
+
+    # ----------------------------------------------------------------------------------------------------------
+    # input checks: clear errors before any training starts; the user's series are only read, never modified
+
+    def _setup_for_fit_from_dataset(
+        self,
+        series,
+        past_covariates=None,
+        future_covariates=None,
+        sample_weight=None,
+        stride: int = 1,
+        val_series=None,
+        val_past_covariates=None,
+        val_future_covariates=None,
+        max_samples_per_ts: int | None = None,
+        **kwargs,
+    ):
+        # the common entry of `fit`, `lr_find` and `scale_batch_size`, before encoders and datasets are built
+        self._check_training_inputs(series, past_covariates, future_covariates, "", max_samples_per_ts, stride)
+        if val_series is not None:
+            self._check_training_inputs(
+                val_series, val_past_covariates, val_future_covariates, "val_", max_samples_per_ts, stride
+            )
+        return super()._setup_for_fit_from_dataset(
+            series=series,
+            past_covariates=past_covariates,
+            future_covariates=future_covariates,
+            sample_weight=sample_weight,
+            stride=stride,
+            val_series=val_series,
+            val_past_covariates=val_past_covariates,
+            val_future_covariates=val_future_covariates,
+            max_samples_per_ts=max_samples_per_ts,
+            **kwargs,
+        )
+
+    def _setup_for_predict_from_dataset(self, n: int, series=None, *args, **kwargs):
+        # `predict` with user-given series; the training series were checked by `fit`
+        if series is not None:
+            for i, ts in enumerate(_as_list(series)):
+                if not isinstance(ts, TimeSeries):
+                    continue
+                window = ts.all_values(copy=False)[-self.input_chunk_length :]
+                if np.isnan(window).any():
+                    raise ValueError(
+                        f"{self.__class__.__name__}: `series`{_at(i, series)} has NaN values in its last "
+                        f"{self.input_chunk_length} points (the model input); fill them first, e.g. with "
+                        "`darts.utils.missing_values.fill_missing_values`."
+                    )
+        return super()._setup_for_predict_from_dataset(n, series, *args, **kwargs)
+
+    def _check_training_inputs(self, series, past_covariates, future_covariates, prefix, max_samples, stride):
+        name = self.__class__.__name__
+        targets = _as_list(series)
+        if not all(isinstance(ts, TimeSeries) for ts in targets):
+            return  # Darts reports wrong types itself
+        icl, ocl = self.input_chunk_length, self.output_chunk_length
+        shift = self.output_chunk_shift
+        min_len = icl + ocl + shift
+        for i, ts in enumerate(targets):
+            where = f"`{prefix}series`{_at(i, series)}"
+            if len(ts) < min_len:
+                raise ValueError(
+                    f"{name}: {where} has {len(ts)} points, too short to train on: one training sample needs "
+                    f"input_chunk_length + output_chunk_length + output_chunk_shift = {icl} + {ocl} + {shift} "
+                    f"= {min_len} points."
+                )
+            _reject_nan(name, where, ts)
+            static = ts.static_covariates
+            if self.considers_static_covariates and static is not None:
+                numeric = static.select_dtypes(include=np.number)
+                if numeric.isna().to_numpy().any():
+                    raise ValueError(
+                        f"{name}: the static covariates of {where} have NaN values; fill them, or pass "
+                        "`use_static_covariates=False` to ignore static covariates."
+                    )
+
+        for kind, covs in (("past_covariates", past_covariates), ("future_covariates", future_covariates)):
+            if covs is None:
+                continue
+            cov_list = _as_list(covs)
+            if len(cov_list) != len(targets) or not all(isinstance(c, TimeSeries) for c in cov_list):
+                continue  # Darts reports count and type mismatches itself
+            for i, (ts, cov) in enumerate(zip(targets, cov_list)):
+                where = f"`{prefix}{kind}`{_at(i, covs)}"
+                _reject_nan(name, where, cov)
+                if cov.freq != ts.freq:
+                    continue  # Darts reports the frequency mismatch itself
+                # the samples Darts draws: output windows end at the series end, every `stride` steps back
+                n_samples = (len(ts) - min_len) // stride + 1
+                if max_samples is not None:
+                    n_samples = min(n_samples, max_samples)
+                first_input = len(ts) - min_len - (n_samples - 1) * stride
+                need_start = ts.time_index[first_input]
+                # past covariates end with the last input window, future ones with the last output window
+                need_end = ts.time_index[-1 - ocl - shift] if kind == "past_covariates" else ts.end_time()
+                if cov.start_time() > need_start or cov.end_time() < need_end:
+                    raise ValueError(
+                        f"{name}: {where} span {cov.start_time()} to {cov.end_time()}, but training on "
+                        f"`{prefix}series`{_at(i, series)} needs values from {need_start} to {need_end}."
+                    )
+
+
+def _as_list(series) -> list:
+    return [series] if isinstance(series, TimeSeries) else list(series) if isinstance(series, Sequence) else [series]
+
+
+def _at(i: int, container) -> str:
+    return "" if isinstance(container, TimeSeries) else f" at index {i}"
+
+
+def _reject_nan(model_name: str, where: str, ts: TimeSeries) -> None:
+    values = ts.all_values(copy=False)
+    nan_rows = np.isnan(values).any(axis=(1, 2))
+    if nan_rows.any():
+        first = ts.time_index[int(np.argmax(nan_rows))]
+        raise ValueError(
+            f"{model_name}: {where} has NaN values at {int(nan_rows.sum())} time steps (first at {first}); "
+            "fill or drop them before training, e.g. with `darts.utils.missing_values.fill_missing_values`."
+        )
