@@ -33,7 +33,10 @@ def type1_lr(lr0: float, epoch: int) -> float:
 
 
 class EarlyStopping:
-    """Stop after ``patience`` epochs without a strictly lower validation loss; keep the best weights."""
+    """Stop after ``patience`` epochs in a row whose validation loss is above the best; keep the best weights.
+
+    As the official ``EarlyStopping`` (delta 0): a loss equal to the best counts as an improvement.
+    """
 
     def __init__(self, patience: int = 3):
         self.patience = patience
@@ -44,7 +47,7 @@ class EarlyStopping:
         self.stop = False
 
     def step(self, val_loss: float, model: nn.Module, epoch: int) -> None:
-        if val_loss < self.best or self.best_state is None:
+        if val_loss <= self.best or self.best_state is None:
             self.best, self.best_epoch, self.counter = val_loss, epoch, 0
             self.best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
         else:
