@@ -242,6 +242,10 @@ def test_bimamba_reads_both_directions_with_separate_weights():
 def test_mamba_rejects_bad_arguments():
     with pytest.raises(ValueError, match="d_state"):
         Mamba(d_model=8, d_state=0)
+    with pytest.raises(TypeError, match="d_model"):
+        Mamba(d_model=8.0)
+    with pytest.raises(ValueError, match="scan_backend"):
+        Mamba(d_model=8, scan_backend="fast")
     with pytest.raises(ValueError, match="d_model=8"):
         Mamba(d_model=8)(torch.randn(2, 5, 7))
 

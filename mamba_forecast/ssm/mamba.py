@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .scan import selective_scan
+from .scan import BACKENDS, selective_scan
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,8 +72,12 @@ class Mamba(nn.Module):
     ):
         super().__init__()
         for name, value in (("d_model", d_model), ("d_state", d_state), ("d_conv", d_conv), ("expand", expand)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}.")
+            if value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if scan_backend not in BACKENDS:
+            raise ValueError(f"scan_backend must be one of {BACKENDS}, got {scan_backend!r}.")
         if dt_init not in ("random", "constant"):
             raise ValueError(f"dt_init must be 'random' or 'constant', got {dt_init!r}.")
         factory = {"device": device, "dtype": dtype}
