@@ -1,0 +1,353 @@
+"""The one NeuralForecast adapter every forecaster of ``mamba_forecast.models`` goes through.
+
+:class:`MambaForecaster` turns a torch core (``mamba_forecast.models.SMamba`` ...) into a NeuralForecast
+``BaseModel``: it infers ``n_series`` at ``fit``, maps NeuralForecast's multivariate batches onto the core's
+token inputs, lays the output out the way the configured loss reads it, and checks the panel before training.
+It holds no math. A model class (see ``models.py``) only names its core and declares NeuralForecast's
+signature.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import ClassVar
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn as nn
+from neuralforecast.common._base_model import BaseModel
+
+from ..models.base import check_int
+
+# Core arguments the adapter sets itself; every other keyword argument of a core is an architecture argument
+# that the model class exposes under the same name.
+_ADAPTER_SET = frozenset(
+    {"input_size", "h", "n_series", "n_outputs", "hist_exog_size", "futr_exog_size", "stat_exog_size"}
+)
+_BASE_MODEL_ARGS = frozenset(inspect.signature(BaseModel.__init__).parameters) - {"self", "trainer_kwargs"}
+_TRAINER_ARGS = frozenset(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
+
+
+# Docstring pieces shared by every model class, in NeuralForecast's Google style. A model's docstring holds
+# "{leading_args}" and "{training_args}" where these go (filled in by MambaForecaster.__init_subclass__).
+LEADING_ARGS_DOC = """h (int): forecast horizon.
+        input_size (int): autoregressive input size (look-back window), y=[1,2,3,4] input_size=2 -> y_[t-2:t]=[1,2].
+        n_series (int, optional): number of time series. Optional: when None it is read from the data at `fit`
+            (all series go into every batch). Set it only to fix the number of series in advance (Darts'
+            `NeuralForecastModel` does); `fit` and `predict` then refuse data with a different number.
+        futr_exog_list (str list, optional): future exogenous columns, known over the horizon. Each column of
+            each series becomes one extra token embedded from its `input_size + h` values.
+        hist_exog_list (str list, optional): historical exogenous columns. Each column of each series becomes
+            one extra token embedded from its `input_size` past values.
+        stat_exog_list (str list, optional): static exogenous columns (from `static_df`), appended to each
+            series' look-back before the embedding.
+        exclude_insample_y (bool): if True the model does not see the past target values, only the exogenous
+            inputs; the core's instance normalisation (`use_norm`) is then turned off, since there is no
+            look-back to normalise by."""
+
+TRAINING_ARGS_DOC = """loss (PyTorch module): instantiated train loss class from [losses collection](https://nixtlaverse.nixtla.io/neuralforecast/losses.pytorch.html).
+            Point losses, `MQLoss`/`HuberMQLoss`, `IQLoss` and `DistributionLoss` are supported; the head is
+            sized by `loss.outputsize_multiplier`.
+        valid_loss (PyTorch module): instantiated valid loss class from [losses collection](https://nixtlaverse.nixtla.io/neuralforecast/losses.pytorch.html).
+        max_steps (int): maximum number of training steps.
+        learning_rate (float): learning rate between (0, 1).
+        num_lr_decays (int): number of learning rate decays, evenly distributed across max_steps.
+        early_stop_patience_steps (int): number of validation iterations before early stopping.
+        val_monitor (str): metric to monitor for early stopping. Valid options: "ptl/val_loss", "valid_loss",
+            "train_loss". Default: "ptl/val_loss".
+        val_check_steps (int): number of training steps between every validation loss check.
+        batch_size (int): number of different series in each batch; raised to the number of series, since a
+            multivariate model sees all series together.
+        valid_batch_size (int): number of different series in each validation and test batch, if None uses
+            batch_size; raised to the number of series as well.
+        windows_batch_size (int): number of windows to sample in each training batch.
+        inference_windows_batch_size (int): number of windows to sample in each inference batch, -1 uses all.
+        start_padding_enabled (bool): if True, the model will pad the time series with zeros at the beginning,
+            by input size.
+        training_data_availability_threshold (Union[float, List[float]]): minimum fraction of valid data points
+            required for training windows. Single float applies to both insample and outsample; list of two
+            floats specifies [insample_fraction, outsample_fraction]. Default 0.0.
+        step_size (int): step size between each window of temporal data.
+        scaler_type (str): type of scaler for temporal inputs normalization see [temporal scalers](https://github.com/Nixtla/neuralforecast/blob/main/neuralforecast/common/_scalers.py).
+        random_seed (int): random seed for the pytorch initializer (also of layers built lazily at `fit`) and
+            the numpy generators.
+        drop_last_loader (bool): if True `TimeSeriesDataLoader` drops last non-full batch.
+        alias (str): optional, custom name of the model.
+        optimizer (Subclass of 'torch.optim.Optimizer'): optional, user specified optimizer instead of the
+            default choice (Adam).
+        optimizer_kwargs (dict): optional, list of parameters used by the user specified `optimizer`.
+        lr_scheduler (Subclass of 'torch.optim.lr_scheduler.LRScheduler'): optional, user specified
+            lr_scheduler instead of the default choice (StepLR).
+        lr_scheduler_kwargs (dict): optional, list of parameters used by the user specified `lr_scheduler`.
+        dataloader_kwargs (dict): optional, list of parameters passed into the PyTorch Lightning dataloader by
+            the `TimeSeriesDataLoader`.
+        **trainer_kwargs (int): keyword trainer arguments inherited from [PyTorch Lightning's trainer](https://pytorch-lightning.readthedocs.io/en/stable/api/pytorch_lightning.trainer.trainer.Trainer.html?highlight=trainer).
+            Device choice goes here: `accelerator="cpu"` or `"gpu"`, `devices=1`. When CUDA is available and
+            these are not given, NeuralForecast trains on the GPU with `devices=-1`, i.e. on every visible GPU
+            (the windows, not the series, are split across them); pass `devices=1` (or `devices=[k]`) to use a
+            single GPU. On a GPU the fused selective-scan kernels of `mamba-ssm` are used when installed
+            (`scan_backend="auto"`); otherwise the pure PyTorch scan runs."""
+
+SCAN_BACKEND_DOC = """scan_backend (str): selective-scan implementation: "auto" (the fused CUDA kernels on a GPU when
+            `mamba-ssm` is installed, else PyTorch), "torch", "reference" or "cuda"."""
+
+
+def model_arguments(local_vars: dict) -> dict:
+    """A model class's ``__init__`` arguments (from its ``locals()``), trainer keyword arguments inlined."""
+    arguments = {k: v for k, v in local_vars.items() if k not in ("self", "__class__", "trainer_kwargs")}
+    return {**arguments, **local_vars.get("trainer_kwargs", {})}
+
+
+def core_defaults(core_class: type) -> dict:
+    """Default values of a core's keyword arguments: the model classes take their defaults from here."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(core_class.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+class MambaForecaster(BaseModel):
+    """Base of the NeuralForecast models: a ``mamba_forecast.models`` core behind NeuralForecast's interface.
+
+    A subclass sets ``core_class`` to the torch module class and writes NeuralForecast's standard signature with
+    the core's architecture arguments (same names) in the middle; its ``__init__`` is
+    ``super().__init__(**model_arguments(locals()))``. Everything else lives here:
+
+    * ``n_series`` is optional. The core is built at construction when its size is known (``n_series``
+      given, or a core whose layers do not depend on it and no temporal exogenous inputs); otherwise at
+      the first ``fit``, from ``dataset.n_groups``. Either way from ``random_seed``, so the weights do not
+      depend on when the core was built. ``fit`` stores the number of series in ``hparams`` so that
+      checkpoints rebuild the same core, and raises the batch sizes to it.
+    * Inputs: ``insample_y [B, L, N]`` goes to the core as is; ``hist_exog [B, X, L, N]`` becomes
+      ``[B, L, X*N]``, ``futr_exog [B, F, L+h, N]`` ``[B, L+h, F*N]`` (one token per column and series) and
+      ``stat_exog [N, S]`` is repeated over the batch.
+    * Output: ``[B, h, N*m]`` with ``m = loss.outputsize_multiplier``, series-major (``n*m + k``) for point and
+      quantile losses and parameter-major (``k*N + n``) for distribution losses, the layouts their
+      ``domain_map`` reads.
+    * ``fit`` refuses, before training, panels a multivariate model cannot learn from correctly: series of
+      different lengths or on different timestamps, non-finite values, series too short for one training
+      window after the validation and test splits. ``fit``/``predict`` refuse a number of series other than
+      the one the model was built for.
+    """
+
+    EXOGENOUS_FUTR = True
+    EXOGENOUS_HIST = True
+    EXOGENOUS_STAT = True
+    EXOGENOUS_CAT = False
+    MULTIVARIATE = True
+    RECURRENT = False
+
+    core_class: ClassVar[type[nn.Module]]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:
+            cls.__doc__ = cls.__doc__.replace("{leading_args}", LEADING_ARGS_DOC).replace(
+                "{training_args}", TRAINING_ARGS_DOC
+            ).replace("{scan_backend}", SCAN_BACKEND_DOC)
+
+    def __init__(self, **arguments):
+        name = type(self).__name__
+        architecture = {k: arguments.pop(k) for k in self.architecture_names() if k in arguments}
+        unknown = set(arguments) - _BASE_MODEL_ARGS - _TRAINER_ARGS
+        if unknown:
+            raise TypeError(
+                f"{name} got unexpected keyword argument(s) {', '.join(sorted(unknown))}: they are neither "
+                f"{name} arguments nor PyTorch Lightning Trainer arguments."
+            )
+        n_series = arguments.pop("n_series", None)
+        if n_series is not None:
+            n_series = check_int("n_series", n_series)
+        if arguments.get("exclude_insample_y"):
+            architecture["use_norm"] = False  # a zeroed look-back has no scale to normalise by
+        # BaseModel insists on n_series for multivariate models; 1 stands in until the data says otherwise.
+        super().__init__(n_series=n_series or 1, **arguments)
+        self._architecture = architecture
+        self.n_series = None
+        self.core = None
+        if n_series is not None or not (self.core_class.FIXED_N_SERIES or self.hist_exog_size or self.futr_exog_size):
+            self._build_core(n_series)
+        else:
+            # Nothing to build yet: construct a throwaway core to raise bad hyperparameters now, not at fit.
+            with torch.random.fork_rng(devices=[]):
+                self.core_class(**self._core_arguments(1))
+
+    @classmethod
+    def architecture_names(cls) -> list[str]:
+        """The core's keyword arguments that the model class exposes (all but the sizes the adapter sets)."""
+        parameters = inspect.signature(cls.core_class.__init__).parameters
+        return [k for k, p in parameters.items() if p.kind is p.KEYWORD_ONLY and k not in _ADAPTER_SET]
+
+    # -- building -----------------------------------------------------------------------------------------
+
+    def _core_arguments(self, n_series: int | None) -> dict:
+        per_series = 1 if n_series is None else n_series
+        return dict(
+            input_size=self.input_size,
+            h=self.h,
+            n_series=n_series,
+            n_outputs=self.loss.outputsize_multiplier,
+            hist_exog_size=self.hist_exog_size * per_series,
+            futr_exog_size=self.futr_exog_size * per_series,
+            stat_exog_size=self.stat_exog_size,
+            **self._architecture,
+        )
+
+    def _build_core(self, n_series: int | None) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.random_seed)
+            self.core = self.core_class(**self._core_arguments(n_series))
+        if n_series is not None:
+            self._set_n_series(n_series)
+
+    def _set_n_series(self, n_series: int) -> None:
+        self.n_series = n_series
+        self.hparams["n_series"] = n_series
+        self.batch_size = max(self.hparams["batch_size"], n_series)
+        self.valid_batch_size = max(self.hparams["valid_batch_size"] or self.hparams["batch_size"], n_series)
+
+    def _adopt_n_series(self, dataset) -> None:
+        n = getattr(dataset, "n_groups", None)
+        name = type(self).__name__
+        if n is None:
+            if self.n_series is None:
+                raise ValueError(f"{name} cannot read the number of series from this dataset; pass n_series.")
+            return
+        if self.n_series is not None and n != self.n_series:
+            raise ValueError(
+                f"{name} was built for {self.n_series} series but the data has {n}. A multivariate model "
+                f"forecasts the panel it was trained on: pass the same {self.n_series} series, or train a new "
+                f"model (NeuralForecast.fit(..., use_init_models=True), or a new {name} without n_series)."
+            )
+        if self.core is None:
+            self._build_core(n)
+        elif self.n_series is None:
+            self._set_n_series(n)
+
+    # -- NeuralForecast entry points ------------------------------------------------------------------
+
+    def fit(self, dataset, val_size=0, test_size=0, random_seed=None, distributed_config=None):
+        check_panel(self, dataset, val_size=val_size or 0, test_size=test_size or 0, training=True)
+        self._adopt_n_series(dataset)
+        return super().fit(
+            dataset, val_size=val_size, test_size=test_size, random_seed=random_seed,
+            distributed_config=distributed_config,
+        )
+
+    def predict(self, dataset, *args, **kwargs):
+        if self.n_series is not None and getattr(dataset, "n_groups", self.n_series) != self.n_series:
+            self._adopt_n_series(dataset)  # raises the mismatch
+        check_panel(self, dataset, training=False)
+        return super().predict(dataset, *args, **kwargs)
+
+    def forward(self, windows_batch):
+        x = windows_batch["insample_y"]  # [B, L, N]
+        batch, _, n = x.shape
+        hist_exog = windows_batch.get("hist_exog")  # [B, X, L, N] | None
+        futr_exog = windows_batch.get("futr_exog")  # [B, F, L + h, N] | None
+        stat_exog = windows_batch.get("stat_exog")  # [N, S] | None
+        if hist_exog is not None:
+            hist_exog = hist_exog.permute(0, 2, 1, 3).reshape(batch, hist_exog.shape[2], -1)  # [B, L, X*N]
+        if futr_exog is not None:
+            futr_exog = futr_exog.permute(0, 2, 1, 3).reshape(batch, futr_exog.shape[2], -1)  # [B, L + h, F*N]
+        if stat_exog is not None:
+            stat_exog = stat_exog.unsqueeze(0).expand(batch, -1, -1)  # [B, N, S]
+        y = self.core(x, hist_exog, futr_exog, stat_exog).reshape(batch, self.h, n, -1)  # [B, h, N, m]
+        if self.loss.is_distribution_output:
+            y = y.transpose(2, 3)  # [B, h, m, N]: DistributionLoss splits the last axis into m blocks of N
+        return y.reshape(batch, self.h, -1)  # [B, h, N*m]
+
+
+# ----------------------------------------------------------------------------------------------------
+# panel checks
+# ----------------------------------------------------------------------------------------------------
+
+
+def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size: int = 0, training: bool) -> None:
+    """Raise ValueError for a panel the multivariate model would silently mislearn or mispredict.
+
+    A multivariate batch stacks the series by position, so they must have equal lengths (NeuralForecast
+    would left-pad the short ones with zeros the model takes for data) and, when the caller is
+    NeuralForecast, the same timestamps. Training also needs finite values and at least one full window
+    (``input_size + h``) left after the validation and test splits.
+    """
+    indptr = getattr(dataset, "indptr", None)
+    if indptr is None:  # a dataset streamed from files: nothing in memory to check
+        return
+    name = type(model).__name__
+    lengths = np.diff(indptr)
+    ids = _series_ids(dataset)
+
+    def label(i):
+        return repr(ids[i]) if ids is not None else f"#{i}"
+
+    if lengths.min() != lengths.max():
+        short, long = int(lengths.argmin()), int(lengths.argmax())
+        raise ValueError(
+            f"{name} is multivariate and needs every series on the same time steps, but series {label(short)} "
+            f"has {lengths[short]} rows and {label(long)} has {lengths[long]}. Keep the common time range "
+            f"(or fill the gaps) before fitting."
+        )
+    if not training:
+        return
+    timestamps = _timestamps_from_caller(dataset)
+    if timestamps is not None:
+        grid = timestamps.reshape(len(lengths), -1)
+        off = np.flatnonzero((grid != grid[:1]).any(axis=1))
+        if off.size:
+            i = int(off[0])
+            raise ValueError(
+                f"{name} is multivariate and needs every series on the same timestamps, but series {label(i)} "
+                f"runs from {grid[i, 0]} to {grid[i, -1]} and {label(0)} from {grid[0, 0]} to {grid[0, -1]}. "
+                f"Align the series (same start, end and frequency, no gaps) before fitting."
+            )
+    temporal = dataset.temporal
+    columns = list(dataset.temporal_cols)
+    available = temporal[:, columns.index("available_mask")] > 0 if "available_mask" in columns else None
+    for j, column in enumerate(columns):
+        values = temporal[:, j] if available is None else temporal[:, j][available]
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            raise ValueError(
+                f"Column {column!r} has {int(bad.sum())} non-finite value(s) (NaN or inf); {name} cannot train "
+                f"on them. Fill or drop them before fitting."
+            )
+    steps = int(lengths[0]) - val_size - test_size
+    needed = (1 if model.start_padding_enabled else model.input_size) + model.h
+    if steps < needed:
+        splits = f" after holding out val_size={val_size} and test_size={test_size}" if val_size or test_size else ""
+        raise ValueError(
+            f"{name}(input_size={model.input_size}, h={model.h}) needs at least {needed} time steps per series "
+            f"to train{splits}, but the series have {steps}. Use a smaller input_size or h, more data, or "
+            f"start_padding_enabled=True."
+        )
+
+
+def _caller(dataset):
+    """The NeuralForecast object whose ``dataset`` this is, when one is up the call stack."""
+    from neuralforecast import NeuralForecast
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, NeuralForecast) and getattr(owner, "dataset", None) is dataset:
+            return owner
+        frame = frame.f_back
+    return None
+
+
+def _timestamps_from_caller(dataset):
+    # A TimeSeriesDataset keeps no timestamps; NeuralForecast keeps them next to it (``ds``, sorted like the
+    # rows). The model's fit only receives the dataset, so this is the one place they can be read from.
+    owner = _caller(dataset)
+    ds = getattr(owner, "ds", None)
+    return ds if ds is not None and len(ds) == dataset.temporal.shape[0] else None
+
+
+def _series_ids(dataset):
+    owner = _caller(dataset)
+    uids = getattr(owner, "uids", None)
+    return None if uids is None or len(uids) != dataset.n_groups else list(uids)

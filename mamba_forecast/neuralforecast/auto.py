@@ -1,0 +1,227 @@
+"""Hyperparameter search for the NeuralForecast models, with Ray Tune or Optuna (NeuralForecast's ``BaseAuto``).
+
+The search spaces never contain ``n_series``: the models read it from the data at ``fit``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, ClassVar
+
+from neuralforecast.common._base_auto import BaseAuto, MockTrial
+from neuralforecast.losses.pytorch import MAE
+from ray import tune
+from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from .. import models as core
+from ._base import MambaForecaster, core_defaults
+from .attention_mamba import AttentionMamba
+from .fmamba import FMamba
+from .smamba import SMamba
+from .tsm2 import TSM2
+
+# Shared by every space: input_size as multiples of h, the training settings, the seed.
+_TRAINING_SPACE = {
+    "input_size_multiplier": [1, 2, 3, 4, 5],
+    "learning_rate": tune.loguniform(1e-4, 1e-2),
+    "scaler_type": tune.choice(["identity", "robust", "standard"]),
+    "max_steps": tune.choice([500, 1000, 2000]),
+    "windows_batch_size": tune.choice([16, 32, 64, 128]),
+    "random_seed": tune.randint(1, 20),
+}
+
+AUTO_ARGS_DOC = """h (int): forecast horizon.
+        n_series (int, optional): number of time series. Not needed: the models read it from the data at `fit`.
+            When given, it is fixed in the search space.
+        loss (PyTorch module): instantiated train loss class from [losses collection](https://nixtlaverse.nixtla.io/neuralforecast/losses.pytorch.html).
+        valid_loss (PyTorch module): instantiated valid loss class from [losses collection](https://nixtlaverse.nixtla.io/neuralforecast/losses.pytorch.html).
+        config (dict or callable): search space: a dict of Ray Tune domains (`backend="ray"`) or a function of
+            an Optuna trial returning a dict (`backend="optuna"`). None uses `get_default_config(h, backend)`.
+            It must not hold `h`, `loss` or `valid_loss`. Device settings (`accelerator`, `devices`) go here too.
+        search_alg (ray.tune.search variant or optuna.sampler): for Ray see https://docs.ray.io/en/latest/tune/api_docs/suggestion.html,
+            for Optuna see https://optuna.readthedocs.io/en/stable/reference/samplers/index.html.
+        num_samples (int): number of configurations tried.
+        time_budget (int, optional): time budget of the search in seconds.
+        refit_with_val (bool): whether the refit of the best configuration keeps the validation split.
+        cpus (int): no longer supported by NeuralForecast 3.2+; use `ray_options=RayOptions(cpus=...)`.
+        gpus (int): no longer supported by NeuralForecast 3.2+; use `ray_options=RayOptions(gpus=...)`.
+        verbose (bool): print the progress of the search.
+        alias (str, optional): custom name of the model.
+        backend (str): "ray" or "optuna".
+        callbacks (list of callable, optional): functions called during the search (Ray or Optuna callbacks).
+        ray_options (RayOptions, optional): Ray-only options (`run_config`, `scheduler`, `cpus`, `gpus`).
+        optuna_options (OptunaOptions, optional): Optuna-only options (`study_kwargs`, `create_study_kwargs`)."""
+
+
+def _same_as(key: str) -> Callable[[dict], object]:
+    return lambda config: config[key]
+
+
+class MambaAuto(BaseAuto):
+    """Base of the ``Auto`` classes: NeuralForecast's ``BaseAuto`` with a default space for either backend.
+
+    A subclass sets ``model_class``, ``default_config`` (Ray Tune domains, with ``input_size_multiplier`` as in
+    NeuralForecast) and ``derived``: arguments computed from the sampled ones (e.g. ``d_ff = d_model``), added
+    with ``tune.sample_from`` for Ray and after sampling for Optuna.
+    """
+
+    model_class: ClassVar[type[MambaForecaster]]
+    default_config: ClassVar[dict]
+    derived: ClassVar[dict[str, Callable[[dict], object]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:
+            cls.__doc__ = cls.__doc__.replace("{auto_args}", AUTO_ARGS_DOC)
+
+    def __init__(
+        self,
+        h,
+        n_series=None,
+        loss=MAE(),
+        valid_loss=None,
+        config=None,
+        search_alg=BasicVariantGenerator(random_state=1),
+        num_samples=10,
+        time_budget=None,
+        refit_with_val=False,
+        cpus=None,
+        gpus=None,
+        verbose=False,
+        alias=None,
+        backend="ray",
+        callbacks=None,
+        ray_options=None,
+        optuna_options=None,
+    ):
+        if config is None:
+            config = self.get_default_config(h=h, backend=backend, n_series=n_series)
+        elif n_series is not None and isinstance(config, dict):
+            config = {**config, "n_series": n_series}
+        super().__init__(
+            cls_model=self.model_class,
+            h=h,
+            loss=loss,
+            valid_loss=valid_loss,
+            config=config,
+            search_alg=search_alg,
+            num_samples=num_samples,
+            time_budget=time_budget,
+            refit_with_val=refit_with_val,
+            cpus=cpus,
+            gpus=gpus,
+            verbose=verbose,
+            alias=alias,
+            backend=backend,
+            callbacks=callbacks,
+            ray_options=ray_options,
+            optuna_options=optuna_options,
+        )
+
+    @classmethod
+    def get_default_config(cls, h, backend, n_series=None):
+        """The default search space for horizon ``h``: a Ray dict (``backend="ray"``) or an Optuna function."""
+        config = dict(cls.default_config)
+        config["input_size"] = tune.choice([h * x for x in config.pop("input_size_multiplier")])
+        config["step_size"] = tune.choice([1, h])
+        if n_series is not None:
+            config["n_series"] = n_series
+        derived = cls.derived
+        if backend == "ray":
+            return {**config, **{k: tune.sample_from(f) for k, f in derived.items()}}
+        sample = cls._ray_config_to_optuna(config)
+
+        def optuna_config(trial):
+            values = sample(trial)
+            if isinstance(trial, MockTrial):  # BaseAuto's dry run: choices come back as lists, nothing to derive
+                return values
+            return {**values, **{k: f(values) for k, f in derived.items()}}
+
+        return optuna_config
+
+
+class AutoSMamba(MambaAuto):
+    """AutoSMamba
+
+    Hyperparameter search for `SMamba`: token width (with the feed-forward width equal to it, as in the
+    official scripts), depth, Mamba state size, and the shared training settings.
+
+    Args:
+        {auto_args}
+    """
+
+    model_class = SMamba
+    default_config = {
+        **_TRAINING_SPACE,
+        "d_model": tune.choice([64, 128, 256, 512]),
+        "e_layers": tune.choice([1, 2, 3, 4]),
+        "d_state": tune.choice([2, 16, 32]),
+    }
+    derived = {"d_ff": _same_as("d_model")}
+
+
+class AutoAttentionMamba(MambaAuto):
+    """AutoAttentionMamba
+
+    Hyperparameter search for `AttentionMamba`: token width (a multiple of 4, with `d_ff` equal to it, as in
+    the official scripts), depth, Mamba state size, and the shared training settings.
+
+    Args:
+        {auto_args}
+    """
+
+    model_class = AttentionMamba
+    default_config = {
+        **_TRAINING_SPACE,
+        "d_model": tune.choice([64, 128, 256, 512]),
+        "e_layers": tune.choice([1, 2]),
+        "d_state": tune.choice([16, 32, 64]),
+    }
+    derived = {"d_ff": _same_as("d_model")}
+
+
+class AutoFMamba(MambaAuto):
+    """AutoFMamba
+
+    Hyperparameter search for `FMamba`: token width (with the MLP width equal to it), depth, Mamba state size,
+    fast-attention kernel, and the shared training settings.
+
+    Args:
+        {auto_args}
+    """
+
+    model_class = FMamba
+    default_config = {
+        **_TRAINING_SPACE,
+        "d_model": tune.choice([64, 128, 256]),
+        "e_layers": tune.choice([1, 2, 3]),
+        "d_state": tune.choice([8, 16, 32]),
+        "kernel": tune.choice(["gaussian", "performer"]),
+    }
+    derived = {"d_ff": _same_as("d_model")}
+
+
+_TSM2_PATCH_LEN = core_defaults(core.TSM2)["patch_len"]
+
+
+class AutoTSM2(MambaAuto):
+    """AutoTSM2
+
+    Hyperparameter search for `TSM2`: patch-token width, depth, Mamba state size, and the shared training
+    settings. Patches are `min(16, input_size)` long with half-overlapping strides, so every sampled
+    `input_size` is valid.
+
+    Args:
+        {auto_args}
+    """
+
+    model_class = TSM2
+    default_config = {
+        **_TRAINING_SPACE,
+        "d_model": tune.choice([16, 32, 64, 128]),
+        "e_layers": tune.choice([1, 2, 3]),
+        "d_state": tune.choice([8, 16, 32]),
+    }
+    derived = {
+        "patch_len": lambda config: min(_TSM2_PATCH_LEN, config["input_size"]),
+        "stride": lambda config: max(1, min(_TSM2_PATCH_LEN, config["input_size"]) // 2),
+    }
