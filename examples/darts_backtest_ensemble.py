@@ -1,6 +1,6 @@
 """Backtest Mamba forecasters in Darts, then ensemble one with classical models.
 
-    python examples/darts_backtest_ensemble.py                        # ETTh1 if found, else synthetic data
+    python examples/darts_backtest_ensemble.py                        # minutes on a CPU; ETTh1 if found
     MAMBA_FORECAST_FAST=1 python examples/darts_backtest_ensemble.py  # seconds: tiny models, short data
 
 ETTh1.csv is looked up in $MAMBA_FORECAST_DATA, then ../shared/datasets (see ``mamba_forecast.datasets``);

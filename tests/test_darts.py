@@ -408,6 +408,15 @@ def test_same_seed_same_forecasts(cls):
     assert not np.array_equal(preds[0], preds[2])
 
 
+def test_same_seed_same_random_features():
+    """FMamba's performer kernel draws random features when the network is built: the seed fixes them too."""
+    target = series(2)
+    preds = [make(FMambaModel, kernel="performer", n_heads=2, random_state=seed).fit(target).predict(OCL).values()
+             for seed in (7, 7, 8)]
+    np.testing.assert_array_equal(preds[0], preds[1])
+    assert not np.array_equal(preds[0], preds[2])
+
+
 def test_construction_does_not_consume_the_global_rng():
     torch.manual_seed(0)
     expected = torch.rand(3)
