@@ -167,7 +167,7 @@ def _plot_relative(entries: list[dict], figures_dir: Path) -> str | None:
     x = np.arange(len(es))
     fig, ax = plt.subplots(figsize=(max(6.5, 0.9 * len(es) + 2), 3.8))
     ax.bar(x - 0.2, [e["rel_mse"] for e in es], 0.4, label="MSE", color="C0")
-    ax.bar(x + 0.2, [e["rel_mae"] if e["rel_mae"] == e["rel_mae"] else 0 for e in es], 0.4, label="MAE",
+    ax.bar(x + 0.2, [e["rel_mae"] for e in es], 0.4, label="MAE (where published)",
            color="C1")
     ax.axhline(0, color="k", lw=0.8)
     ax.axhline(100 * (ACCEPT_RATIO - 1), color="C3", ls="--", lw=0.8, label="+3% (acceptance)")
