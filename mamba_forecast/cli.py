@@ -60,7 +60,12 @@ def _add_bench(sub) -> None:
 
 
 def _run_bench(args) -> int:
+    import signal
+
     import torch
+
+    # a terminated sweep still removes its cell lock (the runner's `finally`)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from .bench.runner import Cell, run_cells
 
