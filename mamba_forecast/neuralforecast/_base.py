@@ -209,37 +209,36 @@ class MambaForecaster(BaseModel):
         self.batch_size = max(self.hparams["batch_size"], n_series)
         self.valid_batch_size = max(self.hparams["valid_batch_size"] or self.hparams["batch_size"], n_series)
 
-    def _adopt_n_series(self, dataset) -> None:
+    def _check_n_series(self, dataset) -> int | None:
+        """The dataset's number of series, after checking it against the one the model was built for."""
         n = getattr(dataset, "n_groups", None)
         name = type(self).__name__
-        if n is None:
-            if self.n_series is None:
-                raise ValueError(f"{name} cannot read the number of series from this dataset; pass n_series.")
-            return
-        if self.n_series is not None and n != self.n_series:
+        if n is None and self.n_series is None:
+            raise ValueError(f"{name} cannot read the number of series from this dataset; pass n_series.")
+        if n is not None and self.n_series is not None and n != self.n_series:
             raise ValueError(
                 f"{name} was built for {self.n_series} series but the data has {n}. A multivariate model "
                 f"forecasts the panel it was trained on: pass the same {self.n_series} series, or train a new "
                 f"model (NeuralForecast.fit(..., use_init_models=True), or a new {name} without n_series)."
             )
-        if self.core is None:
-            self._build_core(n)
-        elif self.n_series is None:
-            self._set_n_series(n)
+        return n
 
     # -- NeuralForecast entry points ------------------------------------------------------------------
 
     def fit(self, dataset, val_size=0, test_size=0, random_seed=None, distributed_config=None):
+        n = self._check_n_series(dataset)
         check_panel(self, dataset, val_size=val_size or 0, test_size=test_size or 0, training=True)
-        self._adopt_n_series(dataset)
+        if self.core is None:
+            self._build_core(n)
+        elif self.n_series is None and n is not None:
+            self._set_n_series(n)
         return super().fit(
             dataset, val_size=val_size, test_size=test_size, random_seed=random_seed,
             distributed_config=distributed_config,
         )
 
     def predict(self, dataset, *args, **kwargs):
-        if self.n_series is not None and getattr(dataset, "n_groups", self.n_series) != self.n_series:
-            self._adopt_n_series(dataset)  # raises the mismatch
+        self._check_n_series(dataset)
         check_panel(self, dataset, training=False)
         return super().predict(dataset, *args, **kwargs)
 
@@ -279,7 +278,9 @@ def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size
         return
     name = type(model).__name__
     lengths = np.diff(indptr)
-    ids = _series_ids(dataset)
+    owner = _caller(dataset)
+    uids = getattr(owner, "uids", None)
+    ids = list(uids) if uids is not None and len(uids) == len(lengths) else None
 
     def label(i):
         return repr(ids[i]) if ids is not None else f"#{i}"
@@ -293,8 +294,10 @@ def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size
         )
     if not training:
         return
-    timestamps = _timestamps_from_caller(dataset)
-    if timestamps is not None:
+    # A TimeSeriesDataset keeps no timestamps; NeuralForecast keeps them next to it (``ds``, sorted like the
+    # rows), and the model's fit only receives the dataset, so they are read from the caller.
+    timestamps = getattr(owner, "ds", None)
+    if timestamps is not None and len(timestamps) == len(dataset.temporal):
         grid = timestamps.reshape(len(lengths), -1)
         off = np.flatnonzero((grid != grid[:1]).any(axis=1))
         if off.size:
@@ -337,17 +340,3 @@ def _caller(dataset):
             return owner
         frame = frame.f_back
     return None
-
-
-def _timestamps_from_caller(dataset):
-    # A TimeSeriesDataset keeps no timestamps; NeuralForecast keeps them next to it (``ds``, sorted like the
-    # rows). The model's fit only receives the dataset, so this is the one place they can be read from.
-    owner = _caller(dataset)
-    ds = getattr(owner, "ds", None)
-    return ds if ds is not None and len(ds) == dataset.temporal.shape[0] else None
-
-
-def _series_ids(dataset):
-    owner = _caller(dataset)
-    uids = getattr(owner, "uids", None)
-    return None if uids is None or len(uids) != dataset.n_groups else list(uids)
