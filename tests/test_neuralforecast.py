@@ -557,7 +557,7 @@ def test_every_loss(cls):
 # ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("script", ["neuralforecast_quickstart", "statsforecast_hybrid", "auto_search"])
+@pytest.mark.parametrize("script", ["neuralforecast_quickstart", "statsforecast_hybrid", "auto_search", "gpu_training"])
 def test_example_runs(script, monkeypatch):
     if script == "statsforecast_hybrid":
         pytest.importorskip("statsforecast")
