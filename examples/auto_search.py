@@ -1,6 +1,6 @@
 """Hyperparameter search for FMamba with Optuna (``AutoFMamba``), then forecasts from the best model.
 
-    python examples/auto_search.py                        # 10 trials, a few minutes on a laptop CPU
+    python examples/auto_search.py                        # 8 trials: tens of minutes on a 2-core CPU
     MAMBA_FORECAST_FAST=1 python examples/auto_search.py  # seconds: 2 tiny trials, short data
 
 ``AutoFMamba(h, backend="optuna")`` searches its default space (token width, depth, Mamba state size,
@@ -28,7 +28,7 @@ H = 24
 if FAST:
     HISTORY, TRIALS, OVERRIDES = 24 * 10, 2, dict(max_steps=3, d_model=16, d_ff=16, e_layers=1, input_size=2 * H)
 else:
-    HISTORY, TRIALS, OVERRIDES = 24 * 7 * 12, 10, dict(max_steps=300)
+    HISTORY, TRIALS, OVERRIDES = 24 * 7 * 12, 8, dict(max_steps=200)
 TRAINER = dict(accelerator="cpu", devices=1, enable_progress_bar=False, logger=False, enable_model_summary=False)
 
 
