@@ -240,6 +240,19 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
                     )
         return super()._setup_for_predict_from_dataset(n, series, *args, **kwargs)
 
+    def _setup_for_predict(self, *args, trainer=None, **kwargs):
+        # Every prediction (predict, historical_forecasts, backtest) sets up its trainer here. Under DDP, Lightning
+        # would give each rank only its share of the series, and `predict` on rank 0 would silently return part
+        # of the forecasts; as NeuralForecast does for several GPUs, predict on one device instead.
+        one_device = _one_device_trainer_params(self.trainer_params) if trainer is None else None
+        if one_device is None:
+            return super()._setup_for_predict(*args, trainer=trainer, **kwargs)
+        configured, self.trainer_params = self.trainer_params, one_device
+        try:
+            return super()._setup_for_predict(*args, trainer=None, **kwargs)
+        finally:
+            self.trainer_params = configured
+
     def _check_training_inputs(self, series, past_covariates, future_covariates, prefix, max_samples, stride):
         name = self.__class__.__name__
         targets = _as_list(series)
@@ -290,6 +303,31 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
                         f"{name}: {where} span {cov.start_time()} to {cov.end_time()}, but training on "
                         f"`{prefix}series`{_at(i, series)} needs values from {need_start} to {need_end}."
                     )
+
+
+def _one_device_trainer_params(params: dict) -> dict | None:
+    """Trainer parameters for prediction on a single device, or None when ``params`` already use one.
+
+    Several devices means a multi-process strategy (``ddp``, ``fsdp``, ...) or ``devices`` naming more than
+    one device (``2``, ``[0, 1]``, ``"0,1"``, or ``-1``/``"auto"`` with several GPUs visible).
+    """
+    devices = params.get("devices", "auto")
+    strategy = params.get("strategy", "auto")
+    strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__.lower()
+    if isinstance(devices, str) and "," in devices:
+        devices = [int(d) for d in devices.split(",") if d.strip()]
+    if isinstance(devices, (list, tuple)):
+        count = len(devices)
+    elif devices in (-1, "-1", "auto"):
+        gpu = params.get("accelerator", "auto") in ("gpu", "cuda", "auto")
+        count = torch.cuda.device_count() if gpu else 1
+    else:
+        count = int(devices)
+    several = count > 1 or any(name in strategy_name for name in ("ddp", "fsdp", "deepspeed"))
+    if not several:
+        return None
+    first = list(devices)[:1] if isinstance(devices, (list, tuple)) and devices else 1
+    return {**params, "devices": first, "strategy": "auto"}
 
 
 def _as_list(series) -> list:

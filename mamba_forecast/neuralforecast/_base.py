@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn as nn
 from neuralforecast.common._base_model import BaseModel
+from neuralforecast.tsdataset import _DistributedTimeSeriesDataModule
 
 from ..models.base import check_int
 
@@ -213,7 +214,7 @@ class MambaForecaster(BaseModel):
         """The dataset's number of series, after checking it against the one the model was built for."""
         n = getattr(dataset, "n_groups", None)
         name = type(self).__name__
-        if n is None and self.n_series is None:
+        if n is None and self.n_series is None and self.core is None:
             raise ValueError(f"{name} cannot read the number of series from this dataset; pass n_series.")
         if n is not None and self.n_series is not None and n != self.n_series:
             raise ValueError(
@@ -226,6 +227,8 @@ class MambaForecaster(BaseModel):
     # -- NeuralForecast entry points ------------------------------------------------------------------
 
     def fit(self, dataset, val_size=0, test_size=0, random_seed=None, distributed_config=None):
+        if distributed_config is not None:
+            self._check_distributed()
         n = self._check_n_series(dataset)
         check_panel(self, dataset, val_size=val_size or 0, test_size=test_size or 0, training=True)
         if self.core is None:
@@ -237,10 +240,67 @@ class MambaForecaster(BaseModel):
             distributed_config=distributed_config,
         )
 
+    def _check_distributed(self) -> None:
+        """Refuse a distributed (Spark) fit the core cannot take, before any worker starts.
+
+        NeuralForecast's distributed fit gives each worker the series of its own partition only, so a worker
+        sees a sub-panel whose size depends on the partitioning. Only a core whose layers are not sized by the
+        number of series can train on that.
+        """
+        name = type(self).__name__
+        if self.core_class.FIXED_N_SERIES:
+            why = "a layer sized by the number of series"
+        elif self.hist_exog_size or self.futr_exog_size:
+            why = "historical/future exogenous inputs (their embedding is sized by the number of series)"
+        else:
+            return
+        raise ValueError(
+            f"{name} has {why}, but NeuralForecast's distributed fit gives each worker only the series of its "
+            f"own partition. Fit {name} on a pandas or polars DataFrame instead, or use SMamba, FMamba or TSM2 "
+            f"without hist_exog_list/futr_exog_list for a distributed fit."
+        )
+
+    def _fit_distributed(self, distributed_config, datamodule, val_size, test_size):
+        # NeuralForecast 3.3.0 builds the workers' Trainer with use_distributed_sampler=False and then also passes
+        # **trainer_kwargs, which for multivariate models already holds use_distributed_sampler=False (set in
+        # BaseModel.__init__): "Trainer() got multiple values for keyword argument 'use_distributed_sampler'".
+        # The value is the same, so leave it out of trainer_kwargs for the workers.
+        configured = self.trainer_kwargs
+        self.trainer_kwargs = {k: v for k, v in configured.items() if k != "use_distributed_sampler"}
+        try:
+            model = super()._fit_distributed(distributed_config, datamodule, val_size, test_size)
+        finally:
+            self.trainer_kwargs = configured
+        # The trained model comes back from rank 0 sized for its partition (see on_fit_start); it is tied to
+        # the number of series the user gave, if any, not to that partition.
+        model.n_series = self.n_series
+        return model
+
+    def on_fit_start(self):
+        super().on_fit_start()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if isinstance(datamodule, _DistributedTimeSeriesDataModule):
+            # A worker of a distributed (Spark) fit: it trains on the series of its own partition, all of them
+            # in every batch, whatever batch_size the driver set.
+            dataset = datamodule.dataset
+            check_panel(self, dataset, val_size=self.val_size or 0, test_size=self.test_size or 0, training=True)
+            self.n_series = dataset.n_groups
+            datamodule.batch_size = max(datamodule.batch_size, dataset.n_groups)
+            datamodule.valid_batch_size = max(datamodule.valid_batch_size or 0, dataset.n_groups)
+
     def predict(self, dataset, *args, **kwargs):
-        self._check_n_series(dataset)
+        n = self._check_n_series(dataset)
         check_panel(self, dataset, training=False)
-        return super().predict(dataset, *args, **kwargs)
+        if self.n_series is not None or n is None:
+            return super().predict(dataset, *args, **kwargs)
+        # Only after a distributed fit without n_series: the core is not tied to a number of series, so it
+        # forecasts the panel it is given, all series in one batch.
+        saved = self.n_series, self.valid_batch_size
+        self.n_series, self.valid_batch_size = n, max(self.valid_batch_size, n)
+        try:
+            return super().predict(dataset, *args, **kwargs)
+        finally:
+            self.n_series, self.valid_batch_size = saved
 
     def forward(self, windows_batch):
         x = windows_batch["insample_y"]  # [B, L, N]

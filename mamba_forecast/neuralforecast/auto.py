@@ -49,7 +49,10 @@ AUTO_ARGS_DOC = """h (int): forecast horizon.
         backend (str): "ray" or "optuna".
         callbacks (list of callable, optional): functions called during the search (Ray or Optuna callbacks).
         ray_options (RayOptions, optional): Ray-only options (`run_config`, `scheduler`, `cpus`, `gpus`).
-        optuna_options (OptunaOptions, optional): Optuna-only options (`study_kwargs`, `create_study_kwargs`)."""
+            `cpus`/`gpus` are per trial: Ray runs as many trials at once as the cluster has room for (call
+            `ray.init(...)` first; unset, `cpus` is every core of the machine, i.e. one trial at a time).
+        optuna_options (OptunaOptions, optional): Optuna-only options (`study_kwargs`, `create_study_kwargs`).
+            `study_kwargs={"n_jobs": 2}` runs two trials at a time in threads of this process."""
 
 
 def _same_as(key: str) -> Callable[[dict], object]:

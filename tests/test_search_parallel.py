@@ -1,0 +1,101 @@
+"""Hyperparameter search with trials running in parallel: Ray Tune on a local cluster, and Optuna threads.
+
+The single-trial-at-a-time searches are in test_neuralforecast.py; here two tiny trials must overlap in time,
+and the refit best model must forecast.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+pytest.importorskip("neuralforecast")
+
+from neuralforecast import NeuralForecast  # noqa: E402
+
+from mamba_forecast.neuralforecast import AutoFMamba, AutoSMamba  # noqa: E402
+
+H, L = 12, 24
+QUIET = dict(enable_progress_bar=False, logger=False, enable_model_summary=False, accelerator="cpu", devices=1)
+FIXED = dict(max_steps=2, val_check_steps=1, input_size=L, d_model=16, d_ff=16, e_layers=1, d_state=4, **QUIET)
+
+
+def panel(n_series=3, length=96):
+    rng = np.random.default_rng(0)
+    ds = pd.date_range("2024-01-01", periods=length, freq="h")
+    cycle = np.sin(2 * np.pi * np.arange(length) / 24)
+    return pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds,
+                                    "y": 10.0 * (i + 1) + cycle + 0.3 * rng.standard_normal(length)})
+                      for i in range(n_series)], ignore_index=True)
+
+
+def overlap(intervals) -> bool:
+    """Whether all the (start, end) intervals share a common moment."""
+    return max(start for start, _ in intervals) < min(end for _, end in intervals)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_ray_trials_run_concurrently_on_a_local_cluster():
+    """ray.init(num_cpus=2) and RayOptions(cpus=1): Ray Tune runs the two trials at the same time, each in its
+    own worker process, then NeuralForecast refits the best configuration and predicts."""
+    ray = pytest.importorskip("ray")
+    from neuralforecast.common._base_auto import RayOptions
+    from ray import tune
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        space = {**AutoSMamba.get_default_config(h=H, backend="ray"), **FIXED,
+                 "learning_rate": tune.choice([1e-3, 1e-2])}
+        auto = AutoSMamba(h=H, backend="ray", num_samples=2, config=space, ray_options=RayOptions(cpus=1))
+        nf = NeuralForecast(models=[auto], freq="h")
+        nf.fit(panel())
+        results = nf.models[0].results
+        assert len(results) == 2 and not results.errors
+        frame = results.get_dataframe()
+        assert frame["pid"].nunique() == 2  # two worker processes
+        ends = frame["timestamp"].to_numpy(dtype=float)  # seconds, at each trial's last report
+        starts = ends - frame["time_total_s"].to_numpy(dtype=float)
+        assert overlap(list(zip(starts, ends + 1.0))), frame[["trial_id", "timestamp", "time_total_s"]]
+        best = results.get_best_result().config
+        assert best["d_model"] == 16 and best["learning_rate"] in (1e-3, 1e-2)
+        forecast = nf.predict()
+        assert len(forecast) == 3 * H and np.isfinite(forecast["AutoSMamba"]).all()
+    finally:
+        ray.shutdown()
+
+
+def test_optuna_trials_run_in_parallel_threads():
+    """Optuna runs trials in threads with study.optimize(n_jobs=...), which NeuralForecast forwards from
+    OptunaOptions(study_kwargs=...): the two trials overlap, both complete, and the best model predicts."""
+    optuna = pytest.importorskip("optuna")
+    from neuralforecast.common._base_auto import OptunaOptions
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = AutoFMamba.get_default_config(h=H, backend="optuna")
+    auto = AutoFMamba(h=H, backend="optuna", num_samples=2, config=lambda trial: {**space(trial), **FIXED},
+                      search_alg=optuna.samplers.RandomSampler(seed=0),
+                      optuna_options=OptunaOptions(study_kwargs={"n_jobs": 2}))
+    nf = NeuralForecast(models=[auto], freq="h")
+    nf.fit(panel())
+    trials = nf.models[0].results.trials
+    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert all(np.isfinite(t.value) for t in trials)
+    assert overlap([(t.datetime_start, t.datetime_complete) for t in trials])
+    forecast = nf.predict()
+    assert len(forecast) == 3 * H and np.isfinite(forecast["AutoFMamba"]).all()
