@@ -20,7 +20,9 @@ Backends:
   (``h_t = e^{S_t} (h_0 + sum_{s<=t} e^{-S_s} x_s)``, the prefix sum done as one small matmul), and a
   short loop carries the state across chunks. A hand-written backward recomputes each chunk from the
   saved chunk-start states, so memory grows with the chunk, not with batch x channels x length x d_state.
-  Computation is in fp32 whatever the input dtype. Runs on CPU, CUDA and MPS.
+  Computation is in fp32 whatever the input dtype, and autocast (``torch.autocast``, Lightning's
+  ``precision="bf16-mixed"`` / ``"16-mixed"``) is switched off inside the scan, forward and backward, so the
+  recurrence never runs in bf16/fp16. Runs on CPU, CUDA and MPS.
 * ``"reference"``: the plain sequential recurrence, the oracle for tests.
 
 ``"auto"`` (the default) picks ``"cuda"`` where it can run and ``"torch"`` otherwise. The environment
@@ -30,6 +32,7 @@ variable ``MAMBA_FORECAST_SCAN`` (``torch``, ``cuda`` or ``reference``) override
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -153,6 +156,14 @@ def selective_scan(
         ``out`` with the dtype of ``u`` (and ``last_state`` when ``return_last_state``).
     """
     _check_shapes(u, delta, A, B, C, D, z, delta_bias)
+    return _run_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, backend)
+
+
+# torch.compile runs the scan eagerly (one graph break per call): the torch backend's chunk length depends on
+# the data (the decays), its loops would be unrolled at every new length, and mamba-ssm's kernel is opaque.
+# The rest of the model (projections, convolution, attention, norms, heads) is compiled.
+@torch.compiler.disable
+def _run_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, backend):
     backend = resolve_backend(backend, u.device)
     if backend == "cuda":
         return _mamba_ssm_scan()(
@@ -160,7 +171,20 @@ def selective_scan(
             return_last_state=return_last_state,
         )
     scan = selective_scan_reference if backend == "reference" else _selective_scan_torch
-    return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    # Under autocast, matmul/bmm/einsum would otherwise run in bf16/fp16 even on fp32 copies of the inputs:
+    # the state recurrence (and its cumulative log-decays) must accumulate in fp32. The output keeps u's dtype,
+    # as mamba-ssm's kernel does.
+    with _autocast_off(u.device):
+        return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def _autocast_off(device: torch.device):
+    """A context that disables autocast for ``device`` (a no-op where autocast does not exist for it)."""
+    kind = torch.device(device).type
+    available = getattr(torch.amp, "is_autocast_available", None)  # torch >= 2.4
+    if not (available(kind) if available is not None else kind in ("cpu", "cuda")):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=kind, enabled=False)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -268,6 +292,12 @@ class _ChunkedScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy, g_last):
+        # backward() may be called inside an autocast region (the forward ran with it disabled): keep fp32
+        with _autocast_off(gy.device):
+            return _ChunkedScan._backward(ctx, gy, g_last)
+
+    @staticmethod
+    def _backward(ctx, gy, g_last):
         u, dt, A_t, Bm, Cm, starts = ctx.saved_tensors
         n_chunks, b, chunk, c = u.shape
         n = A_t.shape[0]
