@@ -21,12 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
-import statistics
-import subprocess
-import sys
-import time
+
+from _common import machine, run_child, time_steps
 
 # name: (model, batch, input_size, h, n_series, constructor arguments)
 CONFIGS = {
@@ -41,11 +37,6 @@ CONFIGS = {
     "fmamba-ecl": ("FMamba", 16, 96, 96, 321, dict(d_model=512, d_ff=512, e_layers=3, d_state=16)),
     "tsm2-etth1": ("TSM2", 128, 512, 96, 7, dict(d_model=32, e_layers=2, d_state=16, patch_len=16, stride=8)),
 }
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _one(name: str, batch: int, reps: int, device: str, scan_backend: str, threads: int) -> dict:
@@ -73,39 +64,12 @@ def _one(name: str, batch: int, reps: int, device: str, scan_backend: str, threa
         if device == "cuda":
             torch.cuda.synchronize()
 
-    base_rss = _rss_mb()
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base_cuda = torch.cuda.memory_allocated()
-    step()  # warm-up (also allocates the gradients)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    if device == "cuda":
-        peak = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss
+    r = time_steps(step, reps, device)
     return {
         "model": model_name, "batch": batch, "shape": f"L={input_size}, h={h}, N={n_series}",
-        "params": sum(p.numel() for p in model.parameters()), "ms": 1000 * statistics.median(times),
-        "min_ms": 1000 * min(times), "peak_mb": peak,
+        "params": sum(p.numel() for p in model.parameters()), "ms": r["ms"], "min_ms": r["min_ms"],
+        "peak_mb": r["peak_mb"],
     }
-
-
-def _machine(device: str) -> str:
-    import torch
-
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
 def main(argv=None) -> None:
@@ -136,19 +100,16 @@ def main(argv=None) -> None:
     backend = resolve_backend(args.scan_backend, torch.device(device))
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"machine: {_machine(device)}; scan backend: {backend}; load average before: {os.getloadavg()[0]:.2f}")
+    print(f"machine: {machine(device)}; scan backend: {backend}; load average before: {os.getloadavg()[0]:.2f}")
     print("| configuration | model | shape | batch | parameters | fwd+bwd median ms | min ms | peak MiB |")
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
-        spec = json.dumps(
-            {"name": name, "batch": args.batch, "reps": args.reps, "device": device, "scan_backend": args.scan_backend,
-             "threads": args.threads}
-        )
-        proc = subprocess.run([sys.executable, __file__, "--child", spec], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            print(f"| {name} | failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]} | | | | | | |", flush=True)
+        spec = {"name": name, "batch": args.batch, "reps": args.reps, "device": device,
+                "scan_backend": args.scan_backend, "threads": args.threads}
+        r = run_child(__file__, spec)
+        if "error" in r:
+            print(f"| {name} | failed: {r['error']} | | | | | | |", flush=True)
             continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
         print(
             f"| {name} | {r['model']} | {r['shape']} | {r['batch']} | {r['params']:,} | {r['ms']:.1f} | "
             f"{r['min_ms']:.1f} | {r['peak_mb']:.0f} |",

@@ -16,24 +16,14 @@ import argparse
 import json
 import math
 import os
-import platform
-import resource
-import statistics
-import subprocess
-import sys
-import time
+
+from _common import machine, run_child, time_steps
 
 SHAPES = [(32, 7, 128, 16), (32, 21, 512, 16), (32, 321, 512, 16), (16, 862, 128, 16)]
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def _one(backend: str, shape: tuple[int, int, int, int], reps: int, device: str) -> dict:
     import torch
-    import torch.nn.functional as F
 
     from mamba_forecast.ssm import selective_scan
 
@@ -61,35 +51,7 @@ def _one(backend: str, shape: tuple[int, int, int, int], reps: int, device: str)
         if device == "cuda":
             torch.cuda.synchronize()
 
-    base_rss = _rss_mb()
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base_cuda = torch.cuda.memory_allocated()
-    step()  # warm-up
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    if device == "cuda":
-        peak = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss
-    return {"ms": 1000 * statistics.median(times), "min_ms": 1000 * min(times), "peak_mb": peak, "reps": reps}
-
-
-def _machine(device: str) -> str:
-    import torch
-
-    if device == "cuda":
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+    return time_steps(step, reps, device)
 
 
 def main(argv=None) -> None:
@@ -118,20 +80,16 @@ def main(argv=None) -> None:
         backends = (["cuda"] if device == "cuda" and cuda_scan_available() else []) + ["torch", "reference"]
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")] if args.shapes else SHAPES
 
-    print(f"machine: {_machine(device)}; load average before: {os.getloadavg()[0]:.2f}")
+    print(f"machine: {machine(device)}; load average before: {os.getloadavg()[0]:.2f}")
     print("| backend | shape (batch, length, channels, d_state) | fwd+bwd median ms | min ms | peak MiB |")
     print("|---|---|---|---|---|")
     for shape in shapes:
         for backend in backends:
             reps = args.reference_reps if backend == "reference" else args.reps
-            spec = json.dumps({"backend": backend, "shape": shape, "reps": reps, "device": device})
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", spec], capture_output=True, text=True, check=False
-            )
-            if proc.returncode != 0:
-                print(f"| {backend} | {shape} | failed: {proc.stderr.strip().splitlines()[-1]} | | |")
+            r = run_child(__file__, {"backend": backend, "shape": shape, "reps": reps, "device": device})
+            if "error" in r:
+                print(f"| {backend} | {shape} | failed: {r['error']} | | |")
                 continue
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"| {backend} | {shape} | {r['ms']:.1f} | {r['min_ms']:.1f} | {r['peak_mb']:.0f} |", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
