@@ -98,8 +98,6 @@ def run(args) -> pd.DataFrame:
     import warnings
 
     warnings.filterwarnings("ignore")
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    logging.getLogger("lightning").setLevel(logging.ERROR)
     try:
         from neuralforecast import NeuralForecast
         from statsforecast import StatsForecast
@@ -110,6 +108,11 @@ def run(args) -> pd.DataFrame:
             "`pip install \"mamba-forecast[all]\"`."
         ) from exc
     from . import neuralforecast as mf_nf
+
+    # Lightning's "Seed set to", "GPU available" and "max_steps reached" lines; NeuralForecast's import may
+    # set these loggers' levels itself, so this comes after it.
+    for name in ("pytorch_lightning", "lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(models) - set(NEURAL_MODELS))
