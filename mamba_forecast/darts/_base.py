@@ -11,6 +11,8 @@ A public ``XxxModel`` only names its core class and lists the architecture argum
 from __future__ import annotations
 
 import inspect
+import os
+import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +22,7 @@ from torch import nn
 
 from darts import TimeSeries
 from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
-from darts.models.forecasting.torch_forecasting_model import MixedCovariatesTorchModel
+from darts.models.forecasting.torch_forecasting_model import MixedCovariatesTorchModel, TorchForecastingModel
 from darts.utils.data.torch_datasets.utils import PLModuleInput, PLModuleOutput, TorchTrainingSample
 
 # Core constructor arguments the adapter derives from the data (chunk lengths, number of target components,
@@ -151,6 +153,11 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
         shift = params.get("output_chunk_shift", 0)
         if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 0:
             raise ValueError(f"{name}: `output_chunk_shift` must be a non-negative integer, got {shift!r}.")
+        # `n_epochs=-1` would train forever and 0 not at all; `batch_size=0` fails only inside the data loader
+        for key, example in (("n_epochs", 100), ("batch_size", 32)):
+            value = params.get(key, example)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}: `{key}` must be a positive integer, got {value!r}; pass e.g. {key}={example}.")
         use_static = params.get("use_static_covariates", True)
         if not isinstance(use_static, bool):
             raise ValueError(f"{name}: `use_static_covariates` must be a bool, got {use_static!r}.")
@@ -189,6 +196,43 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
     @property
     def supports_static_covariates(self) -> bool:
         return True
+
+    @classmethod
+    def load(cls, path: str, pl_trainer_kwargs: dict | None = None, trusted: bool = False, **kwargs):
+        """Darts' ``TorchForecastingModel.load``, refusing files that do not hold this model.
+
+        A truncated or foreign file (Darts' own errors for it are an ``AttributeError`` or an ``OSError``) raises
+        a ``ValueError`` naming the file; a saved model of another class (``TSM2Model.save`` read by
+        ``SMambaModel.load``), or a ``.ckpt`` beside the ``.pt`` holding another architecture, a ``TypeError``.
+        Missing files, Darts' own argument errors and its safe-loading refusal (``UnpicklingError``) pass unchanged.
+        """
+        name = cls.__name__
+        try:
+            model = TorchForecastingModel.load(path, pl_trainer_kwargs=pl_trainer_kwargs, trusted=trusted, **kwargs)
+        except (FileNotFoundError, PermissionError, IsADirectoryError, ValueError, TypeError):
+            raise  # a missing file, or Darts' own argument errors (e.g. `weights_only`)
+        except pickle.UnpicklingError as err:
+            if "allow-listed" in str(err):
+                raise  # safe loading refused a class: Darts' message says what to do
+            raise _unreadable(name, path, err) from err
+        except Exception as err:  # noqa: BLE001 - whatever a corrupted file makes torch.load raise
+            raise _unreadable(name, path, err) from err
+        if not isinstance(model, cls):
+            found = type(model).__name__
+            raise TypeError(
+                f"{name}.load: {path!r} holds a {found}, not a {name}; load it with {found}.load(path) "
+                "(or darts' TorchForecastingModel.load(path))."
+            )
+        module, expected = model.model, type(model)._core_cls
+        core = getattr(module, "model", None)
+        if module is not None and expected is not None and not isinstance(core, expected):
+            found = type(core).__name__ if isinstance(module, _MambaForecastModule) else type(module).__name__
+            raise TypeError(
+                f"{name}.load: the checkpoint {path + '.ckpt'!r} holds a {found} network, not "
+                f"{type(model).__name__}'s {expected.__name__}: the .ckpt file does not belong to {path!r}. Save the model again with "
+                "`model.save(path)`, which writes both files together."
+            )
+        return model
 
     # ----------------------------------------------------------------------------------------------------------
     # input checks: clear errors before any training starts; the user's series are only read, never modified
@@ -232,12 +276,30 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
                 if not isinstance(ts, TimeSeries):
                     continue
                 window = ts.all_values(copy=False)[-self.input_chunk_length :]
-                if np.isnan(window).any():
+                if not np.isfinite(window).all():
                     raise ValueError(
-                        f"{self.__class__.__name__}: `series`{_at(i, series)} has NaN values in its last "
-                        f"{self.input_chunk_length} points (the model input); fill them first, e.g. with "
-                        "`darts.utils.missing_values.fill_missing_values`."
+                        f"{self.__class__.__name__}: `series`{_at(i, series)} has {_non_finite_kind(window)} "
+                        f"values in its last {self.input_chunk_length} points (the model input); replace them "
+                        "first, e.g. with `darts.utils.missing_values.fill_missing_values`."
                     )
+                # covariates are read from the start of that input window on (the horizon included)
+                input_start = ts.time_index[max(len(ts) - self.input_chunk_length, 0)]
+                for kind in ("past_covariates", "future_covariates"):
+                    covs = kwargs.get(kind)
+                    cov_list = None if covs is None else _as_list(covs)
+                    if cov_list is None or len(cov_list) != len(_as_list(series)) or not isinstance(cov_list[i], TimeSeries):
+                        continue  # Darts reports missing covariates and count mismatches itself
+                    cov = cov_list[i]
+                    if cov.end_time() < input_start:
+                        continue  # Darts reports covariates that end too early itself
+                    read = cov.slice(input_start, cov.end_time()) if cov.start_time() < input_start else cov
+                    values = read.all_values(copy=False)
+                    if not np.isfinite(values).all():
+                        raise ValueError(
+                            f"{self.__class__.__name__}: `{kind}`{_at(i, covs)} have {_non_finite_kind(values)} "
+                            f"values from {input_start} on (the model input and horizon); replace them first, "
+                            "e.g. with `darts.utils.missing_values.fill_missing_values`."
+                        )
         return super()._setup_for_predict_from_dataset(n, series, *args, **kwargs)
 
     def _setup_for_predict(self, *args, trainer=None, **kwargs):
@@ -256,8 +318,17 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
     def _check_training_inputs(self, series, past_covariates, future_covariates, prefix, max_samples, stride):
         name = self.__class__.__name__
         targets = _as_list(series)
-        if not all(isinstance(ts, TimeSeries) for ts in targets):
-            return  # Darts reports wrong types itself
+        # Darts' own errors for these are a KeyError (a DataFrame) or an IndexError (an empty list)
+        for kind, given in (("series", series), ("past_covariates", past_covariates), ("future_covariates", future_covariates)):
+            if given is None and kind != "series":
+                continue
+            items = _as_list(given)
+            if not items or not all(isinstance(ts, TimeSeries) for ts in items):
+                what = "an empty sequence" if not items else f"a {type(given).__name__}"
+                raise (ValueError if not items else TypeError)(
+                    f"{name}: `{prefix}{kind}` must be a darts TimeSeries or a non-empty list of TimeSeries, got "
+                    f"{what}; build one with e.g. `TimeSeries.from_dataframe(df, time_col=..., value_cols=...)`."
+                )
         icl, ocl = self.input_chunk_length, self.output_chunk_length
         shift = self.output_chunk_shift
         min_len = icl + ocl + shift
@@ -272,10 +343,11 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
             _reject_nan(name, where, ts)
             static = ts.static_covariates
             if self.considers_static_covariates and static is not None:
-                numeric = static.select_dtypes(include=np.number)
-                if numeric.isna().to_numpy().any():
+                numeric = static.select_dtypes(include=np.number).to_numpy(dtype=float)
+                if not np.isfinite(numeric).all():
                     raise ValueError(
-                        f"{name}: the static covariates of {where} have NaN values; fill them, or pass "
+                        f"{name}: the static covariates of {where} have {_non_finite_kind(numeric)} values; "
+                        "replace them, or pass "
                         "`use_static_covariates=False` to ignore static covariates."
                     )
 
@@ -330,6 +402,14 @@ def _one_device_trainer_params(params: dict) -> dict | None:
     return {**params, "devices": first, "strategy": "auto"}
 
 
+def _unreadable(name: str, path: str, err: Exception) -> ValueError:
+    return ValueError(
+        f"{name}.load could not read {path!r} (or its checkpoint {os.path.basename(path) + '.ckpt'!r}): the file is "
+        f"truncated, corrupted or not a model saved by Darts ({type(err).__name__}: {err}). Save the model again "
+        f"with `model.save(path)`."
+    )
+
+
 def _as_list(series) -> list:
     return [series] if isinstance(series, TimeSeries) else list(series) if isinstance(series, Sequence) else [series]
 
@@ -338,12 +418,20 @@ def _at(i: int, container) -> str:
     return "" if isinstance(container, TimeSeries) else f" at index {i}"
 
 
+def _non_finite_kind(values: np.ndarray) -> str:
+    """'NaN', 'infinite' or 'NaN and infinite': what the non-finite entries of ``values`` are."""
+    nan, inf = bool(np.isnan(values).any()), bool(np.isinf(values).any())
+    return "NaN and infinite" if nan and inf else "NaN" if nan else "infinite"
+
+
 def _reject_nan(model_name: str, where: str, ts: TimeSeries) -> None:
+    """Raise ValueError when ``ts`` has NaN or infinite values (training on them gives NaN weights)."""
     values = ts.all_values(copy=False)
-    nan_rows = np.isnan(values).any(axis=(1, 2))
-    if nan_rows.any():
-        first = ts.time_index[int(np.argmax(nan_rows))]
+    bad_rows = ~np.isfinite(values).all(axis=(1, 2))
+    if bad_rows.any():
+        first = ts.time_index[int(np.argmax(bad_rows))]
         raise ValueError(
-            f"{model_name}: {where} has NaN values at {int(nan_rows.sum())} time steps (first at {first}); "
-            "fill or drop them before training, e.g. with `darts.utils.missing_values.fill_missing_values`."
+            f"{model_name}: {where} has {_non_finite_kind(values)} values at {int(bad_rows.sum())} time steps "
+            f"(first at {first}); replace or drop them before training, e.g. with "
+            "`darts.utils.missing_values.fill_missing_values`."
         )

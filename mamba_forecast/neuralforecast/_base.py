@@ -10,6 +10,9 @@ signature.
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
+import pickle
 import sys
 from typing import ClassVar
 
@@ -162,6 +165,7 @@ class MambaForecaster(BaseModel):
         n_series = arguments.pop("n_series", None)
         if n_series is not None:
             n_series = check_int("n_series", n_series)
+        check_training_arguments(arguments)
         if arguments.get("exclude_insample_y"):
             architecture["use_norm"] = False  # a zeroed look-back has no scale to normalise by
         # BaseModel insists on n_series for multivariate models; 1 stands in until the data says otherwise.
@@ -181,6 +185,22 @@ class MambaForecaster(BaseModel):
         """The core's keyword arguments that the model class exposes (all but the sizes the adapter sets)."""
         parameters = inspect.signature(cls.core_class.__init__).parameters
         return [k for k, p in parameters.items() if p.kind is p.KEYWORD_ONLY and k not in _ADAPTER_SET]
+
+    @classmethod
+    def load(cls, path, *args, **kwargs):
+        """NeuralForecast's ``BaseModel.load`` (also what ``NeuralForecast.load`` calls for each model file), with a
+        ``ValueError`` naming the file for a truncated or corrupted checkpoint, where NeuralForecast lets the
+        safetensors reader's own error (``SafetensorError: incomplete metadata``) through."""
+        try:
+            return super().load(path, *args, **kwargs)
+        except (ValueError, TypeError, OSError, pickle.UnpicklingError):
+            raise  # NeuralForecast's own clear errors (foreign class, not a checkpoint, refused pickle), missing files
+        except Exception as err:  # noqa: BLE001 - whatever the reader raises on damaged bytes
+            raise ValueError(
+                f"{cls.__name__}.load could not read {path!r}: the checkpoint is truncated or corrupted "
+                f"({type(err).__name__}: {err}). Save the model again (NeuralForecast.save or model.save) or "
+                f"re-copy the file from the source."
+            ) from err
 
     # -- building -----------------------------------------------------------------------------------------
 
@@ -320,6 +340,40 @@ class MambaForecaster(BaseModel):
         return y.reshape(batch, self.h, -1)  # [B, h, N*m]
 
 
+def check_training_arguments(arguments: dict) -> None:
+    """Raise for training arguments NeuralForecast would accept and then silently replace, ignore or hang on.
+
+    ``input_size < 1`` is replaced by ``3 * h`` with only a warning, ``max_steps=0`` trains nothing and a
+    negative one never stops, and a batch size of 0 or a non-positive learning rate fail (or diverge) only once
+    the Trainer runs. Called with the model's keyword arguments, before ``BaseModel.__init__``.
+    """
+    if "input_size" in arguments:
+        check_int("input_size", arguments["input_size"], hint="It is the look-back length; pass e.g. input_size=96.")
+    for key, hint in (
+        ("max_steps", "It is the number of training steps; pass e.g. max_steps=1000."),
+        ("batch_size", "Pass e.g. batch_size=32 (it is raised to the number of series anyway)."),
+        ("windows_batch_size", "It is the number of windows per training step; pass e.g. windows_batch_size=32."),
+        ("val_check_steps", "Pass e.g. val_check_steps=100."),
+        ("step_size", "It is the step between windows; pass e.g. step_size=1."),
+    ):
+        if key in arguments:
+            check_int(key, arguments[key], hint=hint)
+    if arguments.get("valid_batch_size") is not None:
+        check_int("valid_batch_size", arguments["valid_batch_size"], hint="Pass e.g. valid_batch_size=None (batch_size).")
+    inference = arguments.get("inference_windows_batch_size")
+    if inference is not None and inference != -1:
+        check_int(
+            "inference_windows_batch_size", inference,
+            hint="Pass e.g. inference_windows_batch_size=32, or -1 for all windows at once.",
+        )
+    if "learning_rate" in arguments:
+        lr = arguments["learning_rate"]
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+            raise TypeError(f"learning_rate must be a positive float, got {lr!r}; pass e.g. learning_rate=1e-3.")
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning_rate must be a positive finite float, got {lr}; pass e.g. learning_rate=1e-3.")
+
+
 # ----------------------------------------------------------------------------------------------------
 # panel checks
 # ----------------------------------------------------------------------------------------------------
@@ -345,6 +399,17 @@ def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size
     def label(i):
         return repr(ids[i]) if ids is not None else f"#{i}"
 
+    stamps = getattr(owner, "ds", None) if training else None
+    if stamps is not None and len(stamps) == int(indptr[-1]) and len(stamps) > 1:
+        repeated = np.flatnonzero(stamps[1:] == stamps[:-1]) + 1  # rows repeating the row before (ds is sorted)
+        repeated = repeated[~np.isin(repeated, indptr)]  # a series' first row may equal the last of the previous
+        if repeated.size:
+            i = int(np.searchsorted(indptr, repeated[0], side="right") - 1)
+            raise ValueError(
+                f"Series {label(i)} has {repeated.size} duplicated timestamp(s) (first {_stamp(stamps[repeated[0]])}); "
+                f"{name} needs one row per series and time step. Drop or aggregate the duplicates before fitting, "
+                f"e.g. df.drop_duplicates(['unique_id', 'ds'])."
+            )
     if lengths.min() != lengths.max():
         short, long = int(lengths.argmin()), int(lengths.argmax())
         raise ValueError(
@@ -353,6 +418,7 @@ def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size
             f"(or fill the gaps) before fitting."
         )
     if not training:
+        _check_prediction_inputs(model, dataset, int(lengths[0]))
         return
     # A TimeSeriesDataset keeps no timestamps; NeuralForecast keeps them next to it (``ds``, sorted like the
     # rows), and the model's fit only receives the dataset, so they are read from the caller.
@@ -387,6 +453,44 @@ def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size
             f"to train{splits}, but the series have {steps}. Use a smaller input_size or h, more data, or "
             f"start_padding_enabled=True."
         )
+
+
+def _check_prediction_inputs(model: MambaForecaster, dataset, length: int) -> None:
+    """Raise ValueError for a prediction panel that would give a silent NaN or zero-padded forecast.
+
+    At prediction the last ``test_size`` rows of each series are the forecast span (future rows appended by
+    ``NeuralForecast.predict``, or the test windows of a cross-validation) and the ``input_size`` rows before
+    them are the look-back. NeuralForecast rejects NaN targets itself but lets infinite values through (the
+    forecast is then NaN) and zero-pads a look-back shorter than ``input_size``.
+    """
+    name = type(model).__name__
+    test_size = int(model.test_size or 0)
+    history = length - test_size
+    if not model.start_padding_enabled and 0 < history < model.input_size:
+        raise ValueError(
+            f"{name}(input_size={model.input_size}) needs the last {model.input_size} time steps of every series "
+            f"to forecast, but the series passed to predict have {history}. Pass a `df` with at least "
+            f"{model.input_size} rows per series (or a model with a smaller input_size, or "
+            f"start_padding_enabled=True to pad with zeros)."
+        )
+    indptr = dataset.indptr
+    first = max(history - model.input_size, 0)  # the first row each series' windows read
+    rows = np.concatenate([np.arange(start + first, end) for start, end in zip(indptr[:-1], indptr[1:])])
+    temporal = dataset.temporal[rows]
+    infinite = torch.isinf(temporal).any(dim=0)
+    if infinite.any():
+        column = list(dataset.temporal_cols)[int(infinite.nonzero()[0, 0])]
+        count = int(torch.isinf(temporal[:, int(infinite.nonzero()[0, 0])]).sum())
+        raise ValueError(
+            f"Column {column!r} has {count} infinite value(s) in the rows {name} reads to forecast (the last "
+            f"input_size={model.input_size} steps of each series and the forecast span); the forecast would be "
+            f"NaN. Replace them with finite values before predicting."
+        )
+
+
+def _stamp(value) -> str:
+    """A timestamp as users write it (``2024-01-01 05:00:00``), not as numpy prints it."""
+    return str(np.datetime_as_string(value, unit="s")).replace("T", " ") if isinstance(value, np.datetime64) else str(value)
 
 
 def _caller(dataset):
