@@ -28,15 +28,6 @@ def synthetic_ett(n_rows=1200, n_series=3, seed=0) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: more threads only add synchronisation cost (and oversubscribe shared CI machines)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def data_dir(tmp_path):
     d = tmp_path / "data"

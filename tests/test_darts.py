@@ -11,7 +11,6 @@ import copy
 import doctest
 import importlib
 import inspect
-import logging
 import os
 import subprocess
 import sys
@@ -54,18 +53,6 @@ SMALL = {
 }
 MODELS = list(SMALL)
 IDS = [cls.__name__ for cls in MODELS]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread_quiet():
-    # tiny models on a shared 2-core machine: one intra-op thread is several times faster than two
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    level = logging.getLogger("pytorch_lightning").level
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    yield
-    torch.set_num_threads(threads)
-    logging.getLogger("pytorch_lightning").setLevel(level)
 
 
 def make(cls=SMambaModel, icl=ICL, ocl=OCL, n_epochs=1, random_state=0, **kwargs):

@@ -113,14 +113,6 @@ def _check_ranks_in_sync(out: Path) -> None:
     assert losses[0][0] != losses[1][0], "both ranks trained on the same windows: no data parallelism"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ----------------------------------------------------------------------------------------------------
 # DDP
 # ----------------------------------------------------------------------------------------------------

@@ -10,16 +10,13 @@ forecasts. Then determinism: same seed and data give bit-identical forecasts thr
 from __future__ import annotations
 
 import copy
-import logging
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 pytest.importorskip("neuralforecast")
 pytest.importorskip("darts")
@@ -36,19 +33,6 @@ QUIET = dict(enable_progress_bar=False, logger=False, enable_model_summary=False
 PL = dict(QUIET)
 H, L = 4, 8  # NeuralForecast horizon and look-back
 ICL, OCL = 8, 4  # Darts chunks
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    level = logging.getLogger("pytorch_lightning").level
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-    torch.set_num_threads(threads)
-    logging.getLogger("pytorch_lightning").setLevel(level)
 
 
 @pytest.fixture

@@ -23,15 +23,6 @@ SMALL = {
 NAMES = list(SMALL)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These shapes are tiny: on a shared CPU, extra intra-op threads only add contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build(name, input_size=24, h=6, n_series=3, seed=0, **overrides):
     cls, kwargs = SMALL[name]
     torch.manual_seed(seed)

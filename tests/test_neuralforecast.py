@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -76,17 +75,6 @@ def future_frame(nf, df, h=H):
     futr = nf.make_future_dataframe(df)
     step = (futr["ds"] - df["ds"].min()) // pd.Timedelta(hours=1)
     return futr.assign(f=np.sin(2 * np.pi * step.to_numpy() / 24))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small models on a shared 2-core machine: several intra-op threads only contend (10-100x slower).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-    torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------------------------------

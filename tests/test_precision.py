@@ -7,9 +7,7 @@ torch.compile of the four core models gives the eager outputs and gradients.
 
 from __future__ import annotations
 
-import logging
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -22,20 +20,6 @@ from mamba_forecast.ssm import mamba as mamba_module
 from mamba_forecast.ssm import selective_scan
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread_quiet():
-    # Small models on a shared 2-core machine: extra intra-op threads only contend.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    level = logging.getLogger("pytorch_lightning").level
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-    torch.set_num_threads(threads)
-    logging.getLogger("pytorch_lightning").setLevel(level)
 
 
 def rel_err(a, b):

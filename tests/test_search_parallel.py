@@ -6,12 +6,10 @@ and the refit best model must forecast.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 pytest.importorskip("neuralforecast")
 
@@ -36,16 +34,6 @@ def panel(n_series=3, length=96):
 def overlap(intervals) -> bool:
     """Whether all the (start, end) intervals share a common moment."""
     return max(start for start, _ in intervals) < min(end for _, end in intervals)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow
