@@ -84,6 +84,30 @@ def test_torch_matches_reference_outputs_and_gradients(
         assert rel_err(grads_t[name], grads_r[name]) < 1e-5, name
 
 
+@pytest.mark.parametrize("length", [11, 40])
+def test_large_batches_are_scanned_in_slices_with_the_same_result(monkeypatch, length):
+    # A large batch of short sequences (TSM2's time mixer over many series) is scanned a few rows at a time so
+    # that the per-chunk work tensors stay bounded; outputs, last state and all gradients must not change.
+    inputs = make_inputs(7, 5, length, 6, seed=11)
+    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
+    calls = []
+    apply = scan_module._ChunkedScan.apply
+    monkeypatch.setattr(scan_module._ChunkedScan, "apply", lambda *a: calls.append(a[0].shape[1]) or apply(*a))
+    out_whole, last_whole, grads_whole = run_scan(inputs, "torch", **flags)
+    assert calls == [7]
+    calls.clear()
+    monkeypatch.setattr(scan_module, "_MAX_WORK_ELEMENTS", 3 * 6 * 5)  # at most 3 rows per slice, whatever the chunk
+    out_sliced, last_sliced, grads_sliced = run_scan(inputs, "torch", **flags)
+    assert sum(calls) == 7 and len(calls) >= 3 and max(calls) <= 3
+    out_ref, last_ref, grads_ref = run_scan(inputs, "reference", **flags)
+    assert rel_err(out_sliced, out_whole) < 1e-6 and rel_err(last_sliced, last_whole) < 1e-6
+    assert rel_err(out_sliced, out_ref) < 1e-5 and rel_err(last_sliced, last_ref) < 1e-5
+    assert grads_sliced.keys() == grads_whole.keys() == set(GRAD_NAMES)
+    for name in GRAD_NAMES:
+        assert rel_err(grads_sliced[name], grads_whole[name]) < 1e-6, name
+        assert rel_err(grads_sliced[name], grads_ref[name]) < 1e-5, name
+
+
 @pytest.mark.parametrize("delta_scale", [5.0, 60.0])
 def test_large_decays_stay_exact(delta_scale):
     # Big steps force short chunks; the closed form must neither overflow nor lose the recurrence.

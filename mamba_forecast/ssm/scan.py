@@ -47,6 +47,10 @@ ENV_VAR = "MAMBA_FORECAST_SCAN"
 # exp(+-_MAX_LOG_DECAY) stays far from fp32 overflow and keeps the rounding of the decays below 1e-6.
 _MAX_CHUNK = 16
 _MAX_LOG_DECAY = 24.0
+# The torch backend holds a few [rows, chunk, d_state, channels] work tensors per chunk. Above this many elements
+# per tensor (128 MiB in fp32) the batch is scanned in slices of rows, so a large batch of short sequences (TSM2's
+# time mixer over thousands of series, say) does not materialise every row's states at once.
+_MAX_WORK_ELEMENTS = 1 << 25
 
 _CUDA_INSTALL_HINT = (
     "Install the fused kernels with `pip install mamba-forecast[cuda]` (mamba-ssm and causal-conv1d, "
@@ -372,6 +376,16 @@ def _to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
     return x.view(b, f, -1, chunk).permute(2, 0, 3, 1).contiguous()
 
 
+def _scan_rows(u, dt, A_t, B, C, chunk, clamp):
+    """The chunked scan of some rows of the batch: y [rows, c, padded length] and the last state [rows, n, c]."""
+    rows, channels, _ = u.shape
+    # dt = 0 on the padded steps leaves the state untouched
+    y, last = _ChunkedScan.apply(
+        _to_chunks(u, chunk), _to_chunks(dt, chunk), A_t, _to_chunks(B, chunk), _to_chunks(C, chunk), clamp
+    )
+    return y.permute(1, 3, 0, 2).reshape(rows, channels, -1), last
+
+
 def _selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
     u_c, dt, A_c, B_c, C_c = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, channels, length = u.shape
@@ -379,11 +393,16 @@ def _selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, r
         out = _finish(u_c.new_zeros(batch, channels, 0), u_c, D, z, u.dtype)
         return (out, u_c.new_zeros(batch, channels, A.shape[1])) if return_last_state else out
     chunk, clamp = _chunk_plan(dt.detach().transpose(1, 2), A_c.detach())
-    # dt = 0 on the padded steps leaves the state untouched
-    y, last = _ChunkedScan.apply(
-        _to_chunks(u_c, chunk), _to_chunks(dt, chunk), A_c.t().contiguous(),
-        _to_chunks(B_c, chunk), _to_chunks(C_c, chunk), clamp,
-    )
-    y = y.permute(1, 3, 0, 2).reshape(batch, channels, -1)[..., :length]  # [b, c, l]
+    A_t = A_c.t().contiguous()
+    rows = max(1, _MAX_WORK_ELEMENTS // (chunk * A.shape[1] * channels))
+    parts = [
+        _scan_rows(u_c[i : i + rows], dt[i : i + rows], A_t, B_c[i : i + rows], C_c[i : i + rows], chunk, clamp)
+        for i in range(0, batch, rows)
+    ]
+    if len(parts) == 1:
+        y, last = parts[0]
+    else:
+        y, last = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    y = y[..., :length]
     out = _finish(y, u_c, D, z, u.dtype)
     return (out, last.transpose(1, 2)) if return_last_state else out
