@@ -525,6 +525,28 @@ def test_neuralforecast_classes_in_neuralforecast_model(name, tmp_path):
                                   pred.all_values())
 
 
+@pytest.mark.parametrize("first", ["darts", "neuralforecast"])
+def test_import_order_registers_neuralforecast_classes(first):
+    """`import mamba_forecast.darts` does not import NeuralForecast (seconds of import for Darts users), yet the NF
+    classes end up allow-listed for `NeuralForecastModel.load` whichever adapter is imported first."""
+    pytest.importorskip("neuralforecast")
+    order = ["mamba_forecast.darts", "mamba_forecast.neuralforecast"]
+    if first == "neuralforecast":
+        order.reverse()
+    code = f"""
+import importlib, sys
+importlib.import_module({order[0]!r})
+if {order[0]!r} == "mamba_forecast.darts":
+    assert "neuralforecast" not in sys.modules, "mamba_forecast.darts imported NeuralForecast"
+importlib.import_module({order[1]!r})
+from darts.utils.serialization import get_safe_globals
+from mamba_forecast.neuralforecast import AttentionMamba, FMamba, SMamba, TSM2
+missing = {{SMamba, AttentionMamba, FMamba, TSM2}} - set(get_safe_globals())
+assert not missing, missing
+"""
+    _run_python(code)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # clear errors before training; the user's series are never modified
 

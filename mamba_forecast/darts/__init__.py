@@ -2,10 +2,14 @@
 
 Each is a Darts ``MixedCovariatesTorchModel`` (past, future and static covariates, likelihoods, several
 series, ``historical_forecasts``, ensembles, ``save``/``load``). Importing this package registers the
-classes with Darts' safe loading, so ``XxxModel.load(path)`` works without ``trusted=True``. When the
-NeuralForecast adapter is importable, its classes are registered too, for
-``darts.models.NeuralForecastModel(model=mamba_forecast.neuralforecast.SMamba, ...)`` save/load.
+classes with Darts' safe loading, so ``XxxModel.load(path)`` works without ``trusted=True``. The
+NeuralForecast adapter's classes are registered too, for
+``darts.models.NeuralForecastModel(model=mamba_forecast.neuralforecast.SMamba, ...)`` save/load: here when
+``mamba_forecast.neuralforecast`` is already imported, otherwise by that module when it is imported after
+Darts (NeuralForecast is not imported from here: it would add seconds to every Darts user's import).
 """
+
+import sys
 
 from darts.utils.serialization import add_safe_globals
 
@@ -20,17 +24,7 @@ __all__ = ["SMambaModel", "AttentionMambaModel", "FMambaModel", "TSM2Model"]
 add_safe_globals([SMambaModel, AttentionMambaModel, FMambaModel, TSM2Model, _MambaForecastModule])
 
 
-def _register_neuralforecast_classes() -> None:
-    # NeuralForecastModel pickles the NF model class it wraps, so loading needs that class allow-listed;
-    # without NeuralForecast (or without the NF adapter) there is nothing to register
-    try:
-        from neuralforecast.common._base_model import BaseModel
-
-        from mamba_forecast import neuralforecast as nf_adapter
-    except ImportError:
-        return
-    classes = [getattr(nf_adapter, name, None) for name in getattr(nf_adapter, "__all__", ())]
-    add_safe_globals([c for c in classes if isinstance(c, type) and issubclass(c, BaseModel)])
-
-
-_register_neuralforecast_classes()
+# an already imported NF adapter registers its classes now; one imported later does it itself
+_nf_adapter = sys.modules.get("mamba_forecast.neuralforecast")
+if _nf_adapter is not None and hasattr(_nf_adapter, "_register_with_darts"):
+    _nf_adapter._register_with_darts()
