@@ -155,6 +155,36 @@ def test_tiny_smamba_end_to_end(data_dir, tmp_path):
     assert "overrides" in row["notes"]
 
 
+def test_bench_runs_with_torch_alone_on_gzip_data(tmp_path):
+    """The GPU machine has torch, numpy and pandas but no NeuralForecast, Darts, statsforecast, Ray, Optuna or
+    matplotlib: `python -m mamba_forecast.cli bench` must run there, on a folder of ``.gz`` copies."""
+    import gzip
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with gzip.open(data / "ETTh1.csv.gz", "wt") as fh:
+        synthetic_ett().to_csv(fh, index=False)
+    out = tmp_path / "r.csv"
+    blocked = ["neuralforecast", "darts", "statsforecast", "utilsforecast", "ray", "optuna", "matplotlib", "tqdm"]
+    code = f"""
+import runpy, sys
+for name in {blocked!r}:
+    sys.modules[name] = None  # as if not installed
+sys.argv = ["mamba-forecast", "bench", "--dataset", "ETTh1", "--model", "SMamba", "--horizon", "12",
+            "--input-size", "24", "--epochs", "1", "--max-train-batches", "2", "--device", "cpu", "--no-progress",
+            "--set", "d_model=16,d_ff=16,e_layers=1", "--data-dir", {str(data)!r}, "--out", {str(out)!r}]
+runpy.run_module("mamba_forecast.cli", run_name="__main__")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (row,) = read_results(out)
+    assert math.isfinite(float(row["mse"])) and row["model"] == "SMamba"
+
+
 def test_report_renders_from_a_tiny_csv(tmp_path):
     results = tmp_path / "bench_results.csv"
     with open(results, "w", newline="") as fh:

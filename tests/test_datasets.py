@@ -81,3 +81,16 @@ def test_data_dir_resolution(tmp_path, monkeypatch):
         load_benchmark("ETTh1", tmp_path)
     with pytest.raises(KeyError, match="known"):
         load_benchmark("nope", tmp_path)
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["Weather", "SML2010"])
+def test_gzip_copies_read_the_same(name, tmp_path):
+    """A folder of ``.gz`` copies (the small data folder sent to a GPU machine) gives the same frame."""
+    import gzip
+    import shutil
+
+    for f in BENCHMARKS[name].files:
+        with open(SHARED / f, "rb") as src, gzip.open(tmp_path / f"{f}.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    pd.testing.assert_frame_equal(load_benchmark(name, tmp_path), load_benchmark(name, SHARED))

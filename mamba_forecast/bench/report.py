@@ -198,6 +198,8 @@ mamba-forecast report                                                           
 Each finished cell is appended to `docs/bench_results.csv` (`--out`); a rerun skips cells already there, and
 a lock file per running cell lets several sweeps share one CSV. `--epochs`, `--input-size` and `--set KEY=VALUE`
 (preset overrides, recorded in the `notes` column) change a cell; `--threads 1` helps on shared CPUs.
+The cells too slow for a CPU (TSM2 at input 512, Weather) are grouped by `benchmarks/gpu_sweep.sh` into parts
+that each fit a 10-minute call on a GPU machine; its header says how to send the data and bring the rows back.
 
 ## Protocol
 

@@ -10,6 +10,7 @@ to the current directory or to the repository root (the directory above the inst
 
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,9 +96,15 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def _open_text(path: Path, **kwargs):
+    """Open a benchmark file as text; a ``.gz`` file is decompressed on the fly."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    return opener(path, "rt", encoding="utf-8", errors="replace", **kwargs)
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     # utf-8 with errors replaced: weather.csv's header carries U+FFFD characters; CRLF is handled by pandas.
-    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+    with _open_text(path, newline="") as fh:
         df = pd.read_csv(fh)
     df.columns = [c.strip() for c in df.columns]
     df["date"] = pd.to_datetime(df["date"], format="mixed")
@@ -107,7 +114,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def _read_sml2010(paths: list[Path]) -> pd.DataFrame:
     frames = []
     for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with _open_text(path) as fh:
             header = fh.readline().lstrip("#").split()
             names = [h.split(":", 1)[1] for h in header]
             frame = pd.read_csv(fh, sep=r"\s+", header=None, names=names)
@@ -130,10 +137,14 @@ def load_benchmark(name: str, data_dir: str | os.PathLike | None = None) -> pd.D
     """
     spec = BENCHMARKS[canonical_name(name)]
     root = resolve_data_dir(data_dir)
-    paths = [root / f for f in spec.files]
-    for p in paths:
-        if not p.exists():
-            raise FileNotFoundError(f"{p} not found (benchmark {spec.name})")
+    paths = []
+    for f in spec.files:
+        path, packed = root / f, root / f"{f}.gz"
+        if not path.exists() and packed.exists():
+            path = packed  # a gzip copy (e.g. the smaller data folder sent to a GPU machine)
+        if not path.exists():
+            raise FileNotFoundError(f"{root / f} not found (benchmark {spec.name}; {f}.gz is read too)")
+        paths.append(path)
     if spec.name == "SML2010":
         df = _read_sml2010(paths)
     else:

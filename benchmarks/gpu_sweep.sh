@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The benchmark cells that are too slow for a CPU, in parts that each fit one 10-minute call on the GPU
+# test machine (see ../shared/gpu/README.md). Every part is resumable: cells already in the results CSV are
+# skipped, so a part cut off by the time limit is finished by running it again.
+#
+# Once, on the development machine (repository root):
+#   echo /.whl/ >> .git/info/exclude && mkdir -p .whl && cp ../shared/gpu/wheels/mamba_ssm-*.whl .whl/
+#   echo /.data/ >> .git/info/exclude && mkdir -p .data \
+#     && for f in ../shared/datasets/*.csv ../shared/datasets/*.txt; do gzip -c "$f" > ".data/$(basename "$f").gz"; done
+# (about 38 MiB of wheel and 7 MiB of gzip data: under the 64 MiB a call may carry; the readers take .gz copies.)
+#
+# Each device call, with carry [".whl", ".data"]:
+#   bash benchmarks/gpu_sweep.sh PART
+# Back on the development machine: copy $OUT/bench_results.csv over docs/bench_results.csv (it starts as a copy
+# of it, so it holds every row), unpack $OUT/samples.tar into docs/figures/samples/, then
+#   MAMBA_FORECAST_DATA=../shared/datasets mamba-forecast report
+#
+# Parts:
+#   tsm2-ett-h    TSM2 at input 512 on ETTh1 and ETTh2, all four horizons
+#   tsm2-rest     TSM2 at input 512 on ETTm1 and Exchange
+#   tsm2-weather  TSM2 at input 512 on Weather
+#   smamba        SMamba on every dataset and horizon (the cells the CPU has not run)
+#   peers         FMamba and AttentionMamba on the five datasets and SML2010, all horizons
+#   tsm2-96       TSM2 at input 96 on the five datasets
+set -euo pipefail
+
+part="${1:?usage: bash benchmarks/gpu_sweep.sh PART (see the header for the parts)}"
+budget="${BUDGET_S:-540}"  # DEVICE=cpu BUDGET_S=20 tries a part here; leave time to pack the results before the call's 600 s limit
+out="${OUT:-/tmp/gpu_sweep_out}"
+mkdir -p "$out"
+
+if [ -d .whl ] && ! python3 -c "import mamba_ssm" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+fi
+export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+data="${MAMBA_FORECAST_DATA:-$PWD/.data}"
+[ -f "$out/bench_results.csv" ] || cp docs/bench_results.csv "$out/bench_results.csv"
+
+five="ETTh1,ETTh2,ETTm1,Weather,Exchange"
+all_h="96,192,336,720"
+case "$part" in
+    tsm2-ett-h)   args=(--model TSM2 --dataset ETTh1,ETTh2 --horizon "$all_h") ;;
+    tsm2-rest)    args=(--model TSM2 --dataset ETTm1,Exchange --horizon "$all_h") ;;
+    tsm2-weather) args=(--model TSM2 --dataset Weather --horizon "$all_h") ;;
+    smamba)       args=(--model SMamba --dataset "$five" --horizon "$all_h") ;;
+    peers)        args=(--model FMamba,AttentionMamba --dataset "$five,SML2010" --horizon "$all_h") ;;
+    tsm2-96)      args=(--model TSM2 --dataset "$five" --horizon "$all_h" --input-size 96) ;;
+    *) echo "unknown part: $part" >&2; exit 2 ;;
+esac
+
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+python3 -c "import torch, importlib.util as u; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
+'mamba_ssm', u.find_spec('mamba_ssm') is not None)"
+rc=0
+timeout "$budget" python3 -m mamba_forecast.cli bench "${args[@]}" --device "${DEVICE:-cuda}" --no-progress \
+    --data-dir "$data" --out "$out/bench_results.csv" --samples-dir "$out/samples" || rc=$?
+# $OUT returns at most 8 files, two folders deep: the per-cell sample files travel as one tar
+if [ -d "$out/samples" ]; then tar -cf "$out/samples.tar" -C "$out/samples" . && rm -rf "$out/samples"; fi
+echo "part $part: exit $rc (124 = stopped at the ${budget}s budget; run the part again to go on)"
+exit "$rc"
