@@ -29,7 +29,7 @@ budget="${BUDGET_S:-540}"  # DEVICE=cpu BUDGET_S=20 tries a part here; leave tim
 out="${OUT:-/tmp/gpu_sweep_out}"
 mkdir -p "$out"
 
-if [ -d .whl ] && ! python3 -c "import mamba_ssm" 2>/dev/null; then
+if [ -d .whl ] && [ ! -d /tmp/site/mamba_ssm ]; then  # /tmp/site stays while the machine is warm
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
 fi
 export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
