@@ -194,6 +194,9 @@ def test_report_renders_from_a_tiny_csv(tmp_path):
         w.writerow(["ETTh1", "SMamba", 96, 96, 2023, 0.3899, 0.4050, 7, 4, 10, 30.0, 500, 1170528, "cpu", "box", "harness"])
         w.writerow(["ETTh1", "SMamba", 96, 96, 2024, 0.3921, 0.4070, 6, 3, 10, 31.0, 510, 1170528, "cpu", "box", "harness"])
         w.writerow(["ETTh2", "SMamba", 96, 96, 2023, 0.3100, 0.3600, 5, 2, 10, 29.0, 505, 1170528, "cpu", "box", "harness"])
+        w.writerow(["ETTh1", "FMamba", 96, 96, 2023, 0.3800, 0.4000, 7, 4, 10, 30.0, 500, 1323104, "cpu", "box", "harness"])
+        w.writerow(["ETTh1", "SMamba", 96, 96, 2023, 0.3950, 0.4100, 7, 4, 10, 90.0, 900, 1170528, "cpu", "box",
+                    "neuralforecast"])
     published = tmp_path / "published.csv"
     published.write_text("dataset,input_size,horizon,model,mse,mae,source\n"
                          "ETTh1,96,96,S-Mamba,0.386,0.405,paper\nETTh2,96,96,S-Mamba,0.296,0.348,paper\n")
@@ -206,6 +209,12 @@ def test_report_renders_from_a_tiny_csv(tmp_path):
     assert "| ETTh1 | SMamba | 96 | 96 | harness | 2023,2024 | 0.3910 ± 0.0011 | 0.386 | +1.3%" in text
     assert "| ETTh2 | SMamba |" in text and "**no**" in text  # 0.310 > 0.296 x 1.03
     assert "box" in text
+    # the acceptance grid (seed 2023 only): ETTh1-96 passes, ETTh2-96 misses, 18 cells not run
+    assert "**SMamba** (L = 96, seed 2023, MSE ≤ published × 1.03): 1 of 20 cells pass, 2 measured" in text
+    assert "Over the target: ETTh2-96 (+4.7%)" in text and "Not run yet: ETTh1-192," in text
+    assert "0.3950 against the harness's 0.3899 (+1.3%" in text
+    assert "| ETTh1 | 96 | 96 | 0.3899 | – | – | 0.3800 | -2.5% |" in text  # side by side with SMamba
+    assert "FMamba: wins 1, loses 0 of 1 cells" in text
     assert (tmp_path / "figures" / "relative_difference.png").stat().st_size > 1000
     assert (tmp_path / "figures" / "forecast_ETTh1.png").stat().st_size > 1000
     entries = aggregate(read_results(results), {})
