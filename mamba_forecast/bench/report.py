@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets import default_data_dir
+from .presets import HORIZONS
 from .runner import read_results
 
 # our model name -> the name in published_results.csv
@@ -20,7 +21,6 @@ ACCEPT_RATIO = 1.03  # acceptance: our MSE <= published x 1.03 (S-Mamba)
 ACCEPT_RATIOS = {"TSM2": 1.05}
 ACCEPT_SEED = "2023"
 GRID_DATASETS = ("ETTh1", "ETTh2", "ETTm1", "Weather", "Exchange")
-GRID_HORIZONS = (96, 192, 336, 720)
 # the acceptance grids: model -> (input size, how many of the 20 cells must be within the ratio)
 ACCEPTANCE_GRIDS = {"SMamba": (96, 16), "TSM2": (512, 15)}
 PEERS = ("AttentionMamba", "FMamba", "TSM2")  # compared with SMamba, cell by cell
@@ -143,7 +143,7 @@ def _acceptance(rows: list[dict], published: dict) -> list[str]:
         ratio = ACCEPT_RATIOS.get(model, ACCEPT_RATIO)
         measured, passed, missing, failed = 0, 0, [], []
         for ds in GRID_DATASETS:
-            for h in GRID_HORIZONS:
+            for h in HORIZONS:
                 cell = f"{ds}-{h}"
                 pub = published.get((ds, L, h, PUBLISHED_NAMES[model]))
                 mse = runs.get((ds, model, L, h))

@@ -1,8 +1,9 @@
 """NeuralForecast models: ``NeuralForecast(models=[FMamba(h=96)], freq="h").fit(df)``.
 
 Importing this module registers the models (and their ``Auto`` versions) with ``NeuralForecast.save`` and
-``NeuralForecast.load``, which resolve saved models through ``neuralforecast.core.MODEL_FILENAME_DICT``. When Darts is imported, the models are also registered with
-Darts' safe loading, for ``darts.models.NeuralForecastModel(model=SMamba, ...)`` save/load.
+``NeuralForecast.load``, which resolve saved models through ``neuralforecast.core.MODEL_FILENAME_DICT``.
+When Darts is imported, the models are also registered with Darts' safe loading, for
+``darts.models.NeuralForecastModel(model=SMamba, ...)`` save/load.
 """
 
 import sys
