@@ -22,6 +22,9 @@ def _overrides(items: list[str] | None) -> dict:
     for item in items or []:
         for pair in _csv_list(item):
             key, _, value = pair.partition("=")
+            if value.strip().lower() in ("true", "false"):
+                out[key.strip()] = value.strip().lower() == "true"
+                continue
             for cast in (int, float):
                 try:
                     value = cast(value)
@@ -46,6 +49,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
     p.add_argument("--via", default="harness", choices=["harness", "neuralforecast"],
                    help="train with the harness loop or through mamba_forecast.neuralforecast")
+    p.add_argument("--preset", default="tuned", choices=["tuned", "official"],
+                   help="preset table: tuned (default; the official row where nothing was tuned) or official")
     p.add_argument("--data-dir", default=None, help="folder with the benchmark files ($MAMBA_FORECAST_DATA)")
     p.add_argument("--out", default=str(DEFAULT_RESULTS), help="results CSV (appended; default %(default)s)")
     p.add_argument("--samples-dir", default=None,
@@ -72,7 +77,8 @@ def _run_bench(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cells = [
-        Cell(dataset=d, model=m, horizon=h, seed=s, input_size=args.input_size, epochs=args.epochs, via=args.via)
+        Cell(dataset=d, model=m, horizon=h, seed=s, input_size=args.input_size, epochs=args.epochs, via=args.via,
+             preset=args.preset)
         for d in _csv_list(args.dataset)
         for m in _csv_list(args.model)
         for h in _csv_list(args.horizon, int)
@@ -83,6 +89,43 @@ def _run_bench(args) -> int:
     run_cells(cells, out, resume=not args.no_resume, data_dir=args.data_dir, device=args.device,
               overrides=_overrides(args.set), max_train_batches=args.max_train_batches,
               progress=not args.no_progress, samples_dir=samples)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- tune
+def _add_tune(sub) -> None:
+    p = sub.add_parser("tune", help="search a model's hyper-parameters on the validation split (Optuna)",
+                       description="Search one model's space on one dataset, scored on the validation split only "
+                                   "(the test split is not read); the winner goes to the tuned preset table.")
+    p.add_argument("--model", required=True, help="SMamba, AttentionMamba, FMamba or TSM2")
+    p.add_argument("--dataset", required=True, help="a benchmark name, e.g. ETTh1")
+    p.add_argument("--horizon", type=int, default=96, help="horizon scored during the search (default 96)")
+    p.add_argument("--trials", type=int, default=8, help="number of trials (default 8)")
+    p.add_argument("--seed", type=int, default=2023, help="seed of the sampler and of every trial (default 2023)")
+    p.add_argument("--input-size", type=int, default=None, help="look-back (default: the preset's)")
+    p.add_argument("--epochs", type=int, default=None, help="max epochs per trial (default 10)")
+    p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
+    p.add_argument("--data-dir", default=None, help="folder with the benchmark files ($MAMBA_FORECAST_DATA)")
+    p.add_argument("--presets-file", default=None,
+                   help="tuned table to update (default: the package's bench/tuned_presets.json)")
+    p.add_argument("--trials-log", default=str(Path("docs") / "tuning_trials.csv"),
+                   help="CSV that every trial is appended to (default %(default)s)")
+    p.add_argument("--max-train-batches", type=int, default=None, help="cap batches per epoch (smoke tests)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.set_defaults(func=_run_tune)
+
+
+def _run_tune(args) -> int:
+    import torch
+
+    from .bench.tune import TUNE_EPOCHS, TUNED_PRESETS_FILE, tune
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tune(args.model, args.dataset, args.horizon, trials=args.trials, seed=args.seed, data_dir=args.data_dir,
+         device=args.device, input_size=args.input_size, epochs=args.epochs or TUNE_EPOCHS,
+         max_train_batches=args.max_train_batches, presets_file=args.presets_file or TUNED_PRESETS_FILE,
+         trials_log=args.trials_log)
     return 0
 
 
@@ -129,6 +172,7 @@ def _run_demo(args) -> int:
 _COMMANDS = {
     "demo": _add_demo,
     "bench": _add_bench,
+    "tune": _add_tune,
     "report": _add_report,
 }
 

@@ -17,11 +17,18 @@ Sources (see ``shared/design/architectures.md``):
   The same configuration is used at input 96 (``--input-size 96``).
 * SML2010 has no published setting for any of the four models; every model uses its Exchange row
   [our choice: the closest in size, 18 variates and ~4k rows].
+
+Two preset tables: ``"official"`` (the rows above) and ``"tuned"`` (``tuned_presets.json`` beside this file,
+written by ``mamba-forecast tune``: a search scored on the validation split at H=96, whose winning settings are
+applied on top of the official row of every horizon). ``get_preset(..., preset="tuned")`` falls back to the
+official row where no tuned entry exists; the returned ``Preset.table`` says which was used.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 
 HORIZONS = (96, 192, 336, 720)
 
@@ -41,8 +48,11 @@ class Preset:
     use_norm: bool = True
     input_size: int = 96
     patience: int = 3
+    optimizer: str = "adam"  # adam | adamw (weight decay 0.01)
+    lradj: str = "type1"  # type1 (official halving) | cosine | constant
     extra: dict = field(default_factory=dict)  # model-specific constructor arguments
     source: str = ""
+    table: str = "official"  # which preset table the row comes from: official | tuned
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -101,10 +111,46 @@ def _tsm2(dataset: str) -> Preset:
 _LINEAR = _p(1, 1, 1, 1e-3, 32, 10, source="harness smoke-test baseline")
 
 MODELS = ("SMamba", "AttentionMamba", "FMamba", "TSM2", "Linear")
+PRESET_TABLES = ("official", "tuned")
+TUNED_PRESETS_FILE = Path(__file__).with_name("tuned_presets.json")
+_PRESET_FIELDS = {f.name for f in fields(Preset)}
 
 
-def get_preset(model: str, dataset: str, horizon: int) -> Preset:
-    """The preset of one benchmark cell; raises ``KeyError`` for an unknown model."""
+def read_tuned(path: str | Path | None = None) -> dict:
+    """The tuned table, ``{model: {dataset: entry}}``; an entry holds ``settings`` (preset fields and model
+    arguments), ``val_mse``, ``trials``, ``seed`` and ``source``."""
+    path = Path(path) if path is not None else TUNED_PRESETS_FILE
+    if not path.exists():
+        return {}
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def apply_settings(preset: Preset, settings: dict, **changes) -> Preset:
+    """``preset`` with ``settings`` applied: preset fields replace theirs, anything else goes to ``extra``."""
+    own = {k: v for k, v in settings.items() if k in _PRESET_FIELDS}
+    extra = {**preset.extra, **{k: v for k, v in settings.items() if k not in _PRESET_FIELDS}}
+    return replace(preset, **own, extra=extra, **changes)
+
+
+def get_preset(model: str, dataset: str, horizon: int, preset: str = "official",
+               tuned_path: str | Path | None = None) -> Preset:
+    """The preset of one benchmark cell; raises ``KeyError`` for an unknown model.
+
+    ``preset="tuned"`` applies the tuned table's settings for ``(model, dataset)`` to the official row of this
+    horizon, and returns the official row (``table="official"``) where the table has no entry.
+    """
+    if preset not in PRESET_TABLES:
+        raise ValueError(f"preset must be one of {PRESET_TABLES}, got {preset!r}")
+    official = _official_preset(model, dataset, horizon)
+    if preset == "tuned":
+        entry = read_tuned(tuned_path).get(model, {}).get(dataset)
+        if entry is not None:
+            return apply_settings(official, entry["settings"], source=entry["source"], table="tuned")
+    return official
+
+
+def _official_preset(model: str, dataset: str, horizon: int) -> Preset:
     if model not in MODELS:
         raise KeyError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
     sm_dataset = "Exchange" if dataset == "SML2010" else dataset

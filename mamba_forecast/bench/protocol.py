@@ -1,10 +1,13 @@
 """The standard long-horizon protocol (iTransformer / S-Mamba pipeline), torch + numpy + pandas only.
 
-* splits: :func:`mamba_forecast.datasets.split_borders` (val/test borrow ``input_size`` rows of look-back);
+* splits: :func:`mamba_forecast.datasets.split_borders` (val/test borrow ``input_size`` rows of look-back;
+  SML2010's two recordings are never joined inside a segment); a split with no window for the horizon is an
+  error (:meth:`ProtocolData.check_windows`), never a silent score of 0;
 * z-scoring per variate with the *training segment's* mean and population std (sklearn ``StandardScaler``);
 * stride-1 windows ``x = z[i : i+L]``, ``y = z[i+L : i+L+H]``; ``len(segment) - L - H + 1`` windows per segment;
 * calendar tokens (``timeF`` with freq ``'h'`` for every dataset, as the official scripts do):
-  HourOfDay, DayOfWeek, DayOfMonth, DayOfYear, each scaled to [-0.5, 0.5];
+  HourOfDay, DayOfWeek, DayOfMonth, DayOfYear, each scaled to [-0.5, 0.5]; every model gets them (as extra
+  tokens), so the four models see the same inputs;
 * MSE / MAE on the z-scored scale over every test window x H x N (no window dropped).
 """
 
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..datasets import canonical_name, load_benchmark, n_windows, split_borders
+from ..datasets import BENCHMARKS, canonical_name, load_benchmark, n_windows, recording_break, split_borders
 
 SPLITS = ("train", "val", "test")
 
@@ -54,6 +57,17 @@ class ProtocolData:
     def n_windows(self, split: str, horizon: int) -> int:
         return n_windows(self.borders[split], self.input_size, horizon)
 
+    def check_windows(self, horizon: int) -> None:
+        """Raise ``ValueError`` when a split has no window of ``input_size + horizon`` rows."""
+        counts = {s: self.n_windows(s, horizon) for s in SPLITS}
+        empty = [s for s, n in counts.items() if n <= 0]
+        if empty:
+            sizes = ", ".join(f"{s} {b[1] - b[0]} rows ({counts[s]} windows)" for s, b in self.borders.items())
+            raise ValueError(
+                f"{self.name}: the {' and '.join(empty)} split has no window for input_size={self.input_size} + "
+                f"horizon={horizon} ({sizes}); use a shorter horizon or input_size for this dataset."
+            )
+
     def segment(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         start, end = self.borders[split]
         return torch.from_numpy(self.values[start:end]), torch.from_numpy(self.marks[start:end])
@@ -70,7 +84,8 @@ def prepare(
     df = load_benchmark(name, data_dir) if frame is None else frame
     columns = [c for c in df.columns if c != "date"]
     raw = df[columns].to_numpy(dtype=np.float64)
-    borders = split_borders(name, len(df), input_size)
+    start = recording_break(df["date"]) if BENCHMARKS[name].split == "recordings" else None
+    borders = split_borders(name, len(df), input_size, recording_start=start)
     train = raw[borders["train"][0] : borders["train"][1]]
     mean = train.mean(axis=0)
     std = train.std(axis=0)  # population std, as StandardScaler

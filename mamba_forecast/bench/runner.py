@@ -25,9 +25,9 @@ COLUMNS = [
     "dataset", "model", "input_size", "horizon", "seed", "mse", "mae", "epochs_run", "best_epoch",
     "max_epochs", "sec_per_epoch", "train_sec", "test_sec", "peak_mem_mb", "params", "n_test_windows",
     "batch_size", "learning_rate", "d_model", "d_ff", "e_layers", "d_state", "calendar_tokens", "device",
-    "machine", "via", "timestamp", "notes",
+    "machine", "via", "timestamp", "notes", "preset", "val_mse", "optimizer", "lradj",
 ]
-KEY = ("dataset", "model", "input_size", "horizon", "seed", "via", "max_epochs")
+KEY = ("dataset", "model", "input_size", "horizon", "seed", "via", "max_epochs", "preset")
 
 
 def _log(msg: str) -> None:
@@ -43,15 +43,19 @@ class Cell:
     input_size: int | None = None  # None: the preset's
     epochs: int | None = None  # None: the preset's
     via: str = "harness"
+    preset: str = "tuned"  # preset table: tuned (falls back to official where nothing was tuned) | official
+
+    def get_preset(self):
+        return get_preset(self.model, canonical_name(self.dataset), self.horizon, self.preset)
 
     def resolved(self) -> "Cell":
-        preset = get_preset(self.model, self.dataset, self.horizon)
-        return replace(self, dataset=canonical_name(self.dataset),
+        preset = self.get_preset()
+        return replace(self, dataset=canonical_name(self.dataset), preset=preset.table,
                        input_size=self.input_size or preset.input_size, epochs=self.epochs or preset.epochs)
 
     def key(self) -> tuple:
         c = self.resolved()
-        return (c.dataset, c.model, str(c.input_size), str(c.horizon), str(c.seed), c.via, str(c.epochs))
+        return (c.dataset, c.model, str(c.input_size), str(c.horizon), str(c.seed), c.via, str(c.epochs), c.preset)
 
 
 def machine_description(device: torch.device) -> str:
@@ -88,7 +92,10 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+        rows = list(csv.DictReader(fh))
+    for row in rows:  # rows written before the tuned table existed used the official presets
+        row["preset"] = row.get("preset") or "official"
+    return rows
 
 
 def done_keys(path) -> set[tuple]:
@@ -99,6 +106,15 @@ def append_row(path, row: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        with open(path, newline="") as fh:
+            header = next(csv.reader(fh), [])
+        if header != COLUMNS:  # a CSV from before a column was added: rewrite it with today's columns
+            old_rows = read_results(path)
+            with open(path, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows({k: r.get(k, "") for k in COLUMNS} for r in old_rows)
     with open(path, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
         if new:
@@ -148,9 +164,10 @@ def run_cell(
     """Train and score one cell; return its CSV row."""
     cell = cell.resolved()
     dev = resolve_device(device)
-    preset = get_preset(cell.model, cell.dataset, cell.horizon)
+    preset = cell.get_preset()
     preset = replace(preset, epochs=cell.epochs, input_size=cell.input_size, **(overrides or {}))
     data = prepare(cell.dataset, cell.input_size, data_dir=data_dir)
+    data.check_windows(cell.horizon)
     use_marks = USES_CALENDAR_TOKENS.get(cell.model, False)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -166,7 +183,7 @@ def run_cell(
             model, data, cell.horizon,
             forward_fn=lambda m, x, xm: forward(m, x, xm, use_marks),
             epochs=preset.epochs, batch_size=preset.batch_size, learning_rate=preset.learning_rate,
-            patience=preset.patience, device=dev, seed=cell.seed, max_train_batches=max_train_batches,
+            patience=preset.patience, optimizer=preset.optimizer, lradj=preset.lradj, device=dev, seed=cell.seed, max_train_batches=max_train_batches,
             progress=progress, log=log,
         )
     elif cell.via == "neuralforecast":
@@ -199,8 +216,10 @@ def run_cell(
     if samples_dir is not None:
         name = f"{cell.dataset}_{cell.model}_L{cell.input_size}_H{cell.horizon}_s{cell.seed}_{cell.via}.csv"
         save_sample(Path(samples_dir) / name, data, result)
+    row.update(preset=preset.table, val_mse=f"{result.val_loss:.6f}", optimizer=preset.optimizer,
+               lradj=preset.lradj)
     log(f"[{cell.dataset} {cell.model} L={cell.input_size} H={cell.horizon} seed={cell.seed}] "
-        f"MSE {result.mse:.4f} MAE {result.mae:.4f}; {result.epochs_run} epochs (best {result.best_epoch}), "
+        f"({preset.table} preset) MSE {result.mse:.4f} MAE {result.mae:.4f}; {result.epochs_run} epochs (best {result.best_epoch}), "
         f"{result.sec_per_epoch:.1f} s/epoch")
     return row
 

@@ -46,6 +46,22 @@ def long_frame(data: ProtocolData, end: int, use_marks: bool) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _schedule(preset: Preset, steps_per_epoch: int) -> dict:
+    """The preset's optimiser and per-epoch schedule as NeuralForecast arguments (stepped per optimisation step)."""
+    out = {}
+    if preset.optimizer == "adamw":
+        out.update(optimizer=torch.optim.AdamW, optimizer_kwargs={"weight_decay": 0.01})
+    if preset.lradj == "type1":
+        out.update(lr_scheduler=torch.optim.lr_scheduler.StepLR,
+                   lr_scheduler_kwargs={"step_size": steps_per_epoch, "gamma": 0.5})
+    elif preset.lradj == "cosine":
+        out.update(lr_scheduler=torch.optim.lr_scheduler.CosineAnnealingLR,
+                   lr_scheduler_kwargs={"T_max": preset.epochs * steps_per_epoch})
+    else:  # constant
+        out.update(lr_scheduler=torch.optim.lr_scheduler.StepLR, lr_scheduler_kwargs={"step_size": 1, "gamma": 1.0})
+    return out
+
+
 def fit_and_test_neuralforecast(model_name: str, data: ProtocolData, horizon: int, preset: Preset, *, seed: int,
                                 device: torch.device, use_marks: bool, max_train_batches=None, progress=True,
                                 log=print) -> tuple[FitResult, int]:
@@ -61,6 +77,11 @@ def fit_and_test_neuralforecast(model_name: str, data: ProtocolData, horizon: in
         raise ImportError(f"mamba_forecast.neuralforecast.{model_name} is not available: {exc}") from exc
 
     b_train, b_val, b_test = (data.borders[s] for s in ("train", "val", "test"))
+    if b_test[0] != b_val[1] - data.input_size:
+        raise ValueError(
+            f"--via neuralforecast needs contiguous validation and test segments; {data.name}'s split keeps its "
+            "recordings apart (test starts a new recording). Use --via harness for it."
+        )
     n_val = b_val[1] - b_train[1]  # validation target rows
     n_test = b_test[1] - b_val[1]  # test target rows
     steps_per_epoch = max(1, data.n_windows("train", horizon) // preset.batch_size)
@@ -76,8 +97,7 @@ def fit_and_test_neuralforecast(model_name: str, data: ProtocolData, horizon: in
         batch_size=data.n_series, windows_batch_size=preset.batch_size, valid_batch_size=data.n_series,
         inference_windows_batch_size=256, scaler_type="identity", random_seed=seed,
         loss=MSE(), valid_loss=MSE(),
-        lr_scheduler=torch.optim.lr_scheduler.StepLR,
-        lr_scheduler_kwargs={"step_size": steps_per_epoch, "gamma": 0.5},
+        **_schedule(preset, steps_per_epoch),
         accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
         enable_progress_bar=progress, enable_model_summary=False, logger=False,
         **preset.extra,

@@ -29,6 +29,7 @@ class FMambaModel(_MambaTorchModel):
         n_heads: int = 1,
         kernel: str = "gaussian",
         n_features: int | None = None,
+        position: str = "tokens",
         use_static_covariates: bool = True,
         **kwargs,
     ) -> None:
@@ -87,6 +88,8 @@ class FMambaModel(_MambaTorchModel):
         n_features
             Number of random features per head for ``kernel="performer"`` (``None``: the head width). Must be left
             at ``None`` for the Gaussian kernel.
+        position
+            ``"tokens"`` (a fixed sinusoidal position encoding over the token index) or ``"none"``.
         use_static_covariates
             Whether the model uses the static covariates of the target series, if they have any. If ``True``,
             all target series passed to ``fit()`` and ``predict()`` must have static covariates of the same

@@ -13,6 +13,7 @@ from .readers import (
     default_data_dir,
     load_benchmark,
     n_windows,
+    recording_break,
     resolve_data_dir,
     split_borders,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "default_data_dir",
     "load_benchmark",
     "n_windows",
+    "recording_break",
     "resolve_data_dir",
     "split_borders",
 ]

@@ -24,7 +24,9 @@ ENV_VAR = "MAMBA_FORECAST_DATA"
 class BenchmarkSpec:
     """How to read one benchmark and how the protocol splits it.
 
-    ``split`` is ``"ett_hour"`` / ``"ett_minute"`` (fixed 12/4/4-month borders) or ``"ratio"`` (7:1:2).
+    ``split`` is ``"ett_hour"`` / ``"ett_minute"`` (fixed 12/4/4-month borders), ``"ratio"`` (7:1:2) or
+    ``"recordings"`` (two separate recordings joined in one frame: train / validation 7:3 within the first,
+    test = the second; no window crosses the gap between them).
     """
 
     name: str
@@ -43,7 +45,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("ETTm1", ("ETTm1.csv",), "ett_minute", "15min", 7),
         BenchmarkSpec("Weather", ("weather.csv",), "ratio", "10min", 21),
         BenchmarkSpec("Exchange", ("exchange_rate.csv",), "ratio", "D", 8),
-        BenchmarkSpec("SML2010", ("NEW-DATA-1.T15.txt", "NEW-DATA-2.T15.txt"), "ratio", "15min", 18),
+        BenchmarkSpec("SML2010", ("NEW-DATA-1.T15.txt", "NEW-DATA-2.T15.txt"), "recordings", "15min", 18),
     ]
 }
 
@@ -154,15 +156,44 @@ def load_benchmark(name: str, data_dir: str | os.PathLike | None = None) -> pd.D
     return df
 
 
-def split_borders(name_or_split: str, n_rows: int, input_size: int) -> dict[str, tuple[int, int]]:
+def recording_break(dates) -> int:
+    """Row index where the second recording starts: the largest step between consecutive timestamps.
+
+    SML2010's two files are 11 April and 18 April 2012 with a 7-day gap between them (every other step is
+    15 or 30 minutes), so the largest step is the join.
+    """
+    steps = pd.Series(pd.DatetimeIndex(dates)).diff().dt.total_seconds().to_numpy()[1:]
+    if len(steps) == 0:
+        raise ValueError("a 'recordings' split needs at least two rows")
+    return int(steps.argmax()) + 1
+
+
+def split_borders(
+    name_or_split: str, n_rows: int, input_size: int, recording_start: int | None = None
+) -> dict[str, tuple[int, int]]:
     """Row ranges ``[start, end)`` of the train / val / test segments under the standard protocol.
 
     Val and test start ``input_size`` rows early (look-back borrowing), so every target row of a segment is
     scored exactly once. ETT files use fixed 12/4/4-month borders (rows past 20 months are unused); the other
     files use 7:1:2 with ``n_train = int(0.7 T)``, ``n_test = int(0.2 T)``, ``n_val = T - n_train - n_test``.
+
+    ``"recordings"`` (SML2010: two recordings a week apart, joined in one frame) needs ``recording_start``, the
+    first row of the second recording (:func:`recording_break`). Train and validation split the first recording
+    7:3 (validation borrows its look-back from the end of train, within the same recording); the test segment is
+    the whole second recording, whose first ``input_size`` rows are look-back only. No segment contains the
+    gap, so no window crosses it. (A 7:1:2 split of the joined rows leaves validation 415 rows, fewer than one
+    720-step window, and 7-39% of training windows straddle the gap.)
     """
     split = BENCHMARKS[canonical_name(name_or_split)].split if name_or_split not in (
-        "ett_hour", "ett_minute", "ratio") else name_or_split
+        "ett_hour", "ett_minute", "ratio", "recordings") else name_or_split
+    if split == "recordings":
+        if recording_start is None or not 0 < recording_start < n_rows:
+            raise ValueError(
+                f"the 'recordings' split needs recording_start, the first row of the second recording, "
+                f"inside (0, {n_rows}); got {recording_start!r}. Pass recording_break(df['date'])."
+            )
+        b1 = int(recording_start * 0.7)
+        return {"train": (0, b1), "val": (b1 - input_size, recording_start), "test": (recording_start, n_rows)}
     if split in ("ett_hour", "ett_minute"):
         unit = 30 * 24 * (4 if split == "ett_minute" else 1)
         b1, b2, b3 = 12 * unit, 16 * unit, 20 * unit

@@ -9,6 +9,8 @@ from ..layers import KERNELS, EncoderLayer, FastAttention, sinusoidal_positions
 from ..ssm import Mamba
 from .base import InvertedForecaster, check_choice, check_d_conv, check_int
 
+POSITIONS = ("tokens", "none")
+
 
 def mlp_block(in_features: int, d_model: int) -> nn.Module:
     """FMamba's embedding MLP block ``Linear(in -> D) -> GELU -> Linear(D -> D)`` (dropout follows it)."""
@@ -40,8 +42,12 @@ class FMamba(InvertedForecaster):
     projector", built on the S-Mamba pipeline the paper extends. What we decided:
 
     * Tokens are whole series (inverted embedding, as in S-Mamba); the embedding is an MLP block
-      ``Linear(L -> D) -> GELU -> Linear(D -> D)``, then dropout, plus a fixed sinusoidal position encoding
-      over the token index (variates, then exogenous tokens).
+      ``Linear(L -> D) -> GELU -> Linear(D -> D)``, then dropout, plus (``position="tokens"``, the default) a
+      fixed sinusoidal position encoding over the token index (variates, then exogenous tokens), or
+      (``position="none"``) no position encoding: the tokens are then a set, as in S-Mamba. The encoding's
+      RMS is about 0.7 whatever the data, several times that of freshly embedded tokens; whether it helps
+      is a tuning choice (``mamba-forecast tune``). A time-axis encoding is not offered: each token already
+      embeds its whole look-back with a ``Linear(L -> D)``, which sees every time step's position.
     * Fast attention across the tokens with one of two kernels (see :class:`~mamba_forecast.layers.FastAttention`):
       ``"gaussian"`` (default, the literal reading of the paper's formula: ``phi(x) = exp(-x^2/2)``
       element-wise, ``A = (phi(Q) / d_k)(phi(K)^T V)``; note that with this constant normalisation the
@@ -62,6 +68,7 @@ class FMamba(InvertedForecaster):
         d_state, d_conv, expand: Mamba block settings.
         n_heads: attention heads (must divide ``d_model``).
         kernel: ``"gaussian"`` or ``"performer"``.
+        position: ``"tokens"`` (sinusoidal encoding over the token index) or ``"none"``.
         n_features: random features per head for ``kernel="performer"`` (default: the head width).
         dropout, use_norm, n_outputs, hist_exog_size, futr_exog_size, stat_exog_size, scan_backend: as in
             :class:`SMamba` (exogenous series are extra tokens, static features extend each variate's input).
@@ -91,6 +98,7 @@ class FMamba(InvertedForecaster):
         n_heads: int = 1,
         kernel: str = "gaussian",
         n_features: int | None = None,
+        position: str = "tokens",
     ):
         d_model = check_int("d_model", d_model)
         n_heads = check_int("n_heads", n_heads)
@@ -102,6 +110,7 @@ class FMamba(InvertedForecaster):
         d_conv = check_d_conv(d_conv)
         expand = check_int("expand", expand)
         kernel = check_choice("kernel", kernel, KERNELS)
+        position = check_choice("position", position, POSITIONS)
         if n_features is not None:
             if kernel != "performer":
                 raise ValueError(f"n_features only applies to kernel='performer' (got kernel={kernel!r}); leave it out.")
@@ -112,6 +121,7 @@ class FMamba(InvertedForecaster):
             scan_backend=scan_backend, final_norm=False, token_embedding=mlp_block,
         )
         self.kernel = kernel
+        self.position = position
         self.layers.extend(
             FMambaLayer(
                 FastAttention(d_model, n_heads, kernel, n_features),
@@ -123,4 +133,6 @@ class FMamba(InvertedForecaster):
 
     def embed(self, x, hist_exog, futr_exog, stat_exog) -> torch.Tensor:
         tokens = self.embedding(x, hist_exog, futr_exog, stat_exog)  # [B, T, D]
+        if self.position == "none":
+            return tokens
         return tokens + sinusoidal_positions(tokens.shape[1], self.d_model, device=tokens.device, dtype=tokens.dtype)

@@ -32,6 +32,7 @@ class FMamba(MambaForecaster):
             "performer" (FAVOR+ random features approximating softmax attention).
         n_features (int, optional): random features per head for `kernel="performer"` (default: the head
             width).
+        position (str): "tokens" (a sinusoidal position encoding over the token index) or "none".
         dropout (float): dropout of the embedding, the attention output and the MLP block.
         use_norm (bool): per-window instance normalisation of each series (RevIN without affine weights).
         {scan_backend}
@@ -63,6 +64,7 @@ class FMamba(MambaForecaster):
         n_heads: int = _default["n_heads"],
         kernel: str = _default["kernel"],
         n_features: Optional[int] = _default["n_features"],
+        position: str = _default["position"],
         dropout: float = _default["dropout"],
         use_norm: bool = _default["use_norm"],
         scan_backend: str = _default["scan_backend"],

@@ -1,0 +1,201 @@
+"""``mamba-forecast tune``: a hyper-parameter search scored on the validation split only.
+
+Each trial trains one model with the protocol's loop (:func:`~mamba_forecast.bench.train.train`: train split,
+validation each epoch, early stopping, best epoch restored) and returns the best validation criterion. The
+test split is never read: ``train`` touches only the train and validation segments, and no score of the test
+split exists during the search. Optuna's TPE sampler proposes the settings and its median pruner stops a trial
+whose validation loss after an epoch is worse than the median of earlier trials at that epoch.
+
+The search space is declared once per model in :data:`SEARCH_SPACES`; every model shares :func:`_common`
+(learning rate, optimiser and schedule), so every model gets the same kind of search and the same budget. The
+search runs on top of the cell's official preset (sizes and batch stay the official ones) with a fixed budget
+of :data:`TUNE_EPOCHS` epochs per trial. The winner is written to the tuned table
+(``mamba_forecast/bench/tuned_presets.json``) with its source, validation MSE, trial counts and seed, and every
+trial is appended to a CSV log.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..datasets import canonical_name
+from .models import USES_CALENDAR_TOKENS, build_model, forward
+from .presets import TUNED_PRESETS_FILE, Preset, apply_settings, get_preset, read_tuned
+from .protocol import prepare
+from .runner import resolve_device, set_seed
+from .train import LR_SCHEDULES, OPTIMIZERS, train
+
+TUNE_EPOCHS = 10
+TRIAL_COLUMNS = ["dataset", "model", "horizon", "seed", "trial", "state", "val_mse", "epochs_run", "best_epoch",
+                 "sec", "settings", "timestamp"]
+
+
+def _common(trial) -> dict:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
+        "optimizer": trial.suggest_categorical("optimizer", list(OPTIMIZERS)),
+        "lradj": trial.suggest_categorical("lradj", [s for s in LR_SCHEDULES if s != "constant"]),
+    }
+
+
+def _fmamba(trial) -> dict:
+    return {
+        **_common(trial),
+        "position": trial.suggest_categorical("position", ["tokens", "none"]),
+        "kernel": trial.suggest_categorical("kernel", ["gaussian", "performer"]),
+    }
+
+
+def _tsm2(trial) -> dict:
+    return {
+        **_common(trial),
+        "d_state": trial.suggest_categorical("d_state", [8, 16]),
+        "expand": trial.suggest_categorical("expand", [1, 2]),
+    }
+
+
+# One search space per model: a function of an Optuna trial returning preset fields / model arguments.
+SEARCH_SPACES = {
+    "SMamba": _common,
+    "AttentionMamba": _common,
+    "FMamba": _fmamba,
+    "TSM2": _tsm2,
+    "Linear": _common,
+}
+
+
+def _append_trial(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=TRIAL_COLUMNS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
+    """Put one entry in the tuned table (other entries kept), keys sorted so diffs stay small."""
+    table = read_tuned(path)
+    table.setdefault(model, {})[dataset] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(table, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+
+
+def tune(
+    model: str,
+    dataset: str,
+    horizon: int = 96,
+    *,
+    trials: int = 8,
+    seed: int = 2023,
+    data_dir=None,
+    frame=None,
+    device: str | None = None,
+    input_size: int | None = None,
+    epochs: int = TUNE_EPOCHS,
+    max_train_batches: int | None = None,
+    presets_file: str | Path | None = TUNED_PRESETS_FILE,
+    trials_log: str | Path | None = None,
+    progress: bool = False,
+    log=print,
+) -> dict:
+    """Search ``model``'s space on ``dataset`` at ``horizon``; return (and write, unless ``presets_file`` is
+    None) the tuned entry: ``settings``, ``val_mse``, ``trials``, ``completed``, ``pruned``, ``seed``, ``source``."""
+    try:
+        import optuna
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("`mamba-forecast tune` needs Optuna: pip install optuna") from exc
+    if model not in SEARCH_SPACES:
+        raise ValueError(f"model must be one of {', '.join(SEARCH_SPACES)}, got {model!r}")
+    if not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials must be a positive integer, got {trials!r}")
+    dataset = canonical_name(dataset)
+    base: Preset = get_preset(model, dataset, horizon, "official")
+    base = replace(base, epochs=epochs, input_size=input_size or base.input_size)
+    data = prepare(dataset, base.input_size, data_dir=data_dir, frame=frame)
+    data.check_windows(horizon)
+    dev = resolve_device(device)
+    use_marks = USES_CALENDAR_TOKENS.get(model, False)
+    space = SEARCH_SPACES[model]
+    log_path = Path(trials_log) if trials_log else None
+
+    def objective(trial):
+        settings = space(trial)
+        preset = apply_settings(base, settings)
+        set_seed(seed)
+        net = build_model(model, preset, data.n_series, preset.input_size, horizon)
+
+        def report(epoch, val_loss):
+            trial.report(val_loss, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch} (val {val_loss:.5f})")
+
+        t0 = time.time()
+        state, result = "complete", None
+        try:
+            result = train(
+                net, data, horizon, forward_fn=lambda m, x, xm: forward(m, x, xm, use_marks),
+                epochs=preset.epochs, batch_size=preset.batch_size, learning_rate=preset.learning_rate,
+                patience=preset.patience, optimizer=preset.optimizer, lradj=preset.lradj, device=dev, seed=seed,
+                max_train_batches=max_train_batches, progress=progress, log=lambda *_: None, on_epoch=report,
+            )
+        except optuna.TrialPruned:
+            state = "pruned"
+            raise
+        except Exception:
+            state = "failed"
+            raise
+        finally:
+            value = result.best_val_loss if result is not None else trial.intermediate_values.get(
+                max(trial.intermediate_values, default=0), float("nan"))
+            log(f"[tune {model} {dataset} H={horizon}] trial {trial.number}: {state}, val {value:.5f}, "
+                f"{time.time() - t0:.0f}s, {settings}")
+            if log_path is not None:
+                _append_trial(log_path, dict(
+                    dataset=dataset, model=model, horizon=horizon, seed=seed, trial=trial.number, state=state,
+                    val_mse=f"{value:.6f}", epochs_run=result.epochs_run if result else len(trial.intermediate_values),
+                    best_epoch=result.best_epoch if result else "", sec=f"{time.time() - t0:.1f}",
+                    settings=json.dumps(settings, sort_keys=True),
+                    timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                ))
+        trial.set_user_attr("epochs_run", result.epochs_run)
+        return result.best_val_loss
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(4, trials // 2))),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    )
+    study.optimize(objective, n_trials=trials)
+    states = [t.state for t in study.trials]
+    completed = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
+    pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)
+    best = study.best_trial
+    settings = {**{k: v for k, v in best.params.items()}, "epochs": epochs}
+    entry = {
+        "settings": settings,
+        "val_mse": round(float(best.value), 6),
+        "trials": trials,
+        "completed": completed,
+        "pruned": pruned,
+        "seed": seed,
+        "horizon": horizon,
+        "input_size": base.input_size,
+        "source": f"tuned on validation, {trials} trials, seed {seed} ({dataset} H={horizon}; "
+                  f"val MSE {best.value:.4f})",
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    log(f"[tune {model} {dataset} H={horizon}] best trial {best.number}: val {best.value:.5f} {settings} "
+        f"({completed} complete, {pruned} pruned)")
+    if presets_file is not None:
+        write_tuned(Path(presets_file), model, dataset, entry)
+    return entry
