@@ -192,7 +192,7 @@ def split_borders(
                 f"the 'recordings' split needs recording_start, the first row of the second recording, "
                 f"inside (0, {n_rows}); got {recording_start!r}. Pass recording_break(df['date'])."
             )
-        b1 = int(recording_start * 0.7)
+        b1 = recording_start * 7 // 10
         return {"train": (0, b1), "val": (b1 - input_size, recording_start), "test": (recording_start, n_rows)}
     if split in ("ett_hour", "ett_minute"):
         unit = 30 * 24 * (4 if split == "ett_minute" else 1)

@@ -1,0 +1,173 @@
+"""Issue #13's protocol fixes and the validation-only tuner (fast, CPU)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mamba_forecast.bench import get_preset, prepare
+from mamba_forecast.bench.models import USES_CALENDAR_TOKENS, LinearBaseline, build_model, forward
+from mamba_forecast.bench.protocol import ProtocolData
+from mamba_forecast.bench.runner import COLUMNS, append_row, read_results
+from mamba_forecast.bench.train import epoch_lr, fit_and_test, train
+from mamba_forecast.cli import _overrides
+from mamba_forecast.datasets import recording_break, split_borders
+
+from test_bench import synthetic_ett
+
+optuna = pytest.importorskip("optuna")
+
+
+def two_recordings(n1=700, n2=400, n_series=3, gap_days=7) -> pd.DataFrame:
+    """A 15-minute frame of two recordings with a gap between them, like SML2010's two files."""
+    first = pd.date_range("2012-03-13", periods=n1, freq="15min")
+    second = pd.date_range(first[-1] + pd.Timedelta(days=gap_days), periods=n2, freq="15min")
+    rng = np.random.default_rng(0)
+    cols = {"date": first.append(second)}
+    for j in range(n_series):
+        cols[f"s{j}"] = rng.standard_normal(n1 + n2).cumsum()
+    return pd.DataFrame(cols)
+
+
+def test_recordings_split_never_puts_the_gap_inside_a_segment():
+    df = two_recordings()
+    start = recording_break(df["date"])
+    assert start == 700
+    b = split_borders("SML2010", len(df), 96, recording_start=start)
+    assert b["train"] == (0, 490) and b["val"] == (490 - 96, 700) and b["test"] == (700, 1100)
+    for lo, hi in b.values():
+        assert not (lo < start < hi), "a segment straddles the join of the two recordings"
+    steps = df["date"].diff().dt.total_seconds().to_numpy()
+    data = prepare("SML2010", 96, frame=df)
+    assert data.borders == b
+    for lo, hi in data.borders.values():  # every consecutive pair inside a segment is 15 minutes apart
+        assert set(steps[lo + 1 : hi]) == {900.0}
+    with pytest.raises(ValueError, match="recording_start"):
+        split_borders("SML2010", len(df), 96)
+
+
+def test_sml2010_has_windows_in_every_split_at_every_horizon():
+    from mamba_forecast.datasets import default_data_dir
+
+    root = default_data_dir()
+    if root is None or not (root / "NEW-DATA-1.T15.txt").exists():
+        pytest.skip("SML2010 files not found")
+    data = prepare("SML2010", 96, data_dir=root)
+    for h in (96, 192, 336, 720):
+        data.check_windows(h)  # raises on an empty split
+        assert data.n_windows("val", h) > 0
+    assert data.borders["test"][0] == 2764  # the second file
+
+
+def test_empty_validation_split_is_a_clear_error_before_training():
+    data = prepare("Exchange", 24, frame=synthetic_ett(n_rows=400).assign(
+        date=pd.date_range("1990-01-01", periods=400, freq="D")))
+    assert data.n_windows("val", 60) == 0 < data.n_windows("train", 60)
+    calls = []
+
+    def fwd(m, x, xm):
+        calls.append(1)
+        return forward(m, x, xm, False)
+
+    with pytest.raises(ValueError, match=r"Exchange: the val split has no window .*horizon=60 \(train 280 rows .*val 64 rows \(0 windows\)"):
+        fit_and_test(LinearBaseline(24, 60), data, 60, forward_fn=fwd, epochs=1, batch_size=8,
+                     learning_rate=1e-3, progress=False, log=lambda *_: None)
+    assert calls == []
+
+
+def test_every_model_gets_the_calendar_tokens():
+    for name in ("SMamba", "AttentionMamba", "FMamba", "TSM2"):
+        assert USES_CALENDAR_TOKENS[name]
+        preset = get_preset(name, "ETTh1", 96)
+        net = build_model(name, preset.__class__(**{**preset.as_dict(), "d_model": 16, "d_ff": 16, "d_state": 2,
+                                                    "input_size": 32}), 3, 32, 8)
+        assert net.hist_exog_size == 4
+        out = net(torch.randn(2, 32, 3), torch.rand(2, 32, 4) - 0.5, None, None)
+        assert out.shape == (2, 8, 3)
+
+
+def test_cosine_schedule_and_adamw_run():
+    assert epoch_lr(1e-3, 1, 10, "cosine") == pytest.approx(1e-3)
+    assert epoch_lr(1e-3, 6, 10, "cosine") == pytest.approx(5e-4)
+    assert epoch_lr(1e-3, 7, 10, "constant") == 1e-3
+    with pytest.raises(ValueError, match="lradj"):
+        epoch_lr(1e-3, 1, 10, "step")
+    data = prepare("ETTh1", 24, frame=synthetic_ett())
+    res = train(LinearBaseline(24, 12), data, 12, forward_fn=lambda m, x, xm: forward(m, x, xm, False), epochs=2,
+                batch_size=32, learning_rate=1e-2, optimizer="adamw", lradj="cosine", progress=False,
+                log=lambda *_: None)
+    assert [h["lr"] for h in res.history] == [pytest.approx(1e-2), pytest.approx(5e-3)]
+
+
+def test_tune_never_reads_the_test_split_and_writes_a_sourced_preset(tmp_path, monkeypatch):
+    from mamba_forecast.bench.tune import tune
+
+    read = []
+    original = ProtocolData.segment
+
+    def guarded(self, split):
+        read.append(split)
+        if split == "test":
+            raise AssertionError("the search read the test split")
+        return original(self, split)
+
+    monkeypatch.setattr(ProtocolData, "segment", guarded)
+    presets = tmp_path / "tuned.json"
+    log = tmp_path / "trials.csv"
+    entry = tune("Linear", "ETTh1", 12, trials=3, seed=7, frame=synthetic_ett(), input_size=24, epochs=2,
+                 presets_file=presets, trials_log=log, log=lambda *_: None)
+    assert set(read) == {"train", "val"}
+    table = json.loads(presets.read_text())
+    saved = table["Linear"]["ETTh1"]
+    assert saved == json.loads(json.dumps(entry))
+    assert saved["source"].startswith("tuned on validation, 3 trials, seed 7")
+    assert saved["trials"] == 3 and saved["completed"] + saved["pruned"] == 3
+    assert 0 < saved["val_mse"] < 2 and 1e-5 <= saved["settings"]["learning_rate"] <= 3e-3
+    trials = pd.read_csv(log)
+    assert len(trials) == 3 and trials["val_mse"].min() == pytest.approx(saved["val_mse"], rel=1e-5)
+    # the tuned table feeds get_preset; the official table stays available
+    tuned = get_preset("Linear", "ETTh1", 96, "tuned", tuned_path=presets)
+    assert tuned.table == "tuned" and tuned.learning_rate == saved["settings"]["learning_rate"]
+    assert tuned.epochs == 2 and tuned.source == saved["source"]
+    official = get_preset("Linear", "ETTh1", 96, "official", tuned_path=presets)
+    assert official.table == "official" and official.learning_rate == 1e-3
+    assert get_preset("SMamba", "ETTh1", 96, "tuned", tuned_path=presets).table == "official"  # no entry
+
+
+def test_tuned_model_arguments_reach_the_network(tmp_path):
+    presets = tmp_path / "tuned.json"
+    presets.write_text(json.dumps({"FMamba": {"ETTh1": {
+        "settings": {"learning_rate": 3e-4, "position": "none", "kernel": "performer", "epochs": 10},
+        "source": "tuned on validation, 8 trials, seed 2023", "val_mse": 0.5}}}))
+    p = get_preset("FMamba", "ETTh1", 336, "tuned", tuned_path=presets)
+    assert p.extra == {"position": "none", "kernel": "performer"} and p.learning_rate == 3e-4
+    assert p.d_model == get_preset("FMamba", "ETTh1", 336).d_model  # sizes from the horizon's official row
+    net = build_model("FMamba", p, 7, 96, 336)
+    assert net.position == "none" and net.kernel == "performer"
+
+
+def test_tune_rejects_bad_arguments():
+    from mamba_forecast.bench.tune import tune
+
+    with pytest.raises(ValueError, match="model must be one of"):
+        tune("Prophet", "ETTh1", trials=1, presets_file=None)
+    with pytest.raises(ValueError, match="trials must be a positive integer"):
+        tune("SMamba", "ETTh1", trials=0, presets_file=None)
+
+
+def test_set_overrides_parse_booleans_and_numbers():
+    assert _overrides(["use_norm=False,d_model=64", "learning_rate=1e-4,lradj=cosine"]) == {
+        "use_norm": False, "d_model": 64, "learning_rate": 1e-4, "lradj": "cosine"}
+
+
+def test_results_csv_gains_new_columns_without_misaligning_old_rows(tmp_path):
+    path = tmp_path / "r.csv"
+    old = ["dataset", "model", "mse"]
+    path.write_text(",".join(old) + "\nETTh1,SMamba,0.39\n")
+    append_row(path, {"dataset": "ETTh2", "model": "FMamba", "mse": "0.30", "preset": "tuned"})
+    rows = read_results(path)
+    assert path.read_text().splitlines()[0].split(",") == COLUMNS
+    assert [(r["dataset"], r["mse"], r["preset"]) for r in rows] == [
+        ("ETTh1", "0.39", "official"), ("ETTh2", "0.30", "tuned")]
