@@ -125,7 +125,7 @@ def _run_tune(args) -> int:
     tune(args.model, args.dataset, args.horizon, trials=args.trials, seed=args.seed, data_dir=args.data_dir,
          device=args.device, input_size=args.input_size, epochs=args.epochs or TUNE_EPOCHS,
          max_train_batches=args.max_train_batches, presets_file=args.presets_file or TUNED_PRESETS_FILE,
-         trials_log=args.trials_log)
+         trials_log=args.trials_log, log=lambda msg: print(msg, flush=True))
     return 0
 
 
