@@ -110,6 +110,8 @@ def _add_tune(sub) -> None:
                    help="tuned table to update (default: the package's bench/tuned_presets.json)")
     p.add_argument("--trials-log", default=str(Path("docs") / "tuning_trials.csv"),
                    help="CSV that every trial is appended to (default %(default)s)")
+    p.add_argument("--study-file", default=str(Path("docs") / "tuning_studies.journal"),
+                   help="Optuna journal that lets a cut-off search resume (default %(default)s)")
     p.add_argument("--max-train-batches", type=int, default=None, help="cap batches per epoch (smoke tests)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=_run_tune)
@@ -125,7 +127,7 @@ def _run_tune(args) -> int:
     tune(args.model, args.dataset, args.horizon, trials=args.trials, seed=args.seed, data_dir=args.data_dir,
          device=args.device, input_size=args.input_size, epochs=args.epochs or TUNE_EPOCHS,
          max_train_batches=args.max_train_batches, presets_file=args.presets_file or TUNED_PRESETS_FILE,
-         trials_log=args.trials_log, log=lambda msg: print(msg, flush=True))
+         trials_log=args.trials_log, study_file=args.study_file, log=lambda msg: print(msg, flush=True))
     return 0
 
 

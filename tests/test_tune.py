@@ -198,3 +198,28 @@ def test_report_counts_the_tuned_grid_and_gives_no_verdict_without_published_num
     assert "| ETTh1-96 | FMamba | 2 | 0.3975 |" in text
     bare = write_report(results, tmp_path / "b2.md", published=tmp_path / "missing.csv", figures=False).read_text()
     assert "no verdict is given" in bare and "**met**" not in bare and "**not met**" not in bare
+
+
+def test_tune_logs_pruned_trials_and_resumes_a_cut_off_search(tmp_path, monkeypatch):
+    from mamba_forecast.bench.tune import tune
+
+    calls = {"n": 0}
+
+    def prune_every_other(self):  # trials 1, 3, ... are pruned after their first epoch
+        calls["n"] += 1
+        return self.number % 2 == 1
+
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", prune_every_other)
+    kw = dict(frame=synthetic_ett(), input_size=24, epochs=2, presets_file=tmp_path / "t.json",
+              trials_log=tmp_path / "trials.csv", study_file=tmp_path / "study.journal", log=lambda *_: None)
+    first = tune("Linear", "ETTh1", 12, trials=2, seed=3, **kw)
+    assert (first["completed"], first["pruned"], first["trials"]) == (1, 1, 2)
+    log = pd.read_csv(tmp_path / "trials.csv")
+    assert list(log["state"]) == ["complete", "pruned"] and log["epochs_run"].tolist() == [2, 1]
+    # asking for 4 trials on the same study runs only the 2 missing ones
+    second = tune("Linear", "ETTh1", 12, trials=4, seed=3, **kw)
+    assert (second["completed"], second["pruned"], second["trials"]) == (2, 2, 4)
+    log = pd.read_csv(tmp_path / "trials.csv")
+    assert log["trial"].tolist() == [0, 1, 2, 3]
+    assert log["settings"].nunique() == 4  # the resumed search did not repeat the first proposals
+    assert second["source"].startswith("tuned on validation, 4 trials, seed 3")

@@ -11,7 +11,8 @@ The search space is declared once per model in :data:`SEARCH_SPACES`; every mode
 search runs on top of the cell's official preset (sizes and batch stay the official ones) with a fixed budget
 of :data:`TUNE_EPOCHS` epochs per trial. The winner is written to the tuned table
 (``mamba_forecast/bench/tuned_presets.json``) with its source, validation MSE, trial counts and seed, and every
-trial is appended to a CSV log.
+trial is appended to a CSV log. With a study file (an Optuna journal) a search that was cut off resumes where it
+stopped: finished trials count towards ``trials`` and are not run again.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def tune(
     max_train_batches: int | None = None,
     presets_file: str | Path | None = TUNED_PRESETS_FILE,
     trials_log: str | Path | None = None,
+    study_file: str | Path | None = None,
     progress: bool = False,
     log=print,
 ) -> dict:
@@ -132,8 +134,10 @@ def tune(
         preset = apply_settings(base, settings)
         set_seed(seed)
         net = build_model(model, preset, data.n_series, preset.input_size, horizon)
+        seen = []  # validation loss of each epoch run
 
         def report(epoch, val_loss):
+            seen.append(val_loss)
             trial.report(val_loss, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch} (val {val_loss:.5f})")
@@ -154,29 +158,42 @@ def tune(
             state = "failed"
             raise
         finally:
-            value = result.best_val_loss if result is not None else trial.intermediate_values.get(
-                max(trial.intermediate_values, default=0), float("nan"))
+            value = result.best_val_loss if result is not None else min(seen, default=float("nan"))
             log(f"[tune {model} {dataset} H={horizon}] trial {trial.number}: {state}, val {value:.5f}, "
                 f"{time.time() - t0:.0f}s, {settings}")
             if log_path is not None:
                 _append_trial(log_path, dict(
                     dataset=dataset, model=model, horizon=horizon, seed=seed, trial=trial.number, state=state,
-                    val_mse=f"{value:.6f}", epochs_run=result.epochs_run if result else len(trial.intermediate_values),
-                    best_epoch=result.best_epoch if result else "", sec=f"{time.time() - t0:.1f}",
-                    settings=json.dumps(settings, sort_keys=True),
+                    val_mse=f"{value:.6f}", epochs_run=len(seen), best_epoch=result.best_epoch if result else "",
+                    sec=f"{time.time() - t0:.1f}", settings=json.dumps(settings, sort_keys=True),
                     timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 ))
-        trial.set_user_attr("epochs_run", result.epochs_run)
         return result.best_val_loss
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = None
+    if study_file is not None:  # a journal file: a study cut off (a killed process, a session's end) resumes
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        Path(study_file).parent.mkdir(parents=True, exist_ok=True)
+        storage = JournalStorage(JournalFileBackend(str(study_file)))
+    name = f"{model}-{dataset}-L{base.input_size}-H{horizon}-s{seed}-e{epochs}"
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = 0
+    if storage is not None and name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        done = sum(t.state in finished for t in optuna.load_study(study_name=name, storage=storage).trials)
     study = optuna.create_study(
-        direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(4, trials // 2))),
+        study_name=name, storage=storage, load_if_exists=True, direction="minimize",
+        # a resumed search draws new proposals (seed + finished trials), not the first ones again
+        sampler=optuna.samplers.TPESampler(seed=seed + done, n_startup_trials=max(1, min(4, trials // 2))),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
-    study.optimize(objective, n_trials=trials)
-    states = [t.state for t in study.trials]
+    if done:
+        log(f"[tune {model} {dataset} H={horizon}] resuming: {done} of {trials} trials already finished")
+    if trials > done:
+        study.optimize(objective, n_trials=trials - done)
+    states = [t.state for t in study.trials if t.state in finished]
     completed = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
     pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)
     best = study.best_trial
@@ -184,13 +201,13 @@ def tune(
     entry = {
         "settings": settings,
         "val_mse": round(float(best.value), 6),
-        "trials": trials,
+        "trials": len(states),
         "completed": completed,
         "pruned": pruned,
         "seed": seed,
         "horizon": horizon,
         "input_size": base.input_size,
-        "source": f"tuned on validation, {trials} trials, seed {seed} ({dataset} H={horizon}; "
+        "source": f"tuned on validation, {len(states)} trials, seed {seed} ({dataset} H={horizon}; "
                   f"val MSE {best.value:.4f})",
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
