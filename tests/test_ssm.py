@@ -31,8 +31,11 @@ def make_inputs(batch, channels, length, d_state, *, seed=0, dtype=torch.float32
     }
 
 
-def run_scan(inputs, backend, *, use_d, use_z, use_bias, softplus, last_state, seed=1):
-    """Forward + backward with a fixed random cotangent; returns outputs and input gradients."""
+def run_scan(inputs, backend, *, use_d, use_z, use_bias, softplus, last_state, seed=1, last_in_loss=True):
+    """Forward + backward with a fixed random cotangent; returns outputs and input gradients.
+
+    With ``last_in_loss`` (and ``last_state``) the loss has a term on the last state too.
+    """
     leaves = {k: v.clone().requires_grad_() for k, v in inputs.items()}
     out = selective_scan(
         leaves["u"], leaves["delta"], leaves["A"], leaves["B"], leaves["C"],
@@ -43,7 +46,7 @@ def run_scan(inputs, backend, *, use_d, use_z, use_bias, softplus, last_state, s
     out, last = out if last_state else (out, None)
     g = torch.Generator().manual_seed(seed)
     loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
-    if last is not None:
+    if last is not None and last_in_loss:
         loss = loss + (last * torch.randn(last.shape, generator=g, dtype=last.dtype)).sum()
     loss.backward()
     grads = {k: leaves[k].grad for k in GRAD_NAMES if leaves[k].grad is not None}
@@ -287,12 +290,39 @@ needs_mamba_ssm = pytest.mark.skipif(
 @needs_mamba_ssm
 def test_cuda_kernel_matches_torch_backend():
     inputs = {k: v.cuda() for k, v in make_inputs(4, 64, 321, 16, seed=11).items()}
-    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
+    # mamba-ssm's kernel ignores the last state's gradient: the loss is on the output alone
+    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True, last_in_loss=False)
     out_c, last_c, grads_c = run_scan(inputs, "cuda", **flags)
     out_t, last_t, grads_t = run_scan(inputs, "torch", **flags)
     assert rel_err(out_c, out_t) < 1e-4 and rel_err(last_c, last_t) < 1e-4
+    assert grads_c.keys() == grads_t.keys() == set(GRAD_NAMES)
     for name in grads_t:
         assert rel_err(grads_c[name], grads_t[name]) < 1e-4, name
+
+
+def test_torch_backend_propagates_the_last_states_gradient():
+    # The documented difference between backends: torch (and triton, reference) pass the last state's gradient on.
+    inputs = make_inputs(2, 3, 20, 4, seed=2)
+    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
+    _, _, with_last = run_scan(inputs, "torch", **flags)
+    _, _, without = run_scan(inputs, "torch", **flags, last_in_loss=False)
+    _, _, reference = run_scan(inputs, "reference", **flags)
+    for name in ("u", "delta", "A", "B"):
+        assert rel_err(with_last[name], reference[name]) < 1e-5, name
+        assert rel_err(with_last[name], without[name]) > 1e-3, name
+
+
+@pytest.mark.gpu
+@needs_cuda
+@needs_mamba_ssm
+def test_cuda_kernel_ignores_the_last_states_gradient():
+    # As mamba-ssm documents for selective_scan_fn: a loss term on the last state changes no input gradient.
+    inputs = {k: v.cuda() for k, v in make_inputs(2, 16, 50, 8, seed=3).items()}
+    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
+    _, _, with_last = run_scan(inputs, "cuda", **flags)
+    _, _, without = run_scan(inputs, "cuda", **flags, last_in_loss=False)
+    for name in without:
+        assert rel_err(with_last[name], without[name]) < 1e-6, name
 
 
 @pytest.mark.gpu

@@ -36,6 +36,11 @@ def _causal_conv1d_fn():
     return causal_conv1d_fn
 
 
+def _fused_conv_usable(x: torch.Tensor, width: int) -> bool:
+    """Whether causal-conv1d's kernel takes ``x`` [B, channels, L] with a filter of ``width`` taps."""
+    return x.is_cuda and width in _FUSED_CONV_WIDTHS and x.dtype in _FUSED_DTYPES
+
+
 @functools.lru_cache(maxsize=1)
 def _mamba_inner_fn():
     """mamba-ssm's fused ``mamba_inner_fn`` when it can run (its compiled scan and causal-conv1d load), else None."""
@@ -163,7 +168,7 @@ class Mamba(nn.Module):
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
         """Causal depthwise conv + SiLU on [B, d_inner, L] (any strides)."""
         fused = _causal_conv1d_fn()
-        if fused is not None and x.is_cuda and self.d_conv in _FUSED_CONV_WIDTHS and x.dtype in _FUSED_DTYPES:
+        if fused is not None and _fused_conv_usable(x, self.d_conv):
             # channel-first and contiguous: causal-conv1d treats a tensor with unit channel stride as channel-last,
             # whose kernel needs channel counts and strides that are multiples of 8
             return fused(x.contiguous(), self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
