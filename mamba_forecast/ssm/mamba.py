@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .scan import BACKENDS, resolve_backend, selective_scan
+from .scan import BACKENDS, _cuda_rejects, resolve_backend, selective_scan
 
 # What causal-conv1d's kernel takes: widths 2 to 4, fp32/fp16/bf16 inputs.
 _FUSED_CONV_WIDTHS = (2, 3, 4)
@@ -180,14 +180,12 @@ class Mamba(nn.Module):
             return None
         if self.scan_backend not in ("auto", "cuda") or hidden_states.dtype not in _FUSED_DTYPES:
             return None
+        if _cuda_rejects(hidden_states.dtype, self.d_state) is not None:
+            return None  # the op-by-op path falls back to another scan backend (with a warning for "cuda")
         fn = _mamba_inner_fn()
         if fn is None:
             return None
-        import warnings
-
-        with warnings.catch_warnings():  # the op-by-op path below warns, if at all
-            warnings.simplefilter("ignore")
-            backend = resolve_backend(self.scan_backend, hidden_states.device, hidden_states.dtype, self.d_state)
+        backend = resolve_backend(self.scan_backend, hidden_states.device, hidden_states.dtype, self.d_state)
         return fn if backend == "cuda" else None
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
