@@ -50,9 +50,10 @@ def _pow2(x: int) -> int:
 
 
 def _blocks(channels: int, d_state: int, length: int, tile: int) -> tuple[int, int, int]:
-    block_n = _pow2(d_state)
+    """(channels block, d_state block, chunk length): powers of two, at least 2 (no size-1 axes in the tiles)."""
+    block_n = max(2, _pow2(d_state))
     chunk = min(_CHUNK, max(2, _pow2(length)))
-    block_d = max(1, min(_pow2(channels), tile // (block_n * chunk)))
+    block_d = max(2, min(_pow2(channels), tile // (block_n * chunk)))
     return block_d, block_n, chunk
 
 
@@ -287,7 +288,7 @@ class _TritonScan(torch.autograd.Function):
             last.zero_()
         ctx.save_for_backward(u, delta, A_c, B, C, D_c, z, bias_c, starts)
         ctx.flags = (delta_softplus, n_chunks, chunk)
-        ctx.dtypes = (delta.dtype, A.dtype, B.dtype, C.dtype, None if D is None else D.dtype,
+        ctx.dtypes = (A.dtype, B.dtype, C.dtype, None if D is None else D.dtype,
                       None if delta_bias is None else delta_bias.dtype)
         return out, last
 
@@ -295,7 +296,7 @@ class _TritonScan(torch.autograd.Function):
     def backward(ctx, dout, dlast):
         u, delta, A_c, B, C, D_c, z, bias_c, starts = ctx.saved_tensors
         delta_softplus, n_chunks, chunk = ctx.flags
-        delta_dtype, A_dtype, B_dtype, C_dtype, D_dtype, bias_dtype = ctx.dtypes
+        A_dtype, B_dtype, C_dtype, D_dtype, bias_dtype = ctx.dtypes
         acc = A_c.dtype
         batch, channels, length = u.shape
         d_state = A_c.shape[1]
