@@ -55,6 +55,24 @@ CASES = {
 }
 
 
+def _fuzz_cases(n, seed=2026):
+    """Seeded random shapes and options (batch 1-3, channels 1-9, length 1-80, d_state 1-40)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def pick(lo, hi):
+        return int(torch.randint(lo, hi + 1, (1,), generator=g))
+
+    cases = {}
+    for i in range(n):
+        shape = (pick(1, 3), pick(1, 9), pick(1, 80), pick(1, 40))
+        flags = dict(zip(("use_d", "use_z", "use_bias", "softplus"), (bool(pick(0, 1)) for _ in range(4))))
+        cases[f"fuzz-{i}"] = (shape, flags, "float32", {"last_state": bool(pick(0, 1))})
+    return cases
+
+
+CASES.update(_fuzz_cases(6))
+
+
 def make_inputs(batch, channels, length, d_state, *, seed=0, dtype=torch.float32, delta_scale=0.5, A_scale=1.0):
     g = torch.Generator().manual_seed(seed)
 
