@@ -35,8 +35,9 @@ FULL = dict(use_d=True, use_z=True, use_bias=True, softplus=True)
 BARE = dict(use_d=False, use_z=False, use_bias=False, softplus=False)
 
 # id: (batch, channels, length, d_state), options, dtype, extra
-# The kernels walk the length in chunks of up to 32 steps and the channels in blocks of 1 to 32 (fewer for
-# large d_state): lengths 37, 45, 70 end in a partial chunk; d_state 33 and 64 give several channel blocks.
+# The kernels walk the length in chunks (32 steps up to d_state 16, 16 up to 32, 8 beyond) and the channels in
+# blocks (2 to 64, fewer for large d_state, fewer in the backward): lengths 37, 45, 70 end in a partial chunk;
+# 5 channels with d_state 16, or 3 with d_state 64, span several channel blocks.
 CASES = {
     "all-options": ((2, 5, 37, 16), FULL, "float32", {}),
     "length-1": ((1, 3, 1, 1), FULL, "float32", {}),
@@ -481,6 +482,52 @@ def test_import_without_triton():
     env.pop("MAMBA_FORECAST_SCAN", None)
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+# ------------------------------------------------------------------------------------ compiling without a GPU
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="compiles the real kernels")
+@pytest.mark.parametrize("dtype, channels, d_state, length, options", [
+    ("fp32", 512, 16, 321, (True, True, True, True)),
+    ("bf16", 512, 64, 96, (True, True, True, True)),
+    ("fp64", 64, 2, 11, (False, False, False, False)),
+])
+def test_kernels_compile_for_sm90_without_a_gpu(dtype, channels, d_state, length, options):
+    """The interpreter runs the kernels' Python; this compiles them to sm_90 machine code (H100/H200), which
+    catches what only the compiler rejects (types, layouts, unsupported ops). No GPU is needed."""
+    triton = pytest.importorskip("triton")
+    try:
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+    except ImportError:
+        pytest.skip("this triton has no ahead-of-time compile API")
+    if importlib.util.find_spec("triton.backends.nvidia") is None:
+        pytest.skip("this triton has no NVIDIA backend")
+    from mamba_forecast.ssm import triton_scan
+
+    tl = triton.language
+    acc = "*fp64" if dtype == "fp64" else "*fp32"
+    activations = {"u_ptr", "delta_ptr", "B_ptr", "C_ptr", "z_ptr", "out_ptr", "dout_ptr", "du_ptr", "ddelta_ptr",
+                   "dz_ptr"}
+    has_d, has_z, has_bias, softplus = options
+    for kernel, tile in ((triton_scan._scan_fwd_kernel, triton_scan._FWD_TILE),
+                         (triton_scan._scan_bwd_kernel, triton_scan._BWD_TILE)):
+        block_d, block_n, chunk = triton_scan._blocks(channels, d_state, length, tile)
+        constexprs = dict(HAS_D=has_d, HAS_Z=has_z, HAS_BIAS=has_bias, SOFTPLUS=softplus,
+                          ACC=tl.float64 if dtype == "fp64" else tl.float32, BLOCK_D=block_d, BLOCK_N=block_n,
+                          CHUNK=chunk)
+        if "HAS_DLAST" in kernel.arg_names:
+            constexprs["HAS_DLAST"] = True
+        signature = {
+            name: "constexpr" if name in constexprs else
+            "i32" if name in ("n_ch", "n_st", "length", "n_chunks") else
+            f"*{dtype}" if name in activations else acc
+            for name in kernel.arg_names
+        }
+        compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
+                                  target=GPUTarget("cuda", 90, 32), options={"num_warps": triton_scan._NUM_WARPS})
+        assert compiled.asm.get("cubin"), kernel.__name__
 
 
 # ------------------------------------------------------------------------------------------------------ GPU

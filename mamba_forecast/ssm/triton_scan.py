@@ -12,7 +12,7 @@ Semantics and layouts are those of :func:`mamba_forecast.ssm.selective_scan` (ma
 
 How it works. One program owns one batch row and a block of channels, holds the state
 ``h [channels block, d_state]`` in registers (fp32; fp64 for fp64 inputs) and walks the length in chunks of
-``CHUNK`` steps. Inside a chunk the recurrence ``h_t = a_t h_{t-1} + x_t`` (``a_t = exp(dt_t A)``,
+``CHUNK`` steps (8 to 32). Inside a chunk the recurrence ``h_t = a_t h_{t-1} + x_t`` (``a_t = exp(dt_t A)``,
 ``x_t = dt_t u_t B_t``) is solved by an associative scan along the chunk, with the state carried in from the
 previous chunk folded into the first step. The forward stores only the state at the start of every chunk
 (``[batch, channels, n_chunks, d_state]``), never the states of every step. The backward walks the chunks in
@@ -39,10 +39,13 @@ except Exception:  # pragma: no cover - older triton
 
     INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
-# Work per program: a [channels block, d_state block, CHUNK] tile of each of a few fp32 tensors.
-_CHUNK = 32
-_FWD_TILE = 4096
-_BWD_TILE = 2048
+# Work per program: a [channels block, d_state block, chunk] tile of each of a few fp32 tensors. Sized so that
+# ptxas keeps everything in registers for sm_90 with 4 warps (about 120 to 150 registers per thread, no spills,
+# for d_state 16 and 64; checked by compiling ahead of time without a GPU). Not yet tuned on a GPU.
+_MAX_CHUNK = 32
+_FWD_TILE = 2048
+_BWD_TILE = 1024
+_NUM_WARPS = 4
 
 
 def _pow2(x: int) -> int:
@@ -50,9 +53,13 @@ def _pow2(x: int) -> int:
 
 
 def _blocks(channels: int, d_state: int, length: int, tile: int) -> tuple[int, int, int]:
-    """(channels block, d_state block, chunk length): powers of two, at least 2 (no size-1 axes in the tiles)."""
+    """(channels block, d_state block, chunk length): powers of two, at least 2 (no size-1 axes in the tiles).
+
+    The chunk depends on d_state and the length only, so the forward and the backward (smaller tile, so fewer
+    channels per program) walk the same chunks: 32 steps up to 16 states, 16 up to 32, 8 beyond.
+    """
     block_n = max(2, _pow2(d_state))
-    chunk = min(_CHUNK, max(2, _pow2(length)))
+    chunk = min(max(8, min(_MAX_CHUNK, 512 // block_n)), max(2, _pow2(length)))
     block_d = max(2, min(_pow2(channels), tile // (block_n * chunk)))
     return block_d, block_n, chunk
 
@@ -283,6 +290,7 @@ class _TritonScan(torch.autograd.Function):
                 channels, d_state, length, n_chunks,
                 HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                 SOFTPLUS=bool(delta_softplus), ACC=_TL[acc], BLOCK_D=block_d, BLOCK_N=block_n, CHUNK=chunk,
+                num_warps=_NUM_WARPS,
             )
         else:
             last.zero_()
@@ -326,7 +334,7 @@ class _TritonScan(torch.autograd.Function):
                 channels, d_state, length, n_chunks,
                 HAS_D=D_c is not None, HAS_Z=z is not None, HAS_BIAS=bias_c is not None,
                 SOFTPLUS=bool(delta_softplus), HAS_DLAST=dlast is not None, ACC=_TL[acc],
-                BLOCK_D=block_d, BLOCK_N=block_n, CHUNK=chunk,
+                BLOCK_D=block_d, BLOCK_N=block_n, CHUNK=chunk, num_warps=_NUM_WARPS,
             )
         else:
             du.zero_()
