@@ -7,8 +7,9 @@
 Each configuration runs in its own subprocess so that its peak memory is its own: on CUDA, torch's peak
 allocated bytes above what the model and inputs already hold; on CPU, the growth of the process's peak RSS
 (``ru_maxrss``) over its RSS once the model and inputs exist (activations, gradients, workspace). One step is
-a forward pass, an MSE loss against a random target and a backward pass (no optimiser update). Times are
-medians over ``--reps`` steps after one warm-up. Prints a markdown table.
+a forward pass, an MSE loss against a random target and a backward pass (no optimiser update; with ``--adam``
+also an Adam update, as in the GPU notes' reference figures). Times are medians over ``--reps`` steps after
+one warm-up. Prints a markdown table.
 
 The configurations are the official scripts' (S-Mamba: ETTh1, ECL, Traffic, PEMS07; Attention Mamba: PEMS07,
 ECL; batch sizes as in those scripts), plus FMamba with S-Mamba's ECL widths and TSM2 with the replication's
@@ -39,7 +40,7 @@ CONFIGS = {
 }
 
 
-def _one(name: str, batch: int, reps: int, device: str, scan_backend: str, threads: int) -> dict:
+def _one(name: str, batch: int, reps: int, device: str, scan_backend: str, threads: int, adam: bool = False) -> dict:
     import torch
 
     if threads:
@@ -57,9 +58,13 @@ def _one(name: str, batch: int, reps: int, device: str, scan_backend: str, threa
     hist = torch.randn(batch, input_size, model.hist_exog_size, generator=g).to(device) if model.hist_exog_size else None
     target = torch.randn(batch, h, n_series, generator=g).to(device)
 
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4) if adam else None
+
     def step():
         loss = torch.nn.functional.mse_loss(model(x, hist_exog=hist), target)
         loss.backward()
+        if optimizer is not None:
+            optimizer.step()
         model.zero_grad(set_to_none=False)
         if device == "cuda":
             torch.cuda.synchronize()
@@ -78,7 +83,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=0, help="batch size for every configuration (default: official)")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(CONFIGS)}")
-    parser.add_argument("--scan-backend", default="auto", help="auto, torch, cuda or reference")
+    parser.add_argument("--scan-backend", default="auto", help="auto, cuda, triton, torch or reference")
+    parser.add_argument("--adam", action="store_true", help="include an Adam update in each step")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -105,7 +111,7 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
         spec = {"name": name, "batch": args.batch, "reps": args.reps, "device": device,
-                "scan_backend": args.scan_backend, "threads": args.threads}
+                "scan_backend": args.scan_backend, "threads": args.threads, "adam": args.adam}
         r = run_child(__file__, spec)
         if "error" in r:
             print(f"| {name} | failed: {r['error']} | | | | | | |", flush=True)

@@ -71,13 +71,15 @@ def main(argv=None) -> None:
 
     import torch
 
-    from mamba_forecast.ssm import cuda_scan_available
+    from mamba_forecast.ssm import cuda_scan_available, triton_scan_available
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.backends:
         backends = args.backends.split(",")
     else:
-        backends = (["cuda"] if device == "cuda" and cuda_scan_available() else []) + ["torch", "reference"]
+        backends = (["cuda"] if device == "cuda" and cuda_scan_available() else []) + (
+            ["triton"] if device == "cuda" and triton_scan_available(device) else []
+        ) + ["torch", "reference"]
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")] if args.shapes else SHAPES
 
     print(f"machine: {machine(device)}; load average before: {os.getloadavg()[0]:.2f}")

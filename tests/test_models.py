@@ -330,7 +330,7 @@ COMMON_BAD = [
     ("use_norm", "yes", TypeError),
     ("n_outputs", 0, ValueError),
     ("hist_exog_size", -1, ValueError),
-    ("scan_backend", "triton", ValueError),
+    ("scan_backend", "fast", ValueError),
 ]
 
 

@@ -77,8 +77,9 @@ class AttentionMambaModel(_MambaTorchModel):
             the scale of the forecast). This is part of the architecture; Darts' ``use_reversible_instance_norm``
             below is a separate, optional normalisation.
         scan_backend
-            Implementation of the selective scan: ``"auto"`` (the fused CUDA kernel when ``mamba-ssm`` is
-            installed and the model runs on a GPU, PyTorch otherwise), ``"cuda"``, ``"torch"`` or ``"reference"``.
+            Implementation of the selective scan: ``"auto"`` (on a GPU the fused CUDA kernel when ``mamba-ssm``
+            is installed, else Triton when ``triton`` is; PyTorch otherwise), ``"cuda"``, ``"triton"``,
+            ``"torch"`` or ``"reference"``.
         variant
             ``"official"`` computes what the authors' code computes (update ``x + W * V + V``, scores scaled by
             ``1 / (4 * d_ff)``, a ``4 * d_ff``-wide feed-forward network); ``"paper"`` follows the paper's

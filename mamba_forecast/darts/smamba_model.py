@@ -73,8 +73,9 @@ class SMambaModel(_MambaTorchModel):
             the scale of the forecast). This is part of the architecture; Darts' ``use_reversible_instance_norm``
             below is a separate, optional normalisation.
         scan_backend
-            Implementation of the selective scan: ``"auto"`` (the fused CUDA kernel when ``mamba-ssm`` is
-            installed and the model runs on a GPU, PyTorch otherwise), ``"cuda"``, ``"torch"`` or ``"reference"``.
+            Implementation of the selective scan: ``"auto"`` (on a GPU the fused CUDA kernel when ``mamba-ssm``
+            is installed, else Triton when ``triton`` is; PyTorch otherwise), ``"cuda"``, ``"triton"``,
+            ``"torch"`` or ``"reference"``.
         use_static_covariates
             Whether the model uses the static covariates of the target series, if they have any. If ``True``,
             all target series passed to ``fit()`` and ``predict()`` must have static covariates of the same

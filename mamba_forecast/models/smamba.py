@@ -36,7 +36,7 @@ class SMamba(InvertedForecaster):
             token (embedded by its own ``Linear(L -> D)`` / ``Linear(L + h -> D)``) mixed like a variate and
             dropped before the head.
         stat_exog_size: static features per series, appended to that series' look-back before the embedding.
-        scan_backend: selective-scan backend, ``"auto"``, ``"torch"``, ``"reference"`` or ``"cuda"``.
+        scan_backend: selective-scan backend, ``"auto"``, ``"cuda"``, ``"triton"``, ``"torch"`` or ``"reference"``.
 
     Shapes: ``forward(x [B, L, N], hist_exog [B, L, K_h], futr_exog [B, L+h, K_f], stat_exog [B, N, S])`` ->
     ``[B, h, N]`` (or ``[B, h, N, n_outputs]``).

@@ -92,10 +92,12 @@ TRAINING_ARGS_DOC = """loss (PyTorch module): instantiated train loss class from
             these are not given, NeuralForecast trains on the GPU with `devices=-1`, i.e. on every visible GPU
             (the windows, not the series, are split across them); pass `devices=1` (or `devices=[k]`) to use a
             single GPU. On a GPU the fused selective-scan kernels of `mamba-ssm` are used when installed
-            (`scan_backend="auto"`); otherwise the pure PyTorch scan runs."""
+            (`scan_backend="auto"`), else the Triton scan when `triton` is installed; otherwise (and on CPU)
+            the pure PyTorch scan runs."""
 
-SCAN_BACKEND_DOC = """scan_backend (str): selective-scan implementation: "auto" (the fused CUDA kernels on a GPU when
-            `mamba-ssm` is installed, else PyTorch), "torch", "reference" or "cuda"."""
+SCAN_BACKEND_DOC = """scan_backend (str): selective-scan implementation: "auto" (on a GPU the fused CUDA kernels when
+            `mamba-ssm` is installed, else Triton when `triton` is, else PyTorch; PyTorch on CPU), "cuda",
+            "triton", "torch" or "reference"."""
 
 
 def model_arguments(local_vars: dict) -> dict:

@@ -3,8 +3,12 @@
 ``Mamba`` has the constructor arguments, defaults, initialisation, parameter names and shapes of
 ``mamba_ssm.modules.mamba_simple.Mamba`` (mamba-ssm 1.2 to 2.3), so a ``state_dict`` moves between the
 two in either direction. It runs anywhere: the selective scan goes through
-:func:`mamba_forecast.ssm.selective_scan` (fused CUDA kernel when available, pure PyTorch otherwise) and
-the causal depthwise convolution uses causal-conv1d's kernel on CUDA when it is installed.
+:func:`mamba_forecast.ssm.selective_scan` (mamba-ssm's CUDA kernel, Triton, or pure PyTorch) and the causal
+depthwise convolution uses causal-conv1d's kernel on CUDA when it is installed and takes the input
+(``torch``'s grouped ``Conv1d`` otherwise). With ``use_fast_path`` (the default, as in mamba-ssm), a CUDA
+input, and mamba-ssm's compiled scan and causal-conv1d both loadable, the whole block after ``in_proj`` runs as
+mamba-ssm's fused ``mamba_inner_fn`` (what ``mamba_ssm.Mamba`` itself runs), unless a scan backend other than
+``"auto"``/``"cuda"`` is asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +20,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .scan import BACKENDS, selective_scan
+from .scan import BACKENDS, _cuda_rejects, resolve_backend, selective_scan
+
+# What causal-conv1d's kernel takes: widths 2 to 4, fp32/fp16/bf16 inputs.
+_FUSED_CONV_WIDTHS = (2, 3, 4)
+_FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 @functools.lru_cache(maxsize=1)
@@ -26,6 +34,38 @@ def _causal_conv1d_fn():
     except Exception:
         return None
     return causal_conv1d_fn
+
+
+def _fused_conv_usable(x: torch.Tensor, width: int) -> bool:
+    """Whether causal-conv1d's kernel takes ``x`` [B, channels, L] with a filter of ``width`` taps."""
+    return x.is_cuda and width in _FUSED_CONV_WIDTHS and x.dtype in _FUSED_DTYPES
+
+
+@functools.lru_cache(maxsize=1)
+def _mamba_inner_fn():
+    """mamba-ssm's fused ``mamba_inner_fn`` when it can run (its compiled scan and causal-conv1d load), else None."""
+    from .scan import _mamba_ssm_scan
+
+    if isinstance(_mamba_ssm_scan(), Exception):
+        return None
+    try:
+        from mamba_ssm.ops import selective_scan_interface as interface
+    except Exception:
+        return None
+    if getattr(interface, "causal_conv1d_fwd_function", None) is None or _causal_conv1d_fn() is None:
+        return None
+    return getattr(interface, "mamba_inner_fn", None)
+
+
+@torch.compiler.disable
+def _fused_block(fn, xz, block: "Mamba") -> torch.Tensor:
+    # mamba-ssm's custom autograd Function with CUDA extensions: run eagerly under torch.compile
+    A = -torch.exp(block.A_log.float())
+    return fn(
+        xz, block.conv1d.weight, block.conv1d.bias, block.x_proj.weight, block.dt_proj.weight,
+        block.out_proj.weight, block.out_proj.bias, A, None, None, block.D.float(),
+        delta_bias=block.dt_proj.bias.float(), delta_softplus=True,
+    )
 
 
 class Mamba(nn.Module):
@@ -43,9 +83,12 @@ class Mamba(nn.Module):
         dt_init_floor: lower clamp of the initial step sizes.
         conv_bias: bias in the convolution.
         bias: bias in ``in_proj`` and ``out_proj``.
-        use_fast_path: kept for signature compatibility with mamba-ssm (the scan backend decides).
+        use_fast_path: on CUDA, run the block through mamba-ssm's fused ``mamba_inner_fn`` when mamba-ssm's
+            compiled scan and causal-conv1d load, ``d_conv`` is 2 to 4, the input is fp32/fp16/bf16 and the scan
+            backend resolves to ``"cuda"``; otherwise (and with ``False``) the block runs op by op.
         layer_idx: kept for signature compatibility with mamba-ssm.
-        scan_backend: ``"auto"``, ``"cuda"``, ``"torch"`` or ``"reference"`` (see ``selective_scan``).
+        scan_backend: ``"auto"``, ``"cuda"``, ``"triton"``, ``"torch"`` or ``"reference"`` (see
+            ``selective_scan``).
 
     Shapes: ``forward(hidden_states [B, L, D]) -> [B, L, D]``; the scan runs along L.
     """
@@ -123,11 +166,27 @@ class Mamba(nn.Module):
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory)
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
-        """Causal depthwise conv + SiLU on [B, d_inner, L]."""
+        """Causal depthwise conv + SiLU on [B, d_inner, L] (any strides)."""
         fused = _causal_conv1d_fn()
-        if fused is not None and x.is_cuda and 2 <= self.d_conv <= 4:
-            return fused(x, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
-        return self.act(self.conv1d(x)[..., : x.shape[-1]])
+        if fused is not None and _fused_conv_usable(x, self.d_conv):
+            # channel-first and contiguous: causal-conv1d treats a tensor with unit channel stride as channel-last,
+            # whose kernel needs channel counts and strides that are multiples of 8
+            return fused(x.contiguous(), self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
+        return self.act(self.conv1d(x)[..., : x.shape[-1]])  # torch's grouped (depthwise) convolution
+
+    def _fast_path(self, hidden_states: torch.Tensor):
+        """mamba-ssm's ``mamba_inner_fn`` when this block can run through it (see ``use_fast_path``), else None."""
+        if not (self.use_fast_path and hidden_states.is_cuda and self.d_conv in _FUSED_CONV_WIDTHS):
+            return None
+        if self.scan_backend not in ("auto", "cuda") or hidden_states.dtype not in _FUSED_DTYPES:
+            return None
+        if _cuda_rejects(hidden_states.dtype, self.d_state) is not None:
+            return None  # the op-by-op path falls back to another scan backend (with a warning for "cuda")
+        fn = _mamba_inner_fn()
+        if fn is None:
+            return None
+        backend = resolve_backend(self.scan_backend, hidden_states.device, hidden_states.dtype, self.d_state)
+        return fn if backend == "cuda" else None
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if hidden_states.dim() != 3 or hidden_states.shape[-1] != self.d_model:
@@ -136,6 +195,9 @@ class Mamba(nn.Module):
             )
         batch, length, _ = hidden_states.shape
         xz = self.in_proj(hidden_states).transpose(1, 2)  # [B, 2*d_inner, L]
+        fused = self._fast_path(hidden_states)
+        if fused is not None:
+            return _fused_block(fused, xz.contiguous(), self)
         x, z = xz.chunk(2, dim=1)  # [B, d_inner, L] each
         x = self._conv(x)
         x_dbl = self.x_proj(x.transpose(1, 2))  # [B, L, dt_rank + 2N]

@@ -14,7 +14,12 @@
 
 Backends:
 
-* ``"cuda"``: mamba-ssm's fused kernel (needs ``mamba-ssm`` and CUDA tensors).
+* ``"cuda"``: mamba-ssm's fused kernel (needs ``mamba-ssm`` with its compiled ``selective_scan_cuda``
+  extension, and CUDA tensors). It takes fp32, fp16 and bf16 inputs with ``d_state <= 256``; other inputs
+  (fp64, say) run on the next backend in the ``"auto"`` order, with a warning when ``"cuda"`` was asked for.
+* ``"triton"``: Triton kernels, forward and backward (``mamba_forecast.ssm.triton_scan``; needs ``triton`` and
+  CUDA tensors, or CPU tensors under Triton's interpreter, ``TRITON_INTERPRET=1``, which is for tests only).
+  The backward recomputes the states from chunk-start checkpoints. fp32 accumulation (fp64 for fp64 inputs).
 * ``"torch"``: pure PyTorch, no Python loop over the length. The length is cut into chunks; inside a
   chunk the recurrence is solved in closed form with cumulative log-decays
   (``h_t = e^{S_t} (h_0 + sum_{s<=t} e^{-S_s} x_s)``, the prefix sum done as one small matmul), and a
@@ -25,22 +30,29 @@ Backends:
   recurrence never runs in bf16/fp16. Runs on CPU, CUDA and MPS.
 * ``"reference"``: the plain sequential recurrence, the oracle for tests.
 
-``"auto"`` (the default) picks ``"cuda"`` where it can run and ``"torch"`` otherwise. The environment
-variable ``MAMBA_FORECAST_SCAN`` (``torch``, ``cuda`` or ``reference``) overrides ``"auto"``; an explicit
-``backend=`` argument overrides both.
+``"auto"`` (the default) picks, for CUDA tensors, ``"cuda"`` when mamba-ssm's compiled kernel really loads and
+takes the inputs' dtype, else ``"triton"`` when ``triton`` imports, else ``"torch"``; for any other device,
+``"torch"``. The environment variable ``MAMBA_FORECAST_SCAN`` (``cuda``, ``triton``, ``torch`` or
+``reference``) overrides ``"auto"``; an explicit ``backend=`` argument overrides both.
+
+The gradient of the returned last state: ``"torch"``, ``"triton"`` and ``"reference"`` propagate it (a loss
+on the last state reaches every input); mamba-ssm's kernel (``"cuda"``) ignores it, as mamba-ssm documents:
+with ``"cuda"`` only the output's gradient flows back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import math
 import os
+import warnings
 
 import torch
 import torch.nn.functional as F
 
-BACKENDS = ("auto", "cuda", "torch", "reference")
+BACKENDS = ("auto", "cuda", "triton", "torch", "reference")
 ENV_VAR = "MAMBA_FORECAST_SCAN"
 
 # Largest chunk the torch backend uses, and the largest spread of log-decay allowed inside one chunk.
@@ -56,29 +68,111 @@ _CUDA_INSTALL_HINT = (
     "Install the fused kernels with `pip install mamba-forecast[cuda]` (mamba-ssm and causal-conv1d, "
     "built for your CUDA and torch versions), or use backend='torch', which runs everywhere."
 )
+_TRITON_INSTALL_HINT = "Install it with `pip install triton` (Linux), or use backend='torch', which runs everywhere."
+# What mamba-ssm's selective_scan_cuda takes (u, delta, B, C, z share one of these; A, D, delta_bias are fp32).
+_CUDA_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_CUDA_MAX_STATE = 256
 
 
 @functools.lru_cache(maxsize=1)
 def _mamba_ssm_scan():
-    """mamba-ssm's ``selective_scan_fn``, or the ImportError explaining why it is unavailable."""
+    """mamba-ssm's ``selective_scan_fn``, or the exception explaining why it is unusable.
+
+    Importing ``mamba_ssm`` is not enough: mamba-ssm after 2.3.2.post1 builds its CUDA scan only with
+    ``MAMBA_KEEP_CUDA_BUILD=TRUE`` and otherwise imports with ``selective_scan_cuda = None`` (the first forward
+    would then fail). So the compiled module must be there too.
+    """
     try:
-        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+        interface = importlib.import_module("mamba_ssm.ops.selective_scan_interface")
+        fn = interface.selective_scan_fn
     except Exception as exc:  # ImportError, or an OSError from a kernel built for another torch
         return exc
-    return selective_scan_fn
+    if getattr(interface, "selective_scan_cuda", None) is None:
+        try:
+            compiled = importlib.import_module("selective_scan_cuda")
+        except Exception as exc:
+            return ImportError(f"mamba-ssm imports but its compiled selective_scan_cuda does not ({exc})")
+        if compiled is None or not hasattr(compiled, "fwd"):
+            return ImportError("mamba-ssm imports but was installed without its compiled selective_scan_cuda")
+    return fn
+
+
+@functools.lru_cache(maxsize=1)
+def _triton_module():
+    """``mamba_forecast.ssm.triton_scan`` (which imports triton), or the exception saying why it cannot load."""
+    try:
+        return importlib.import_module(f"{__package__}.triton_scan")
+    except Exception as exc:  # ImportError without triton; anything a broken triton install raises
+        return exc
 
 
 def cuda_scan_available() -> bool:
-    """True when mamba-ssm's fused selective-scan kernel imports and a CUDA device is present."""
+    """True when a CUDA device is present and mamba-ssm's compiled selective-scan kernel really loads."""
     return torch.cuda.is_available() and not isinstance(_mamba_ssm_scan(), Exception)
 
 
-def resolve_backend(backend: str = "auto", device: torch.device | None = None) -> str:
-    """The backend ``selective_scan`` will run for tensors on ``device``.
+def triton_scan_available(device: torch.device | str | None = "cuda") -> bool:
+    """True when the ``"triton"`` backend can run on ``device``: triton imports, and ``device`` is a CUDA device
+    (Triton compiling for the GPU) or, under Triton's interpreter (``TRITON_INTERPRET=1``), the CPU."""
+    kind = torch.device(device).type if device is not None else "cuda"
+    if kind == "cuda" and not torch.cuda.is_available():
+        return False
+    if kind not in ("cuda", "cpu"):
+        return False
+    mod = _triton_module()
+    if isinstance(mod, Exception):
+        return False
+    return mod.INTERPRET == (kind == "cpu")
+
+
+def _triton_unavailable_reason(device) -> str:
+    mod = _triton_module()
+    if isinstance(mod, Exception):
+        return f"The 'triton' scan backend needs triton, which failed to import ({mod}). {_TRITON_INSTALL_HINT}"
+    kind = torch.device(device).type if device is not None else "cuda"
+    if mod.INTERPRET:
+        return (f"Triton runs in interpreter mode (TRITON_INTERPRET=1), which takes CPU tensors only; got tensors "
+                f"on {torch.device(device)}. Unset TRITON_INTERPRET, or use backend='torch'.")
+    if kind == "cpu":
+        return ("The 'triton' scan backend needs CUDA tensors; on a CPU use backend='torch' (Triton's interpreter, "
+                "TRITON_INTERPRET=1 set before triton is first imported, runs it on CPU for tests only).")
+    return f"The 'triton' scan backend needs CUDA tensors, got tensors on {torch.device(device)}; use backend='torch'."
+
+
+def _cuda_rejects(dtype: torch.dtype | None, d_state: int | None) -> str | None:
+    """Why mamba-ssm's kernel cannot take inputs of ``dtype`` with ``d_state`` states (None when it can)."""
+    if dtype is not None and dtype not in _CUDA_DTYPES:
+        return f"mamba-ssm's kernel takes fp32, fp16 or bf16 inputs, not {dtype}"
+    if d_state is not None and d_state > _CUDA_MAX_STATE:
+        return f"mamba-ssm's kernel takes d_state <= {_CUDA_MAX_STATE}, not {d_state}"
+    return None
+
+
+def _auto_backend(device, dtype=None, d_state=None) -> str:
+    on_cuda = device is not None and torch.device(device).type == "cuda"
+    if not on_cuda:
+        return "torch"
+    if cuda_scan_available() and _cuda_rejects(dtype, d_state) is None:
+        return "cuda"
+    if triton_scan_available(device):
+        return "triton"
+    return "torch"
+
+
+def resolve_backend(
+    backend: str = "auto", device: torch.device | None = None, dtype: torch.dtype | None = None,
+    d_state: int | None = None,
+) -> str:
+    """The backend ``selective_scan`` will run for inputs of ``dtype`` (u's) on ``device``.
+
+    ``"auto"``: on CUDA, mamba-ssm's kernel when it really loads and takes ``dtype``/``d_state``, else Triton
+    when it imports, else the torch backend; elsewhere the torch backend. ``"cuda"`` asked for inputs its
+    kernel rejects (fp64, say) falls back the same way, with a warning.
 
     Raises:
         ValueError: ``backend`` (or ``$MAMBA_FORECAST_SCAN``) is not a known backend name.
-        RuntimeError: ``"cuda"`` was asked for where it cannot run; the message says what is missing.
+        RuntimeError: ``"cuda"`` or ``"triton"`` was asked for where it cannot run; the message says what is
+            missing.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
@@ -87,21 +181,28 @@ def resolve_backend(backend: str = "auto", device: torch.device | None = None) -
         if env:
             if env not in BACKENDS:
                 raise ValueError(
-                    f"${ENV_VAR}={env!r} is not a scan backend; use one of torch, cuda, reference (or unset it)."
+                    f"${ENV_VAR}={env!r} is not a scan backend; use one of cuda, triton, torch, reference "
+                    "(or unset it)."
                 )
             backend = env
     if backend == "auto":
-        on_cuda = device is not None and torch.device(device).type == "cuda"
-        return "cuda" if on_cuda and cuda_scan_available() else "torch"
+        return _auto_backend(device, dtype, d_state)
     if backend == "cuda":
         fn = _mamba_ssm_scan()
         if isinstance(fn, Exception):
-            raise RuntimeError(f"The 'cuda' scan backend needs mamba-ssm, which failed to import ({fn}). {_CUDA_INSTALL_HINT}")
+            raise RuntimeError(f"The 'cuda' scan backend needs mamba-ssm, which failed to load ({fn}). {_CUDA_INSTALL_HINT}")
         if device is not None and torch.device(device).type != "cuda":
             raise RuntimeError(
                 f"The 'cuda' scan backend needs CUDA tensors, got tensors on {torch.device(device)}. "
                 "Move the model to a GPU, or use backend='torch'."
             )
+        reason = _cuda_rejects(dtype, d_state)
+        if reason is not None:
+            fallback = "triton" if triton_scan_available(device) else "torch"
+            warnings.warn(f"{reason}: the scan runs on the {fallback!r} backend instead.", stacklevel=3)
+            return fallback
+    if backend == "triton" and not triton_scan_available(device if device is not None else "cuda"):
+        raise RuntimeError(_triton_unavailable_reason(device))
     return backend
 
 
@@ -153,8 +254,10 @@ def selective_scan(
         z: gate ``[batch, channels, length]``; the output is multiplied by ``silu(z)`` (optional).
         delta_bias: added to ``delta`` before the softplus ``[channels]`` (optional).
         delta_softplus: apply ``softplus`` to ``delta + delta_bias``.
-        return_last_state: also return the final state ``[batch, channels, d_state]`` (fp32).
-        backend: ``"auto"``, ``"cuda"``, ``"torch"`` or ``"reference"``.
+        return_last_state: also return the final state ``[batch, channels, d_state]`` (fp32; fp64 for fp64
+            inputs on the torch, triton and reference backends). Its gradient is propagated by the ``"torch"``,
+            ``"triton"`` and ``"reference"`` backends and ignored by ``"cuda"`` (mamba-ssm's kernel).
+        backend: ``"auto"``, ``"cuda"``, ``"triton"``, ``"torch"`` or ``"reference"`` (module docstring).
 
     Returns:
         ``out`` with the dtype of ``u`` (and ``last_state`` when ``return_last_state``).
@@ -168,12 +271,25 @@ def selective_scan(
 # The rest of the model (projections, convolution, attention, norms, heads) is compiled.
 @torch.compiler.disable
 def _run_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, backend):
-    backend = resolve_backend(backend, u.device)
+    backend = resolve_backend(backend, u.device, u.dtype, A.shape[1])
     if backend == "cuda":
+        # the kernel wants u, delta, B, C, z of one dtype with unit strides, and fp32 A, D, delta_bias
+        dtype = u.dtype
+        u, delta, B, C = (t.to(dtype).contiguous() for t in (u, delta, B, C))
+        z = z.to(dtype).contiguous() if z is not None else None
+        A = A.float().contiguous()
+        D = D.float().contiguous() if D is not None else None
+        delta_bias = delta_bias.float().contiguous() if delta_bias is not None else None
         return _mamba_ssm_scan()(
             u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
             return_last_state=return_last_state,
         )
+    if backend == "triton":
+        # the kernels accumulate in fp32 (fp64 for fp64 u) themselves; autocast does not reach them
+        with _autocast_off(u.device):
+            return _triton_module().selective_scan_triton(
+                u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
+            )
     scan = selective_scan_reference if backend == "reference" else _selective_scan_torch
     # Under autocast, matmul/bmm/einsum would otherwise run in bf16/fp16 even on fp32 copies of the inputs:
     # the state recurrence (and its cumulative log-decays) must accumulate in fp32. The output keeps u's dtype,

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One run on the GPU test machine (see ../shared/gpu/README.md), under 10 minutes: backend parity (mamba-ssm's
+# CUDA scan, Triton, torch against the sequential reference), scan speed, `pytest -m gpu`, and the four models'
+# training steps in the official configurations. Prints markdown and writes it to $OUT/gpu_check.md, ready to
+# paste into docs/performance.md. Details: benchmarks/gpu_check.py.
+#
+# Once, on the development machine (repository root): the two wheels, 58 MiB, travel with the call
+#   echo /.whl/ >> .git/info/exclude && mkdir -p .whl && cp ../shared/gpu/wheels/*.whl .whl/
+# Each device call, with carry [".whl"]:
+#   bash benchmarks/gpu_check.sh
+# Dry run anywhere (CPU, tiny shapes, Triton's interpreter, no wheels needed):
+#   DEVICE=cpu bash benchmarks/gpu_check.sh
+set -euo pipefail
+
+device="${DEVICE:-cuda}"
+out="${OUT:-/tmp/gpu_check_out}"
+budget="${BUDGET_S:-540}"  # leave time for the call to return its files within 600 s
+mkdir -p "$out"
+
+if [ "$device" = "cuda" ]; then
+    wheels="${WHEELS:-.whl}"
+    if [ -d "$wheels" ] && [ ! -d /tmp/site/mamba_ssm ]; then  # no compiling: the wheels go in as they are
+        python3 -m pip install -q --no-index --no-deps --target /tmp/site "$wheels"/*.whl
+    fi
+    export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+else
+    export TRITON_INTERPRET=1  # before anything imports triton: the 'triton' backend then runs on the CPU
+    export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
+python3 benchmarks/gpu_check.py --device "$device" --budget "$budget" --out "$out/gpu_check.md"
+echo "report: $out/gpu_check.md"
