@@ -21,8 +21,10 @@ pytest.importorskip("neuralforecast")
 
 from neuralforecast import NeuralForecast  # noqa: E402
 from neuralforecast.losses.pytorch import MAE, MQLoss, DistributionLoss, HuberMQLoss, IQLoss  # noqa: E402
+from neuralforecast.utils import PredictionIntervals  # noqa: E402
 from neuralforecast.models import iTransformer  # noqa: E402
 
+from conftest import count_quantile_crossings  # noqa: E402
 from mamba_forecast.neuralforecast import (  # noqa: E402
     AttentionMamba,
     AutoAttentionMamba,
@@ -179,11 +181,12 @@ class _Labelled(torch.nn.Module):
     def __init__(self, h, m):
         super().__init__()
         self.h, self.m = h, m
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # something for an optimizer to hold; never changes the output
 
     def forward(self, x, hist_exog=None, futr_exog=None, stat_exog=None):
         batch, _, n = x.shape
         label = 100 * torch.arange(n).view(1, 1, n, 1) + torch.arange(self.m).view(1, 1, 1, self.m)
-        return label.float().expand(batch, self.h, n, self.m)
+        return label.float().expand(batch, self.h, n, self.m) + 0 * self.unused
 
 
 @pytest.mark.parametrize(
@@ -217,7 +220,28 @@ def test_mqloss_per_series_levels_with_identity_scaler(cls):
     assert {f"{name}-median", f"{name}-lo-80", f"{name}-hi-80"} <= set(forecast.columns)
     medians = forecast.groupby("unique_id")[f"{name}-median"].mean().to_numpy()
     np.testing.assert_allclose(medians, [10.0, 20.0, 30.0], atol=1.0)
-    assert (forecast[f"{name}-lo-80"] <= forecast[f"{name}-hi-80"]).all()
+    assert count_quantile_crossings(forecast, name) == 0
+
+
+@pytest.mark.parametrize("loss", [MQLoss(level=[80, 90]), HuberMQLoss(level=[50, 80])], ids=lambda loss: type(loss).__name__)
+def test_multi_quantile_outputs_never_cross(loss):
+    """A network whose quantile outputs cross (here: the median output below every other one) still gives
+    ordered quantiles: the outputs are sorted into quantile order at prediction, in predict and in
+    cross_validation."""
+    df = panel(length=80)
+    model = tiny(SMamba, n_series=3, loss=loss, max_steps=1)
+    model.core = _Labelled(H, loss.outputsize_multiplier)  # output k of series i = 100 i + k: the median is lowest
+    nf = NeuralForecast(models=[model], freq="h")
+    nf.fit(df)
+    forecast = nf.predict()
+    assert count_quantile_crossings(forecast, "SMamba") == 0
+    # the rearranged outputs are the same values, handed out lowest quantile first
+    first = forecast[forecast["unique_id"] == "s1"].iloc[0]
+    names = ["SMamba" + n for n in loss.output_names]
+    order = np.argsort(loss.quantiles.numpy())
+    np.testing.assert_allclose([first[names[j]] for j in order], 100 + np.arange(len(names)))
+    cv = nf.cross_validation(df, n_windows=2, step_size=H, refit=False)
+    assert count_quantile_crossings(cv, "SMamba") == 0
 
 
 @pytest.mark.parametrize("distribution", ["Normal", "StudentT"])
@@ -231,13 +255,31 @@ def test_distribution_losses(distribution):
     means = forecast.groupby("unique_id")["SMamba"].mean().to_numpy()
     np.testing.assert_allclose(means, [10.0, 20.0, 30.0], atol=1.5)
     assert (forecast["SMamba-lo-80"] < forecast["SMamba-hi-80"]).all()
+    assert count_quantile_crossings(forecast, "SMamba") == 0
 
 
 def test_iqloss_predicts_requested_quantiles():
     nf = NeuralForecast(models=[tiny(SMamba, loss=IQLoss(), valid_loss=IQLoss())], freq="h")
     nf.fit(panel())
-    forecast = nf.predict(quantiles=[0.1, 0.9])
-    assert {"SMamba_ql0.1", "SMamba_ql0.9"} <= set(forecast.columns)
+    forecast = nf.predict(quantiles=[0.1, 0.5, 0.9])
+    assert {"SMamba_ql0.1", "SMamba_ql0.5", "SMamba_ql0.9"} <= set(forecast.columns)
+    assert count_quantile_crossings(forecast, "SMamba") == 0
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_conformal_prediction_intervals(cls):
+    """NeuralForecast's conformal intervals (point loss + PredictionIntervals at fit, level at predict) work with
+    every model: ordered bounds around the point forecast, in predict and in cross_validation."""
+    df = panel(length=100)
+    nf = NeuralForecast(models=[tiny(cls, max_steps=5)], freq="h")
+    nf.fit(df, prediction_intervals=PredictionIntervals(n_windows=2))
+    name = cls.__name__
+    forecast = nf.predict(level=[80])
+    assert {name, f"{name}-lo-80", f"{name}-hi-80"} <= set(forecast.columns) and len(forecast) == 3 * H
+    assert np.isfinite(forecast.drop(columns=["unique_id", "ds"]).to_numpy(dtype=float)).all()
+    assert (forecast[f"{name}-lo-80"] <= forecast[name]).all() and (forecast[name] <= forecast[f"{name}-hi-80"]).all()
+    assert (forecast[f"{name}-hi-80"] > forecast[f"{name}-lo-80"]).any()
+    assert count_quantile_crossings(forecast, name) == 0
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -535,6 +577,8 @@ def test_every_loss(cls):
             forecast = nf.predict()
             values = forecast.drop(columns=["unique_id", "ds"]).to_numpy(dtype=float)
             assert len(forecast) == 2 * 7 and np.isfinite(values).all()
+            if any(c.startswith(("SMamba-", "AttentionMamba-", "FMamba-", "TSM2-")) for c in forecast.columns):
+                assert count_quantile_crossings(forecast, cls.__name__) == 0, "quantiles cross"
         except Exception as error:  # collect them all, report together
             failures[repr(loss)] = f"{type(error).__name__}: {error}"
     assert not failures, failures

@@ -24,6 +24,7 @@ from darts import TimeSeries
 from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
 from darts.models.forecasting.torch_forecasting_model import MixedCovariatesTorchModel, TorchForecastingModel
 from darts.utils.data.torch_datasets.utils import PLModuleInput, PLModuleOutput, TorchTrainingSample
+from darts.utils.likelihood_models.torch import QuantileRegression
 
 # Core constructor arguments the adapter derives from the data (chunk lengths, number of target components,
 # covariate widths, likelihood parameters); every other core argument is an explicit XxxModel argument.
@@ -110,8 +111,18 @@ class _MambaForecastModule(PLForecastingModule):
             **model_kwargs,
         )
 
-    @io_processor
     def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
+        out = self._forward(x_in)
+        if not self.training and isinstance(self.likelihood, QuantileRegression):
+            # Quantile regression trains one output per quantile with nothing tying them together, so a short
+            # training can leave the 10% output above the 50% one. Sorting them at prediction (after Darts'
+            # reversible instance norm, whose inverse could flip the order) removes every crossing and never
+            # increases the quantile loss (monotone rearrangement); `likelihood.quantiles` is sorted by Darts.
+            out = out.replace(prediction=torch.sort(out.prediction, dim=-1).values)
+        return out
+
+    @io_processor
+    def _forward(self, x_in: PLModuleInput) -> PLModuleOutput:
         # B batch, L input chunk, T output chunk, C targets, X past covs, F future covs, S static covs, P params
         x = x_in.past_target  # [B, L, C]
         hist_exog = x_in.past_covariates  # [B, L, X] | None

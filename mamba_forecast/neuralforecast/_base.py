@@ -322,6 +322,10 @@ class MambaForecaster(BaseModel):
         finally:
             self.n_series, self.valid_batch_size = saved
 
+    def _predict_step_direct_batch(self, *args, **kwargs):
+        y_hat = super()._predict_step_direct_batch(*args, **kwargs)
+        return sort_quantiles(y_hat, self.loss)
+
     def forward(self, windows_batch):
         x = windows_batch["insample_y"]  # [B, L, N]
         batch, _, n = x.shape
@@ -338,6 +342,31 @@ class MambaForecaster(BaseModel):
         if self.loss.is_distribution_output:
             y = y.transpose(2, 3)  # [B, h, m, N]: DistributionLoss splits the last axis into m blocks of N
         return y.reshape(batch, self.h, -1)  # [B, h, N*m]
+
+
+def sort_quantiles(y_hat: torch.Tensor, loss) -> torch.Tensor:
+    """Rearrange the quantile outputs of a multi-quantile loss so that they never cross.
+
+    ``MQLoss``/``HuberMQLoss`` train one output per quantile, and nothing ties them together: a short training can
+    leave the 10% output above the 50% one. Sorting each forecast's values and handing them out in quantile
+    order (the monotone rearrangement of Chernozhukov, Fernandez-Val and Galichon, 2010) removes every crossing
+    and never increases the quantile loss. ``y_hat`` is ``[..., Q]`` in the order of ``loss.quantiles`` (which
+    puts the median first). Other losses pass unchanged: a distribution's quantiles come from one set of samples
+    and NeuralForecast already takes ``IQLoss`` quantiles as quantiles of one grid of forecasts.
+    """
+    quantiles = getattr(loss, "quantiles", None)
+    if (
+        getattr(loss, "is_distribution_output", False)
+        or not isinstance(quantiles, torch.Tensor)
+        or quantiles.ndim != 1
+        or len(quantiles) < 2
+        or y_hat.shape[-1] != len(quantiles)
+    ):
+        return y_hat
+    order = torch.argsort(quantiles.detach().to(y_hat.device))  # positions of the quantiles, lowest first
+    rearranged = torch.empty_like(y_hat)
+    rearranged[..., order] = torch.sort(y_hat, dim=-1).values
+    return rearranged
 
 
 def check_training_arguments(arguments: dict) -> None:
