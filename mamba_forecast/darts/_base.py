@@ -441,8 +441,19 @@ def _reject_nan(model_name: str, where: str, ts: TimeSeries) -> None:
     bad_rows = ~np.isfinite(values).all(axis=(1, 2))
     if bad_rows.any():
         first = ts.time_index[int(np.argmax(bad_rows))]
+        empty_rows = np.isnan(values).all(axis=(1, 2))
+        if empty_rows.sum() > len(ts) / 2:
+            # most dates hold nothing: the usual cause is a TimeSeries built with a freq finer than the data's
+            # (from_dataframe(..., freq="D") on weekly rows fills the 6 days in between with NaN)
+            raise ValueError(
+                f"{model_name}: {where} is NaN in every component at {int(empty_rows.sum())} of its {len(ts)} "
+                f"time steps (first at {first}): its freq ({ts.freq_str}) is probably finer than the data's, and "
+                "the dates in between were filled with NaN. Build the TimeSeries with the data's frequency (e.g. "
+                "`TimeSeries.from_dataframe(df, time_col=..., freq=None)` infers it), not a finer one."
+            )
         raise ValueError(
             f"{model_name}: {where} has {_non_finite_kind(values)} values at {int(bad_rows.sum())} time steps "
             f"(first at {first}); replace or drop them before training, e.g. with "
-            "`darts.utils.missing_values.fill_missing_values`."
+            "`darts.utils.missing_values.fill_missing_values`. Missing dates filled with NaN "
+            "(`fill_missing_dates=True`) show up here too."
         )
