@@ -716,3 +716,5 @@ def test_example_darts_backtest_ensemble_runs_in_fast_mode():
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "backtest MAE" in proc.stdout and "NaiveEnsembleModel" in proc.stdout
+    for noise in ("Seed set", "GPU available", "TPU available", "| Name", "LeafSpec", "Epoch"):
+        assert noise not in proc.stdout + proc.stderr, f"the example printed Lightning's {noise!r} line"

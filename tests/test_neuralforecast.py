@@ -590,7 +590,12 @@ def test_every_loss(cls):
 
 
 @pytest.mark.parametrize("script", ["neuralforecast_quickstart", "statsforecast_hybrid", "auto_search", "gpu_training"])
-def test_example_runs(script, monkeypatch):
+def test_example_runs(script, monkeypatch, capfd):
+    import logging
+
+    # the test session quiets Lightning's loggers (conftest); here they start as a user's session has them
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.INFO)
     if script == "statsforecast_hybrid":
         pytest.importorskip("statsforecast")
     if script == "auto_search":
@@ -604,6 +609,9 @@ def test_example_runs(script, monkeypatch):
     assert isinstance(result, pd.DataFrame) and len(result) > 0
     numbers = result.select_dtypes("number").to_numpy(dtype=float)
     assert numbers.size and np.isfinite(numbers).all()
+    printed, errors = capfd.readouterr()
+    for noise in ("Seed set", "GPU available", "TPU available", "max_steps", "| Name", "LeafSpec", "Epoch"):
+        assert noise not in printed + errors, f"{script} printed Lightning's {noise!r} line"
 
 
 # ----------------------------------------------------------------------------------------------------
