@@ -87,7 +87,9 @@ def future_frame(nf, df, h=H):
 @pytest.mark.parametrize("cls", MODELS)
 def test_signature_follows_itransformer(cls):
     """Same arguments, order and defaults as NeuralForecast's iTransformer, its architecture in the middle;
-    only input_size (96) and n_series (optional) get defaults iTransformer lacks."""
+    only input_size (96) and n_series (optional) get defaults iTransformer lacks, and scaler_type is "standard"
+    where iTransformer's is "identity" (benchmarks/defaults_vs_ets.py: with "identity" the loss is on the raw
+    scale, so the largest series dominates training)."""
     ours = inspect.signature(cls).parameters
     theirs = inspect.signature(iTransformer).parameters
     names, ref = list(ours), list(theirs)
@@ -98,9 +100,11 @@ def test_signature_follows_itransformer(cls):
     for name in lead[2:] + tail:
         if name == "loss":
             assert type(ours[name].default) is type(theirs[name].default) is MAE
-        elif name not in ("n_series", "trainer_kwargs"):
+        elif name not in ("n_series", "trainer_kwargs", "scaler_type"):
             assert ours[name].default == theirs[name].default, name
     assert ours["input_size"].default == 96 and ours["n_series"].default is None
+    assert ours["scaler_type"].default == "standard" and theirs["scaler_type"].default == "identity"
+    assert cls(h=4).hparams["scaler_type"] == "standard"
     # the architecture arguments are exactly the core's, with the core's defaults
     arch = names[len(lead): -len(tail)]
     assert sorted(arch) == sorted(cls.architecture_names())
@@ -229,7 +233,7 @@ def test_multi_quantile_outputs_never_cross(loss):
     ordered quantiles: the outputs are sorted into quantile order at prediction, in predict and in
     cross_validation."""
     df = panel(length=80)
-    model = tiny(SMamba, n_series=3, loss=loss, max_steps=1)
+    model = tiny(SMamba, n_series=3, loss=loss, max_steps=1, scaler_type="identity")  # outputs = forecasts
     model.core = _Labelled(H, loss.outputsize_multiplier)  # output k of series i = 100 i + k: the median is lowest
     nf = NeuralForecast(models=[model], freq="h")
     nf.fit(df)
@@ -326,7 +330,9 @@ def test_each_exogenous_input_reaches_the_forecast(kind):
 
 def test_exclude_insample_y_ignores_the_history():
     df, _ = panel(exog=True)
-    nf = NeuralForecast(models=[tiny(SMamba, futr_exog_list=["f"], exclude_insample_y=True)], freq="h")
+    # scaler_type="identity": the default "standard" scaler would still scale each window by its look-back
+    model = tiny(SMamba, futr_exog_list=["f"], exclude_insample_y=True, scaler_type="identity")
+    nf = NeuralForecast(models=[model], freq="h")
     nf.fit(df)
     assert nf.models[0].core.use_norm is False  # nothing to normalise by
     futr = future_frame(nf, df)

@@ -50,7 +50,9 @@ LEADING_ARGS_DOC = """h (int): forecast horizon.
             series' look-back before the embedding.
         exclude_insample_y (bool): if True the model does not see the past target values, only the exogenous
             inputs; the core's instance normalisation (`use_norm`) is then turned off, since there is no
-            look-back to normalise by."""
+            look-back to normalise by. NeuralForecast's window scaler (`scaler_type`, "standard" by default)
+            still scales each window by its look-back's mean and deviation: pass `scaler_type="identity"` too
+            for forecasts that do not depend on past target values at all."""
 
 TRAINING_ARGS_DOC = """loss (PyTorch module): instantiated train loss class from [losses collection](https://nixtlaverse.nixtla.io/neuralforecast/losses.pytorch.html).
             Point losses, `MQLoss`/`HuberMQLoss`, `IQLoss` and `DistributionLoss` are supported; the head is
@@ -76,6 +78,9 @@ TRAINING_ARGS_DOC = """loss (PyTorch module): instantiated train loss class from
             floats specifies [insample_fraction, outsample_fraction]. Default 0.0.
         step_size (int): step size between each window of temporal data.
         scaler_type (str): type of scaler for temporal inputs normalization see [temporal scalers](https://github.com/Nixtla/neuralforecast/blob/main/neuralforecast/common/_scalers.py).
+            Default "standard" (NeuralForecast's own models default to "identity"): each window of each series is
+            standardised before the loss, so series of very different scales weigh alike in training; with
+            "identity" a point loss is computed on the raw scale and the largest series dominates.
         random_seed (int): random seed for the pytorch initializer (also of layers built lazily at `fit`) and
             the numpy generators.
         drop_last_loader (bool): if True `TimeSeriesDataLoader` drops last non-full batch.
