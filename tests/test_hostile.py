@@ -172,7 +172,7 @@ def nf_same_gap_in_every_series():
     df = nf_panel()
     df = df[df["ds"] != pd.Timestamp("2024-01-01 07:00")].reset_index(drop=True)  # the same hour gone from both
     return (*_nf_fit_case(df), ValueError,
-            r"not consecutive freq='h' steps.*after 2024-01-01 06:00:00 comes 2024-01-01 08:00:00.*fill_gaps")
+            r"shared by every series, are not consecutive freq='h' steps: after 2024-01-01 06:00:00 comes 2024-01-01 08:00:00.*fill_gaps")
 
 
 def nf_freq_disagrees_with_timestamps():

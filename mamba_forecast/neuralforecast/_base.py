@@ -553,9 +553,9 @@ def check_time_grid(name: str, stamps: np.ndarray, freq) -> None:
     i = int(bad[0])
     missing = "missing" if stamps[i + 1] > expected[i] else "off the grid"
     raise ValueError(
-        f"The timestamps are not consecutive {shown} steps in any series: after {_stamp(stamps[i])} comes "
+        f"The timestamps, shared by every series, are not consecutive {shown} steps: after {_stamp(stamps[i])} comes "
         f"{_stamp(stamps[i + 1])}, where {_stamp(expected[i])} was expected ({bad.size} such place(s), the same in "
-        f"every series, so time steps are {missing}). {name} would take the rows on either side for neighbours. "
+        f"every series: time steps are {missing}). {name} would take the rows on either side for neighbours. "
         f"Fill the missing time steps (e.g. utilsforecast.preprocessing.fill_gaps(df, freq=...) and then fill "
         f"`y`, for instance by interpolation), or, if the rows are consecutive by design (trading days, say), "
         f"pass the freq they follow (freq='B', a CustomBusinessDay) or number them with an integer `ds` and freq=1."
