@@ -358,6 +358,7 @@ def test_neuralforecast_save_load_gives_identical_forecasts(tmp_path):
     nf.fit(df, static_df=static)
     futr = future_frame(nf, df)
     before = nf.predict(futr_df=futr)
+    assert count_quantile_crossings(before, "SMamba") == count_quantile_crossings(before, "TSM2") == 0
     nf.save(str(tmp_path / "nf"), overwrite=True)
     loaded = NeuralForecast.load(str(tmp_path / "nf"))
     assert sorted(type(m).__name__ for m in loaded.models) == ["AttentionMamba", "SMamba", "TSM2"]
