@@ -13,7 +13,9 @@ mamba-forecast (ETDataset, Zhou et al., AAAI 2021; CC BY-ND 4.0).
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 
 import numpy as np
 import optuna
@@ -22,6 +24,14 @@ from neuralforecast import NeuralForecast
 
 from mamba_forecast.demo import load_demo_data, to_long
 from mamba_forecast.neuralforecast import AutoFMamba
+
+# Print only this script's own lines: the trainer switches (enable_progress_bar, enable_model_summary, logger)
+# turn off the progress bar, the model summary and the log files; Lightning's "Seed set", "GPU available" and
+# "max_steps reached" lines are INFO logs; three warnings (a Lightning deprecation under torch 2.13, pin_memory
+# without a GPU, an empty validation list) say nothing about the forecasts.
+for _logger in ("pytorch_lightning", "lightning_fabric"):
+    logging.getLogger(_logger).setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message=r".*(LeafSpec|pin_memory|Total length of)")
 
 FAST = os.environ.get("MAMBA_FORECAST_FAST") == "1"
 H = 24

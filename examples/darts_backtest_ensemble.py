@@ -16,7 +16,9 @@ without it the script uses a synthetic hourly series with daily and weekly cycle
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,14 @@ from darts.models import (
 )
 
 from mamba_forecast.darts import FMambaModel, SMambaModel
+
+# Print only this script's own lines: the trainer switches (enable_progress_bar, enable_model_summary, logger)
+# turn off the progress bar, the model summary and the log files; Lightning's "Seed set", "GPU available" and
+# "max_steps reached" lines are INFO logs; three warnings (a Lightning deprecation under torch 2.13, pin_memory
+# without a GPU, an empty validation list) say nothing about the forecasts.
+for _logger in ("pytorch_lightning", "lightning_fabric"):
+    logging.getLogger(_logger).setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message=r".*(LeafSpec|pin_memory|Total length of)")
 
 FAST = os.environ.get("MAMBA_FORECAST_FAST") == "1"
 DAY = 24
@@ -116,8 +126,10 @@ def main() -> None:
         "FMambaModel": members()[0],
         "ExponentialSmoothing": members()[1],
         "AutoETS": members()[2],
-        "NaiveEnsembleModel": NaiveEnsembleModel(members()),
-        "RegressionEnsembleModel": RegressionEnsembleModel(members(), regression_train_n_points=2 * DAY),
+        # show_warnings=False: the classical members take no covariates, and Darts would say so at every fit
+        "NaiveEnsembleModel": NaiveEnsembleModel(members(), show_warnings=False),
+        "RegressionEnsembleModel": RegressionEnsembleModel(members(), regression_train_n_points=2 * DAY,
+                                                           show_warnings=False),
     }
     for model_name, model in candidates.items():
         forecast = model.fit(fit_part).predict(HORIZON)

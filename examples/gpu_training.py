@@ -14,7 +14,9 @@ What it shows:
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 
 import pandas as pd
 import torch
@@ -23,6 +25,14 @@ from neuralforecast import NeuralForecast
 from mamba_forecast.demo import load_demo_data, to_long
 from mamba_forecast.neuralforecast import FMamba
 from mamba_forecast.ssm import cuda_scan_available, resolve_backend
+
+# Print only this script's own lines: the trainer switches (enable_progress_bar, enable_model_summary, logger)
+# turn off the progress bar, the model summary and the log files; Lightning's "Seed set", "GPU available" and
+# "max_steps reached" lines are INFO logs; three warnings (a Lightning deprecation under torch 2.13, pin_memory
+# without a GPU, an empty validation list) say nothing about the forecasts.
+for _logger in ("pytorch_lightning", "lightning_fabric"):
+    logging.getLogger(_logger).setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message=r".*(LeafSpec|pin_memory|Total length of)")
 
 FAST = os.environ.get("MAMBA_FORECAST_FAST") == "1"
 

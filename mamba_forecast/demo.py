@@ -72,6 +72,37 @@ def to_long(frame: pd.DataFrame) -> pd.DataFrame:
     return long.sort_values(["unique_id", "ds"]).reset_index(drop=True)[["unique_id", "ds", "y"]]
 
 
+def season_for(freq) -> int:
+    """The usual season length, in steps, for a pandas frequency: one day of sub-daily steps (24 hourly, 96 for
+    15 minutes; an hour of minutes, a minute of seconds), a week of days (7, or 5 business days), a year of
+    weeks (52), months (12) or quarters (4); 1 (no season) otherwise."""
+    from pandas.tseries.frequencies import to_offset
+    from pandas.tseries.offsets import BusinessDay, Day, MonthBegin, MonthEnd, QuarterBegin, QuarterEnd, Tick, Week
+    from pandas.tseries.offsets import BusinessMonthBegin, BusinessMonthEnd
+
+    try:
+        offset = to_offset(freq)
+    except (TypeError, ValueError):
+        return 1
+    if isinstance(offset, Day) and offset.n == 1:
+        return 7
+    if isinstance(offset, Tick):  # hours, minutes, seconds: a day of steps (an hour or a minute if that is >288)
+        for period in ("1D", "1h", "1min"):
+            steps = pd.Timedelta(period) / pd.Timedelta(offset)
+            if 1 < steps <= 288 and float(steps).is_integer():
+                return int(steps)
+        return 1
+    if isinstance(offset, BusinessDay) and offset.n == 1:
+        return 5
+    if isinstance(offset, Week) and offset.n == 1:
+        return 52
+    if isinstance(offset, (MonthEnd, MonthBegin, BusinessMonthEnd, BusinessMonthBegin)) and offset.n == 1:
+        return 12
+    if isinstance(offset, (QuarterEnd, QuarterBegin)) and offset.n == 1:
+        return 4
+    return 1
+
+
 def _parse_args(argv):
     parser = argparse.ArgumentParser(prog="mamba-forecast demo", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
@@ -88,7 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history", type=int, default=2000,
                         help="training steps per series before the held-out tail (default 2000)")
     parser.add_argument("--max-steps", type=int, default=150, help="training steps per model (default 150)")
-    parser.add_argument("--season", type=int, default=24, help="season length for the classical models")
+    parser.add_argument("--season", type=int, default=None,
+                        help="season length for the classical models (default: from the data's frequency: "
+                             "24 for hourly, 7 for daily, 52 for weekly, 12 for monthly, ...)")
     parser.add_argument("--freq", default=None, help="pandas frequency (default: inferred)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument("--out", default="mamba_forecast_output", help="output folder")
@@ -122,7 +155,7 @@ def run(args) -> pd.DataFrame:
     if unknown:
         raise SystemExit(f"--models: unknown {unknown}; choose from {', '.join(NEURAL_MODELS)}.")
     for name in ("horizon", "input_size", "windows", "history", "max_steps", "season"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
 
     t_start = time.perf_counter()
@@ -148,9 +181,16 @@ def run(args) -> pd.DataFrame:
     stats = train_part.groupby("unique_id")["y"].agg(["mean", "std"])
     long["y"] = ((long["y"] - long["unique_id"].map(stats["mean"])) / long["unique_id"].map(stats["std"]).replace(0, 1))
     long["y"] = long["y"].astype("float32")
-    freq = args.freq or pd.infer_freq(long.loc[long["unique_id"] == long["unique_id"].iloc[0], "ds"]) or "h"
+    freq = args.freq or pd.infer_freq(long.loc[long["unique_id"] == long["unique_id"].iloc[0], "ds"])
+    if freq is None:
+        raise SystemExit(
+            "--data: the time steps are irregular (a date missing, or repeated), so the frequency cannot be "
+            "inferred. Fill the missing dates, or pass --freq (a pandas frequency such as h, D, W)."
+        )
+    season = args.season if args.season is not None else season_for(freq)
     n_series = long["unique_id"].nunique()
-    print(f"data: {source}\n      {n_series} series x {lengths.min()} steps (freq {freq}); "
+    print(f"data: {source}\n      {n_series} series x {lengths.min()} steps (freq {freq}, season {season}"
+          f"{'' if args.season is not None else ' from the frequency'}); "
           f"held-out tail {args.windows} windows x {args.horizon} steps", flush=True)
 
     accelerator = {"auto": "auto", "cuda": "gpu", "gpu": "gpu"}.get(args.device, "cpu")
@@ -160,7 +200,7 @@ def run(args) -> pd.DataFrame:
 
     print("[1/2] classical baselines (StatsForecast): SeasonalNaive, AutoETS", flush=True)
     t0 = time.perf_counter()
-    sf = StatsForecast(models=[SeasonalNaive(season_length=args.season), AutoETS(season_length=args.season)],
+    sf = StatsForecast(models=[SeasonalNaive(season_length=season), AutoETS(season_length=season)],
                        freq=freq, n_jobs=1)
     cv = sf.cross_validation(df=long, h=args.horizon, n_windows=args.windows, step_size=args.horizon)
     print(f"      done in {time.perf_counter() - t0:.1f}s", flush=True)

@@ -27,3 +27,57 @@ def _one_thread_quiet():
     torch.set_num_threads(threads)
     for logger, level in zip(loggers, levels):
         logger.setLevel(level)
+
+
+# ----------------------------------------------------------------------------------------------------
+# probabilistic forecasts: quantiles must never cross
+
+
+def _quantile_of(suffix: str) -> float | None:
+    """The quantile a NeuralForecast output column suffix stands for (``-lo-80`` -> 0.1, ``_ql0.3`` -> 0.3)."""
+    import re
+
+    if suffix == "-median":
+        return 0.5
+    match = re.fullmatch(r"-(lo|hi)-(\d+(?:\.\d+)?)", suffix)
+    if match:
+        level = float(match.group(2)) / 100
+        return (1 - level) / 2 if match.group(1) == "lo" else (1 + level) / 2
+    match = re.fullmatch(r"_ql(\d*\.?\d+)", suffix)
+    return float(match.group(1)) if match else None
+
+
+def count_quantile_crossings(forecast, model: str) -> int:
+    """Rows of a NeuralForecast forecast (``predict`` or ``cross_validation``) whose quantile columns of
+    ``model`` are not in increasing order of their quantile (``-lo-90 <= -lo-80 <= -median <= -hi-80 ...``)."""
+    import numpy as np
+
+    columns = {}
+    for column in forecast.columns:
+        if str(column).startswith(model):
+            q = _quantile_of(str(column)[len(model):])
+            if q is not None:
+                columns[q] = column
+    assert len(columns) >= 2, f"no quantile columns of {model} in {list(forecast.columns)}"
+    values = forecast[[columns[q] for q in sorted(columns)]].to_numpy(dtype=float)
+    return int((np.diff(values, axis=1) < 0).any(axis=1).sum())
+
+
+def count_darts_quantile_crossings(series) -> int:
+    """Time steps of a Darts forecast of quantile likelihood parameters (``predict_likelihood_parameters=True``,
+    components ``<name>_q0.10`` ...) whose quantiles of some target component decrease."""
+    import re
+
+    import numpy as np
+
+    groups: dict[str, list[tuple[float, int]]] = {}
+    for j, name in enumerate(series.components):
+        match = re.fullmatch(r"(.*)_q(\d*\.?\d+)", str(name))
+        assert match, f"{name} is not a quantile component"
+        groups.setdefault(match.group(1), []).append((float(match.group(2)), j))
+    values = series.all_values(copy=False)[:, :, 0]
+    bad = np.zeros(len(values), dtype=bool)
+    for members in groups.values():
+        ordered = values[:, [j for _, j in sorted(members)]]
+        bad |= (np.diff(ordered, axis=1) < 0).any(axis=1)
+    return int(bad.sum())

@@ -27,6 +27,7 @@ from darts import TimeSeries  # noqa: E402
 from darts.metrics import mae  # noqa: E402
 from darts.models import (  # noqa: E402
     AutoETS,
+    ConformalNaiveModel,
     ExponentialSmoothing,
     MultivariateModel,
     NaiveEnsembleModel,
@@ -37,6 +38,7 @@ from darts.models.forecasting.torch_forecasting_model import TorchForecastingMod
 from darts.utils import likelihood_models as lm  # noqa: E402
 
 import mamba_forecast.darts as mdarts  # noqa: E402
+from conftest import count_darts_quantile_crossings  # noqa: E402
 from mamba_forecast.darts import AttentionMambaModel, FMambaModel, SMambaModel, TSM2Model  # noqa: E402
 from mamba_forecast.darts._base import _MambaForecastModule, core_architecture_defaults  # noqa: E402
 
@@ -264,6 +266,7 @@ def test_quantile_regression_samples_and_parameters(cls):
     assert samples.n_samples == 50
     params = model.predict(OCL, predict_likelihood_parameters=True)
     assert list(params.components) == ["y0_q0.100", "y0_q0.500", "y0_q0.900", "y1_q0.100", "y1_q0.500", "y1_q0.900"]
+    assert count_darts_quantile_crossings(params) == 0
     long = model.predict(2 * OCL, num_samples=10)  # samples fed back auto-regressively
     assert long.shape == (2 * OCL, 2, 10)
 
@@ -285,6 +288,52 @@ def test_other_likelihoods(likelihood):
     assert np.isfinite(pred.all_values()).all()
     params = model.predict(OCL, predict_likelihood_parameters=True)
     assert params.n_components == 2 * likelihood.num_parameters
+
+
+class _Descending(torch.nn.Module):
+    """Stands in for a core: quantile output k of component c is 100 c - k, so every quantile crosses."""
+
+    def __init__(self, ocl, n_params):
+        super().__init__()
+        self.ocl, self.n_params = ocl, n_params
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, hist_exog=None, futr_exog=None, stat_exog=None):
+        batch, _, n = x.shape
+        label = 100 * torch.arange(n).view(1, 1, n, 1) - torch.arange(self.n_params).view(1, 1, 1, self.n_params)
+        return label.to(x.dtype).expand(batch, self.ocl, n, self.n_params) + 0 * self.unused
+
+
+@pytest.mark.parametrize("rin", [False, True], ids=["plain", "reversible-instance-norm"])
+def test_quantile_outputs_never_cross(rin):
+    """Quantile outputs that come out of the network in the wrong order are sorted at prediction: the
+    likelihood parameters, the samples drawn from them and historical forecasts are all ordered."""
+    target = series(2)
+    model = make(likelihood=lm.QuantileRegression([0.1, 0.5, 0.9]), use_reversible_instance_norm=rin).fit(target)
+    model.model.model = _Descending(OCL, 3)
+    params = model.predict(OCL, predict_likelihood_parameters=True)
+    assert count_darts_quantile_crossings(params) == 0
+    if not rin:  # component y1's outputs 100, 99, 98, handed out lowest quantile first
+        np.testing.assert_allclose(params.values()[:, 3:], [[98, 99, 100]] * OCL)
+    hist = model.historical_forecasts(target, start=40, start_format="position", forecast_horizon=OCL, stride=OCL,
+                                      retrain=False, last_points_only=False, predict_likelihood_parameters=True)
+    assert all(count_darts_quantile_crossings(f) == 0 for f in hist)
+    samples = model.predict(OCL, num_samples=200)
+    assert (np.diff(samples.quantile([0.1, 0.5, 0.9]).all_values()[..., 0].reshape(OCL, 2, 3), axis=-1) >= 0).all()
+
+
+@pytest.mark.parametrize("cls", MODELS, ids=IDS)
+def test_conformal_naive_model(cls):
+    """Darts' conformal wrapper calibrates intervals for every model from its historical forecasts."""
+    target = series(2, length=80)
+    model = make(cls).fit(target[:50])
+    conformal = ConformalNaiveModel(model, quantiles=[0.1, 0.5, 0.9], cal_length=5)
+    params = conformal.predict(OCL, series=target, predict_likelihood_parameters=True)
+    assert params.n_components == 6 and np.isfinite(params.values()).all()
+    assert count_darts_quantile_crossings(params) == 0
+    assert (params["y0_q0.900"].values() > params["y0_q0.100"].values()).all()
+    samples = conformal.predict(OCL, series=target, num_samples=50)
+    assert samples.shape == (OCL, 2, 50)
 
 
 def test_quantile_forecast_learns_per_component_levels():
@@ -667,3 +716,5 @@ def test_example_darts_backtest_ensemble_runs_in_fast_mode():
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "backtest MAE" in proc.stdout and "NaiveEnsembleModel" in proc.stdout
+    for noise in ("Seed set", "GPU available", "TPU available", "| Name", "LeafSpec", "Epoch"):
+        assert noise not in proc.stdout + proc.stderr, f"the example printed Lightning's {noise!r} line"

@@ -11,7 +11,7 @@ pytest.importorskip("neuralforecast")
 pytest.importorskip("statsforecast")
 
 from mamba_forecast.cli import main  # noqa: E402
-from mamba_forecast.demo import load_demo_data, to_long  # noqa: E402
+from mamba_forecast.demo import load_demo_data, season_for, to_long  # noqa: E402
 
 SHARED_ETTH1 = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "ETTh1.csv"
 
@@ -40,7 +40,12 @@ def test_wide_and_long_inputs_give_the_same_frame():
         to_long(pd.DataFrame({"a": [1.0], "b": [2.0]}))
 
 
-def test_demo_runs_end_to_end_and_ranks_every_model(tmp_path, capsys):
+def test_demo_runs_end_to_end_and_ranks_every_model(tmp_path, capfd, monkeypatch):
+    import logging
+
+    # the test session quiets Lightning's loggers (conftest); here they start as a user's session has them
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.INFO)
     out = tmp_path / "out"
     code = main(["demo", "--max-steps", "3", "--windows", "1", "--history", "300", "--horizon", "12",
                  "--input-size", "48", "--out", str(out)])
@@ -52,8 +57,33 @@ def test_demo_runs_end_to_end_and_ranks_every_model(tmp_path, capsys):
     assert (out / "forecast.png").stat().st_size > 10_000
     forecasts = pd.read_csv(out / "forecasts.csv")
     assert len(forecasts) == 7 * 12 and forecasts.notna().all().all()
-    printed = capsys.readouterr().out
-    assert "Held-out MSE / MAE" in printed and "ETTh1" in printed
+    printed, errors = capfd.readouterr()
+    assert "Held-out MSE / MAE" in printed and "ETTh1" in printed and "season 24 from the frequency" in printed
+    # only the demo's own lines: no progress bars, seeds, GPU/TPU lines, model summaries or warnings
+    assert errors == ""
+    for noise in ("Seed set", "GPU available", "TPU", "max_steps", "Trainer", "| Name", "Warning", "it/s", "Epoch"):
+        assert noise not in printed, noise
+    assert len(printed.splitlines()) <= 25
+
+
+@pytest.mark.parametrize("freq, season", [("h", 24), ("15min", 96), ("D", 7), ("B", 5), ("W-SUN", 52),
+                                          ("MS", 12), ("QE", 4), ("YE", 1), ("min", 60)])
+def test_season_follows_the_frequency(freq, season):
+    assert season_for(freq) == season
+
+
+def test_demo_derives_the_season_of_weekly_data_unless_given(tmp_path, capsys):
+    rows = 300
+    weeks = pd.DataFrame({"date": pd.date_range("2015-01-04", periods=rows, freq="W"),
+                          "a": load_demo_data()["OT"].to_numpy()[:rows], "b": load_demo_data()["HUFL"].to_numpy()[:rows]})
+    path = tmp_path / "weekly.csv"
+    weeks.to_csv(path, index=False)
+    args = ["demo", "--data", str(path), "--models", "SMamba", "--max-steps", "2", "--windows", "1", "--history", "200",
+            "--horizon", "8", "--input-size", "16", "--out", str(tmp_path / "o")]
+    main(args)
+    assert "(freq W-SUN, season 52 from the frequency)" in capsys.readouterr().out
+    main(args + ["--season", "4"])
+    assert "(freq W-SUN, season 4)" in capsys.readouterr().out
 
 
 def test_demo_reads_a_user_csv_and_rejects_a_short_one(tmp_path):

@@ -168,6 +168,40 @@ def nf_gap():
     return (*_nf_fit_case(df), ValueError, r"same time steps.*'s0' has 29 rows.*fill the gaps")
 
 
+def nf_same_gap_in_every_series():
+    df = nf_panel()
+    df = df[df["ds"] != pd.Timestamp("2024-01-01 07:00")].reset_index(drop=True)  # the same hour gone from both
+    return (*_nf_fit_case(df), ValueError,
+            r"shared by every series, are not consecutive freq='h' steps: after 2024-01-01 06:00:00 comes 2024-01-01 08:00:00.*fill_gaps")
+
+
+def nf_freq_disagrees_with_timestamps():
+    weeks = dict(zip(pd.date_range("2024-01-01", periods=30, freq="h"), pd.date_range("2024-01-01", periods=30, freq="W-MON")))
+    df = nf_panel().assign(ds=lambda d: d["ds"].map(weeks))  # weekly rows, on Mondays
+    nf = NeuralForecast(models=[nf_model()], freq="D")
+    return df, lambda: nf.fit(df), ValueError, r"given freq='D', but the data's step is 'W-MON'.*freq='W-MON'"
+
+
+def nf_freq_disagrees_in_cross_validation():
+    df = nf_panel()
+    nf = NeuralForecast(models=[nf_model()], freq="15min")
+    return df, lambda: nf.cross_validation(df, n_windows=2, step_size=H), ValueError, r"given freq='15min'.*'h'"
+
+
+def nf_integer_ds_with_other_step():
+    df = nf_panel().assign(ds=lambda d: 2 * d.groupby("unique_id").cumcount())
+    nf = NeuralForecast(models=[nf_model()], freq=1)
+    return df, lambda: nf.fit(df), ValueError, r"given freq=1, but the data's step is 2.*freq=2"
+
+
+def nf_too_many_cv_windows():
+    df = nf_panel()
+    nf = NeuralForecast(models=[nf_model()], freq="h")
+    return (df, lambda: nf.cross_validation(df, n_windows=10, step_size=H), ValueError,
+            r"cross_validation\(n_windows=10, step_size=4\) holds out .* = 4 \+ 4 \* 9 = 40 time steps.*"
+            r"leaves 0 of the 30 time steps.*needs at least 12.*at most n_windows=4 with step_size=4")
+
+
 def nf_misaligned():
     df = nf_panel(length=40)
     df = df[~((df["unique_id"] == "s1") & (df["ds"] < "2024-01-01 05:00"))]  # s1 starts 5 h later
@@ -312,6 +346,14 @@ def darts_gap_filled_with_nan():
     return darts_fit_case(target, r"NaN values at 1 time steps \(first at 2024-01-01 05:00")
 
 
+def darts_freq_finer_than_the_data():
+    # weekly rows read with freq="D": Darts fills the six days between two rows with NaN
+    frame = pd.DataFrame({"t": pd.date_range("2024-01-07", periods=30, freq="W"), "a": 1.0, "b": 2.0})
+    target = TimeSeries.from_dataframe(frame, time_col="t", freq="D")
+    return darts_fit_case(target, r"NaN in every component at 174 of its 204 time steps.*freq \(D\) is probably "
+                                  r"finer than the data's.*freq=None")
+
+
 def darts_too_short():
     return darts_fit_case(ts(length=ICL + OCL - 1), r"has 11 points, too short.*= 12 points")
 
@@ -400,6 +442,11 @@ CASES = {
     "nf-duplicated-timestamp": nf_duplicated_timestamp,
     "nf-duplicated-timestamp-same-length": nf_duplicated_timestamp_same_length,
     "nf-gap-in-one-series": nf_gap,
+    "nf-same-gap-in-every-series": nf_same_gap_in_every_series,
+    "nf-freq-disagrees-with-timestamps": nf_freq_disagrees_with_timestamps,
+    "nf-freq-disagrees-in-cross-validation": nf_freq_disagrees_in_cross_validation,
+    "nf-integer-ds-with-other-step": nf_integer_ds_with_other_step,
+    "nf-too-many-cv-windows": nf_too_many_cv_windows,
     "nf-misaligned-start": nf_misaligned,
     "nf-misaligned-same-length": nf_misaligned_same_length,
     "nf-too-short": nf_too_short,
@@ -423,6 +470,7 @@ CASES = {
     "darts-predict-inf-future-covariates": darts_predict_inf_future_covariates,
     "darts-duplicated-timestamps": darts_duplicated_timestamps,
     "darts-gap-filled-with-nan": darts_gap_filled_with_nan,
+    "darts-freq-finer-than-the-data": darts_freq_finer_than_the_data,
     "darts-too-short": darts_too_short,
     "darts-predict-too-short": darts_predict_too_short,
     "darts-dataframe-container": darts_dataframe_container,

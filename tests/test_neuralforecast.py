@@ -21,8 +21,10 @@ pytest.importorskip("neuralforecast")
 
 from neuralforecast import NeuralForecast  # noqa: E402
 from neuralforecast.losses.pytorch import MAE, MQLoss, DistributionLoss, HuberMQLoss, IQLoss  # noqa: E402
+from neuralforecast.utils import PredictionIntervals  # noqa: E402
 from neuralforecast.models import iTransformer  # noqa: E402
 
+from conftest import count_quantile_crossings  # noqa: E402
 from mamba_forecast.neuralforecast import (  # noqa: E402
     AttentionMamba,
     AutoAttentionMamba,
@@ -85,7 +87,9 @@ def future_frame(nf, df, h=H):
 @pytest.mark.parametrize("cls", MODELS)
 def test_signature_follows_itransformer(cls):
     """Same arguments, order and defaults as NeuralForecast's iTransformer, its architecture in the middle;
-    only input_size (96) and n_series (optional) get defaults iTransformer lacks."""
+    only input_size (96) and n_series (optional) get defaults iTransformer lacks, and scaler_type is "standard"
+    where iTransformer's is "identity" (benchmarks/defaults_vs_ets.py: with "identity" the loss is on the raw
+    scale, so the largest series dominates training)."""
     ours = inspect.signature(cls).parameters
     theirs = inspect.signature(iTransformer).parameters
     names, ref = list(ours), list(theirs)
@@ -96,9 +100,11 @@ def test_signature_follows_itransformer(cls):
     for name in lead[2:] + tail:
         if name == "loss":
             assert type(ours[name].default) is type(theirs[name].default) is MAE
-        elif name not in ("n_series", "trainer_kwargs"):
+        elif name not in ("n_series", "trainer_kwargs", "scaler_type"):
             assert ours[name].default == theirs[name].default, name
     assert ours["input_size"].default == 96 and ours["n_series"].default is None
+    assert ours["scaler_type"].default == "standard" and theirs["scaler_type"].default == "identity"
+    assert cls(h=4).hparams["scaler_type"] == "standard"
     # the architecture arguments are exactly the core's, with the core's defaults
     arch = names[len(lead): -len(tail)]
     assert sorted(arch) == sorted(cls.architecture_names())
@@ -179,11 +185,12 @@ class _Labelled(torch.nn.Module):
     def __init__(self, h, m):
         super().__init__()
         self.h, self.m = h, m
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # something for an optimizer to hold; never changes the output
 
     def forward(self, x, hist_exog=None, futr_exog=None, stat_exog=None):
         batch, _, n = x.shape
         label = 100 * torch.arange(n).view(1, 1, n, 1) + torch.arange(self.m).view(1, 1, 1, self.m)
-        return label.float().expand(batch, self.h, n, self.m)
+        return label.float().expand(batch, self.h, n, self.m) + 0 * self.unused
 
 
 @pytest.mark.parametrize(
@@ -217,7 +224,28 @@ def test_mqloss_per_series_levels_with_identity_scaler(cls):
     assert {f"{name}-median", f"{name}-lo-80", f"{name}-hi-80"} <= set(forecast.columns)
     medians = forecast.groupby("unique_id")[f"{name}-median"].mean().to_numpy()
     np.testing.assert_allclose(medians, [10.0, 20.0, 30.0], atol=1.0)
-    assert (forecast[f"{name}-lo-80"] <= forecast[f"{name}-hi-80"]).all()
+    assert count_quantile_crossings(forecast, name) == 0
+
+
+@pytest.mark.parametrize("loss", [MQLoss(level=[80, 90]), HuberMQLoss(level=[50, 80])], ids=lambda loss: type(loss).__name__)
+def test_multi_quantile_outputs_never_cross(loss):
+    """A network whose quantile outputs cross (here: the median output below every other one) still gives
+    ordered quantiles: the outputs are sorted into quantile order at prediction, in predict and in
+    cross_validation."""
+    df = panel(length=80)
+    model = tiny(SMamba, n_series=3, loss=loss, max_steps=1, scaler_type="identity")  # outputs = forecasts
+    model.core = _Labelled(H, loss.outputsize_multiplier)  # output k of series i = 100 i + k: the median is lowest
+    nf = NeuralForecast(models=[model], freq="h")
+    nf.fit(df)
+    forecast = nf.predict()
+    assert count_quantile_crossings(forecast, "SMamba") == 0
+    # the rearranged outputs are the same values, handed out lowest quantile first
+    first = forecast[forecast["unique_id"] == "s1"].iloc[0]
+    names = ["SMamba" + n for n in loss.output_names]
+    order = np.argsort(loss.quantiles.numpy())
+    np.testing.assert_allclose([first[names[j]] for j in order], 100 + np.arange(len(names)))
+    cv = nf.cross_validation(df, n_windows=2, step_size=H, refit=False)
+    assert count_quantile_crossings(cv, "SMamba") == 0
 
 
 @pytest.mark.parametrize("distribution", ["Normal", "StudentT"])
@@ -231,13 +259,31 @@ def test_distribution_losses(distribution):
     means = forecast.groupby("unique_id")["SMamba"].mean().to_numpy()
     np.testing.assert_allclose(means, [10.0, 20.0, 30.0], atol=1.5)
     assert (forecast["SMamba-lo-80"] < forecast["SMamba-hi-80"]).all()
+    assert count_quantile_crossings(forecast, "SMamba") == 0
 
 
 def test_iqloss_predicts_requested_quantiles():
     nf = NeuralForecast(models=[tiny(SMamba, loss=IQLoss(), valid_loss=IQLoss())], freq="h")
     nf.fit(panel())
-    forecast = nf.predict(quantiles=[0.1, 0.9])
-    assert {"SMamba_ql0.1", "SMamba_ql0.9"} <= set(forecast.columns)
+    forecast = nf.predict(quantiles=[0.1, 0.5, 0.9])
+    assert {"SMamba_ql0.1", "SMamba_ql0.5", "SMamba_ql0.9"} <= set(forecast.columns)
+    assert count_quantile_crossings(forecast, "SMamba") == 0
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_conformal_prediction_intervals(cls):
+    """NeuralForecast's conformal intervals (point loss + PredictionIntervals at fit, level at predict) work with
+    every model: ordered bounds around the point forecast, in predict and in cross_validation."""
+    df = panel(length=100)
+    nf = NeuralForecast(models=[tiny(cls, max_steps=5)], freq="h")
+    nf.fit(df, prediction_intervals=PredictionIntervals(n_windows=2))
+    name = cls.__name__
+    forecast = nf.predict(level=[80])
+    assert {name, f"{name}-lo-80", f"{name}-hi-80"} <= set(forecast.columns) and len(forecast) == 3 * H
+    assert np.isfinite(forecast.drop(columns=["unique_id", "ds"]).to_numpy(dtype=float)).all()
+    assert (forecast[f"{name}-lo-80"] <= forecast[name]).all() and (forecast[name] <= forecast[f"{name}-hi-80"]).all()
+    assert (forecast[f"{name}-hi-80"] > forecast[f"{name}-lo-80"]).any()
+    assert count_quantile_crossings(forecast, name) == 0
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -284,7 +330,9 @@ def test_each_exogenous_input_reaches_the_forecast(kind):
 
 def test_exclude_insample_y_ignores_the_history():
     df, _ = panel(exog=True)
-    nf = NeuralForecast(models=[tiny(SMamba, futr_exog_list=["f"], exclude_insample_y=True)], freq="h")
+    # scaler_type="identity": the default "standard" scaler would still scale each window by its look-back
+    model = tiny(SMamba, futr_exog_list=["f"], exclude_insample_y=True, scaler_type="identity")
+    nf = NeuralForecast(models=[model], freq="h")
     nf.fit(df)
     assert nf.models[0].core.use_norm is False  # nothing to normalise by
     futr = future_frame(nf, df)
@@ -310,6 +358,7 @@ def test_neuralforecast_save_load_gives_identical_forecasts(tmp_path):
     nf.fit(df, static_df=static)
     futr = future_frame(nf, df)
     before = nf.predict(futr_df=futr)
+    assert count_quantile_crossings(before, "SMamba") == count_quantile_crossings(before, "TSM2") == 0
     nf.save(str(tmp_path / "nf"), overwrite=True)
     loaded = NeuralForecast.load(str(tmp_path / "nf"))
     assert sorted(type(m).__name__ for m in loaded.models) == ["AttentionMamba", "SMamba", "TSM2"]
@@ -535,6 +584,8 @@ def test_every_loss(cls):
             forecast = nf.predict()
             values = forecast.drop(columns=["unique_id", "ds"]).to_numpy(dtype=float)
             assert len(forecast) == 2 * 7 and np.isfinite(values).all()
+            if any(c.startswith(("SMamba-", "AttentionMamba-", "FMamba-", "TSM2-")) for c in forecast.columns):
+                assert count_quantile_crossings(forecast, cls.__name__) == 0, "quantiles cross"
         except Exception as error:  # collect them all, report together
             failures[repr(loss)] = f"{type(error).__name__}: {error}"
     assert not failures, failures
@@ -546,7 +597,12 @@ def test_every_loss(cls):
 
 
 @pytest.mark.parametrize("script", ["neuralforecast_quickstart", "statsforecast_hybrid", "auto_search", "gpu_training"])
-def test_example_runs(script, monkeypatch):
+def test_example_runs(script, monkeypatch, capfd):
+    import logging
+
+    # the test session quiets Lightning's loggers (conftest); here they start as a user's session has them
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.INFO)
     if script == "statsforecast_hybrid":
         pytest.importorskip("statsforecast")
     if script == "auto_search":
@@ -560,6 +616,9 @@ def test_example_runs(script, monkeypatch):
     assert isinstance(result, pd.DataFrame) and len(result) > 0
     numbers = result.select_dtypes("number").to_numpy(dtype=float)
     assert numbers.size and np.isfinite(numbers).all()
+    printed, errors = capfd.readouterr()
+    for noise in ("Seed set", "GPU available", "TPU available", "max_steps", "| Name", "LeafSpec", "Epoch"):
+        assert noise not in printed + errors, f"{script} printed Lightning's {noise!r} line"
 
 
 # ----------------------------------------------------------------------------------------------------

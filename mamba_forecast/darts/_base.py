@@ -24,6 +24,7 @@ from darts import TimeSeries
 from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
 from darts.models.forecasting.torch_forecasting_model import MixedCovariatesTorchModel, TorchForecastingModel
 from darts.utils.data.torch_datasets.utils import PLModuleInput, PLModuleOutput, TorchTrainingSample
+from darts.utils.likelihood_models.torch import QuantileRegression
 
 # Core constructor arguments the adapter derives from the data (chunk lengths, number of target components,
 # covariate widths, likelihood parameters); every other core argument is an explicit XxxModel argument.
@@ -110,8 +111,18 @@ class _MambaForecastModule(PLForecastingModule):
             **model_kwargs,
         )
 
-    @io_processor
     def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
+        out = self._forward(x_in)
+        if not self.training and isinstance(self.likelihood, QuantileRegression):
+            # Quantile regression trains one output per quantile with nothing tying them together, so a short
+            # training can leave the 10% output above the 50% one. Sorting them at prediction (after Darts'
+            # reversible instance norm, whose inverse could flip the order) removes every crossing and never
+            # increases the quantile loss (monotone rearrangement); `likelihood.quantiles` is sorted by Darts.
+            out = out.replace(prediction=torch.sort(out.prediction, dim=-1).values)
+        return out
+
+    @io_processor
+    def _forward(self, x_in: PLModuleInput) -> PLModuleOutput:
         # B batch, L input chunk, T output chunk, C targets, X past covs, F future covs, S static covs, P params
         x = x_in.past_target  # [B, L, C]
         hist_exog = x_in.past_covariates  # [B, L, X] | None
@@ -430,8 +441,19 @@ def _reject_nan(model_name: str, where: str, ts: TimeSeries) -> None:
     bad_rows = ~np.isfinite(values).all(axis=(1, 2))
     if bad_rows.any():
         first = ts.time_index[int(np.argmax(bad_rows))]
+        empty_rows = np.isnan(values).all(axis=(1, 2))
+        if empty_rows.sum() > len(ts) / 2:
+            # most dates hold nothing: the usual cause is a TimeSeries built with a freq finer than the data's
+            # (from_dataframe(..., freq="D") on weekly rows fills the 6 days in between with NaN)
+            raise ValueError(
+                f"{model_name}: {where} is NaN in every component at {int(empty_rows.sum())} of its {len(ts)} "
+                f"time steps (first at {first}): its freq ({ts.freq_str}) is probably finer than the data's, and "
+                "the dates in between were filled with NaN. Build the TimeSeries with the data's frequency (e.g. "
+                "`TimeSeries.from_dataframe(df, time_col=..., freq=None)` infers it), not a finer one."
+            )
         raise ValueError(
             f"{model_name}: {where} has {_non_finite_kind(values)} values at {int(bad_rows.sum())} time steps "
             f"(first at {first}); replace or drop them before training, e.g. with "
-            "`darts.utils.missing_values.fill_missing_values`."
+            "`darts.utils.missing_values.fill_missing_values`. Missing dates filled with NaN "
+            "(`fill_missing_dates=True`) show up here too."
         )

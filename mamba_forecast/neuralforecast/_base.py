@@ -14,6 +14,7 @@ import math
 import numbers
 import pickle
 import sys
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -49,7 +50,9 @@ LEADING_ARGS_DOC = """h (int): forecast horizon.
             series' look-back before the embedding.
         exclude_insample_y (bool): if True the model does not see the past target values, only the exogenous
             inputs; the core's instance normalisation (`use_norm`) is then turned off, since there is no
-            look-back to normalise by."""
+            look-back to normalise by. NeuralForecast's window scaler (`scaler_type`, "standard" by default)
+            still scales each window by its look-back's mean and deviation: pass `scaler_type="identity"` too
+            for forecasts that do not depend on past target values at all."""
 
 TRAINING_ARGS_DOC = """loss (PyTorch module): instantiated train loss class from [losses collection](https://nixtlaverse.nixtla.io/neuralforecast/losses.pytorch.html).
             Point losses, `MQLoss`/`HuberMQLoss`, `IQLoss` and `DistributionLoss` are supported; the head is
@@ -75,6 +78,9 @@ TRAINING_ARGS_DOC = """loss (PyTorch module): instantiated train loss class from
             floats specifies [insample_fraction, outsample_fraction]. Default 0.0.
         step_size (int): step size between each window of temporal data.
         scaler_type (str): type of scaler for temporal inputs normalization see [temporal scalers](https://github.com/Nixtla/neuralforecast/blob/main/neuralforecast/common/_scalers.py).
+            Default "standard" (NeuralForecast's own models default to "identity"): each window of each series is
+            standardised before the loss, so series of very different scales weigh alike in training; with
+            "identity" a point loss is computed on the raw scale and the largest series dominates.
         random_seed (int): random seed for the pytorch initializer (also of layers built lazily at `fit`) and
             the numpy generators.
         drop_last_loader (bool): if True `TimeSeriesDataLoader` drops last non-full batch.
@@ -324,6 +330,10 @@ class MambaForecaster(BaseModel):
         finally:
             self.n_series, self.valid_batch_size = saved
 
+    def _predict_step_direct_batch(self, *args, **kwargs):
+        y_hat = super()._predict_step_direct_batch(*args, **kwargs)
+        return sort_quantiles(y_hat, self.loss)
+
     def forward(self, windows_batch):
         x = windows_batch["insample_y"]  # [B, L, N]
         batch, _, n = x.shape
@@ -340,6 +350,31 @@ class MambaForecaster(BaseModel):
         if self.loss.is_distribution_output:
             y = y.transpose(2, 3)  # [B, h, m, N]: DistributionLoss splits the last axis into m blocks of N
         return y.reshape(batch, self.h, -1)  # [B, h, N*m]
+
+
+def sort_quantiles(y_hat: torch.Tensor, loss) -> torch.Tensor:
+    """Rearrange the quantile outputs of a multi-quantile loss so that they never cross.
+
+    ``MQLoss``/``HuberMQLoss`` train one output per quantile, and nothing ties them together: a short training can
+    leave the 10% output above the 50% one. Sorting each forecast's values and handing them out in quantile
+    order (the monotone rearrangement of Chernozhukov, Fernandez-Val and Galichon, 2010) removes every crossing
+    and never increases the quantile loss. ``y_hat`` is ``[..., Q]`` in the order of ``loss.quantiles`` (which
+    puts the median first). Other losses pass unchanged: a distribution's quantiles come from one set of samples
+    and NeuralForecast already takes ``IQLoss`` quantiles as quantiles of one grid of forecasts.
+    """
+    quantiles = getattr(loss, "quantiles", None)
+    if (
+        getattr(loss, "is_distribution_output", False)
+        or not isinstance(quantiles, torch.Tensor)
+        or quantiles.ndim != 1
+        or len(quantiles) < 2
+        or y_hat.shape[-1] != len(quantiles)
+    ):
+        return y_hat
+    order = torch.argsort(quantiles.detach().to(y_hat.device))  # positions of the quantiles, lowest first
+    rearranged = torch.empty_like(y_hat)
+    rearranged[..., order] = torch.sort(y_hat, dim=-1).values
+    return rearranged
 
 
 def check_training_arguments(arguments: dict) -> None:
@@ -435,6 +470,7 @@ def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size
                 f"runs from {grid[i, 0]} to {grid[i, -1]} and {label(0)} from {grid[0, 0]} to {grid[0, -1]}. "
                 f"Align the series (same start, end and frequency, no gaps) before fitting."
             )
+        check_time_grid(name, grid[0], getattr(owner, "freq", None))
     temporal = dataset.temporal
     columns = list(dataset.temporal_cols)
     available = temporal[:, columns.index("available_mask")] > 0 if "available_mask" in columns else None
@@ -449,12 +485,117 @@ def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size
     steps = int(lengths[0]) - val_size - test_size
     needed = (1 if model.start_padding_enabled else model.input_size) + model.h
     if steps < needed:
+        windows = _cross_validation_request(owner)
+        if windows is not None and test_size:
+            n_windows, step_size, h = windows
+            fits = int(lengths[0]) - val_size - needed  # the most time steps the test windows may take
+            most = (fits - h) // step_size + 1 if fits >= h else 0
+            advice = (
+                f"Ask for at most n_windows={most} with step_size={step_size}"
+                if most >= 1
+                else "The series are too short for even one window"
+            )
+            raise ValueError(
+                f"cross_validation(n_windows={n_windows}, step_size={step_size}) holds out the last "
+                f"h + step_size * (n_windows - 1) = {h} + {step_size} * {n_windows - 1} = {test_size} time steps "
+                f"of each series{f' (and val_size={val_size} before them)' if val_size else ''}, which leaves "
+                f"{max(steps, 0)} of the {int(lengths[0])} time steps to train on, but {name}(input_size="
+                f"{model.input_size}, h={model.h}) needs at least {needed}. {advice}, or a smaller step_size, "
+                f"input_size or h, or more data."
+            )
         splits = f" after holding out val_size={val_size} and test_size={test_size}" if val_size or test_size else ""
         raise ValueError(
             f"{name}(input_size={model.input_size}, h={model.h}) needs at least {needed} time steps per series "
             f"to train{splits}, but the series have {steps}. Use a smaller input_size or h, more data, or "
             f"start_padding_enabled=True."
         )
+
+
+def check_time_grid(name: str, stamps: np.ndarray, freq) -> None:
+    """Raise ValueError when the (shared) timestamps are not consecutive steps of ``freq``.
+
+    NeuralForecast takes the rows of each series as consecutive steps whatever their timestamps say, and
+    dates the forecasts ``freq`` steps after the last one. So a time step missing from every series (which
+    the per-series alignment checks cannot see) silently joins the two sides of the gap into one window, and a
+    ``freq`` other than the data's (``freq="D"`` on weekly data) trains normally and then dates the forecasts
+    wrongly. NeuralForecast's own models accept both; a multivariate Mamba model refuses them before training.
+    """
+    if freq is None or len(stamps) < 2:
+        return
+    stamps = np.asarray(stamps)
+    if np.issubdtype(stamps.dtype, np.datetime64):
+        import pandas as pd
+
+        try:
+            offset = pd.tseries.frequencies.to_offset(freq)
+        except (TypeError, ValueError):
+            return  # NeuralForecast reports an invalid freq itself
+        index = pd.DatetimeIndex(stamps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas' PerformanceWarning for offsets it cannot vectorise
+            expected = (index[:-1] + offset).to_numpy()
+        shown = f"freq={freq!r}"
+    elif np.issubdtype(stamps.dtype, np.integer) and isinstance(freq, numbers.Integral):
+        expected, shown = stamps[:-1] + int(freq), f"freq={freq}"
+    else:
+        return  # NeuralForecast reports an integer ds with a string freq (and the reverse) itself
+    bad = np.flatnonzero(stamps[1:] != expected)
+    if not bad.size:
+        return
+    if bad.size > (len(stamps) - 1) / 2:  # most steps disagree: the data's own step is not `freq`
+        inferred = _infer_freq(stamps)
+        found = f"the data's step is {inferred!r}" if inferred is not None else "the data has another step"
+        fix = f"freq={inferred!r}" if inferred is not None else "freq=<the data's frequency>"
+        raise ValueError(
+            f"NeuralForecast was given {shown}, but {found}: consecutive timestamps {_stamp(stamps[bad[0]])} and "
+            f"{_stamp(stamps[bad[0] + 1])} are not one {shown} step apart ({bad.size} of {len(stamps) - 1} steps). "
+            f"{name} would train on the rows as they are and date its forecasts one {shown} step apart. Create it with NeuralForecast(models=..., {fix}) "
+            f"to match the timestamps."
+        )
+    i = int(bad[0])
+    missing = "missing" if stamps[i + 1] > expected[i] else "off the grid"
+    raise ValueError(
+        f"The timestamps, shared by every series, are not consecutive {shown} steps: after {_stamp(stamps[i])} comes "
+        f"{_stamp(stamps[i + 1])}, where {_stamp(expected[i])} was expected ({bad.size} such place(s), the same in "
+        f"every series: time steps are {missing}). {name} would take the rows on either side for neighbours. "
+        f"Fill the missing time steps (e.g. utilsforecast.preprocessing.fill_gaps(df, freq=...) and then fill "
+        f"`y`, for instance by interpolation), or, if the rows are consecutive by design (trading days, say), "
+        f"pass the freq they follow (freq='B', a CustomBusinessDay) or number them with an integer `ds` and freq=1."
+    )
+
+
+def _infer_freq(stamps: np.ndarray):
+    """The pandas frequency of a run of timestamps, from the longest regular stretch at the start."""
+    import pandas as pd
+
+    if np.issubdtype(stamps.dtype, np.integer):
+        steps, counts = np.unique(np.diff(stamps), return_counts=True)
+        step = int(steps[counts.argmax()])
+        return step if step > 0 else None
+    for length in (len(stamps), 25, 8, 3):
+        try:
+            inferred = pd.infer_freq(pd.DatetimeIndex(stamps[:length]))
+        except (TypeError, ValueError):
+            inferred = None
+        if inferred:
+            return inferred
+    return None
+
+
+def _cross_validation_request(owner) -> tuple[int, int, int] | None:
+    """``(n_windows, step_size, h)`` of the ``NeuralForecast.cross_validation`` call that is fitting, if any."""
+    if owner is None:
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "cross_validation" and frame.f_locals.get("self") is owner:
+            local = frame.f_locals
+            n_windows, step_size, h = local.get("n_windows"), local.get("step_size"), local.get("h")
+            if all(isinstance(v, numbers.Integral) for v in (n_windows, step_size, h)):
+                return int(n_windows), int(step_size), int(h)
+            return None
+        frame = frame.f_back
+    return None
 
 
 def _check_prediction_inputs(model: MambaForecaster, dataset, length: int) -> None:

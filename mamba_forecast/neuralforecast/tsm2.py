@@ -73,7 +73,7 @@ class TSM2(MambaForecaster):
         start_padding_enabled=False,
         training_data_availability_threshold=0.0,
         step_size: int = 1,
-        scaler_type: str = "identity",
+        scaler_type: str = "standard",
         random_seed: int = 1,
         drop_last_loader: bool = False,
         alias: Optional[str] = None,
