@@ -36,6 +36,7 @@ import contextlib
 import functools
 import math
 import os
+import time
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,10 @@ _MAX_LOG_DECAY = 24.0
 # per tensor (128 MiB in fp32) the batch is scanned in slices of rows, so a large batch of short sequences (TSM2's
 # time mixer over thousands of series, say) does not materialise every row's states at once.
 _MAX_WORK_ELEMENTS = 1 << 25
+# On the CPU the torch backend runs its ops with no more intra-op threads than there are free cores (see
+# _scan_threads); the count of free cores is probed at most this often (seconds).
+_ADAPT_THREADS = True
+_FREE_CPUS_TTL = 0.5
 
 _CUDA_INSTALL_HINT = (
     "Install the fused kernels with `pip install mamba-forecast[cuda]` (mamba-ssm and causal-conv1d, "
@@ -239,6 +244,81 @@ def selective_scan_reference(
 # ----------------------------------------------------------------------------------------------------
 
 
+def _running_elsewhere() -> int | None:
+    """Runnable tasks on the machine now that are not threads of this process (None where /proc is missing).
+
+    The ``running/total`` field of ``/proc/loadavg`` is the kernel's instantaneous count of runnable tasks
+    (not an average); this process's own runnable threads (the caller, and intra-op workers still spinning)
+    are read from ``/proc/self/task/*/stat`` and subtracted.
+    """
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        tids = os.listdir("/proc/self/task")
+    except (OSError, ValueError, IndexError):
+        return None
+    own = 0
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        own += state == "R"
+    return max(0, running - max(own, 1))
+
+
+_free_cpus_cache = [-math.inf, None]  # [probed at (time.monotonic), free cores]
+
+
+def _free_cpus() -> int | None:
+    """Cores of this process's affinity set that other processes leave free now (>= 1), or None if unknown.
+
+    The machine-wide count of other runnable tasks is scaled to the share of the machine's cores this process
+    may use. Cached for _FREE_CPUS_TTL seconds: the probe reads a few small /proc files (~0.1 ms).
+    """
+    now = time.monotonic()
+    if now - _free_cpus_cache[0] < _FREE_CPUS_TTL:
+        return _free_cpus_cache[1]
+    others = _running_elsewhere()
+    free = None
+    if others is not None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        total = max(os.cpu_count() or cpus, cpus)
+        free = max(1, cpus - round(others * cpus / total))
+    _free_cpus_cache[:] = [now, free]
+    return free
+
+
+@contextlib.contextmanager
+def _scan_threads(device: torch.device):
+    """On the CPU, run the block with at most as many intra-op threads as there are free cores; restore after.
+
+    The scan is a few thousand small ops (tens per chunk of a few time steps), and every one is an OpenMP
+    parallel region that ends in a barrier. When another process holds one of the cores a torch thread
+    counts on, each barrier waits for a descheduled thread (a scheduler time slice, milliseconds), so the
+    scan collapses (18x and more on 2 cores with one competing process; docs/performance.md). With threads
+    capped to the free cores the ops run at full speed on the cores that are free. The user's setting is
+    restored on exit, so the cap never leaks out of the scan.
+    """
+    if not _ADAPT_THREADS or torch.device(device).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    free = _free_cpus() if threads > 1 else None
+    if free is None or free >= threads:
+        yield
+        return
+    torch.set_num_threads(free)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _chunk_plan(dt: torch.Tensor, A: torch.Tensor) -> tuple[int, bool]:
     """The chunk length for the closed form, and whether single steps must have their decay clamped.
 
@@ -297,7 +377,7 @@ class _ChunkedScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy, g_last):
         # backward() may be called inside an autocast region (the forward ran with it disabled): keep fp32
-        with _autocast_off(gy.device):
+        with _autocast_off(gy.device), _scan_threads(gy.device):
             return _ChunkedScan._backward(ctx, gy, g_last)
 
     @staticmethod
@@ -387,6 +467,11 @@ def _scan_rows(u, dt, A_t, B, C, chunk, clamp):
 
 
 def _selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+    with _scan_threads(u.device):
+        return _selective_scan_torch_body(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def _selective_scan_torch_body(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
     u_c, dt, A_c, B_c, C_c = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, channels, length = u.shape
     if length == 0:
