@@ -108,6 +108,99 @@ def test_large_batches_are_scanned_in_slices_with_the_same_result(monkeypatch, l
         assert rel_err(grads_sliced[name], grads_ref[name]) < 1e-5, name
 
 
+@pytest.fixture
+def two_threads(monkeypatch):
+    """torch at 2 intra-op threads for the test (conftest runs at 1), the free-core probe's cache emptied."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("free", [1, 2, None])
+def test_cpu_scan_runs_on_the_free_cores_and_restores_the_thread_count(monkeypatch, two_threads, free):
+    # With a core taken by another process every intra-op op of the scan would wait on a descheduled thread;
+    # the scan caps torch's threads to the free cores for its forward and backward, and gives them back.
+    seen = []
+    chunk_states = scan_module._chunk_states
+    monkeypatch.setattr(scan_module, "_free_cpus", lambda: free)
+    monkeypatch.setattr(
+        scan_module, "_chunk_states", lambda *a: seen.append(torch.get_num_threads()) or chunk_states(*a)
+    )
+    inputs = make_inputs(3, 5, 40, 6, seed=5)
+    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
+    out, last, grads = run_scan(inputs, "torch", **flags)
+    assert torch.get_num_threads() == 2
+    assert len(seen) >= 2 and set(seen) == {1 if free == 1 else 2}  # forward and backward alike
+    out_r, last_r, grads_r = run_scan(inputs, "reference", **flags)
+    assert rel_err(out, out_r) < 1e-5 and rel_err(last, last_r) < 1e-5
+    for name in GRAD_NAMES:
+        assert rel_err(grads[name], grads_r[name]) < 1e-5, name
+
+
+def test_thread_count_is_restored_when_the_scan_fails(monkeypatch, two_threads):
+    monkeypatch.setattr(scan_module, "_free_cpus", lambda: 1)
+
+    def fail(*args):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(scan_module, "_chunk_states", fail)
+    inputs = make_inputs(1, 2, 8, 3)
+    with pytest.raises(RuntimeError, match="boom"):
+        selective_scan(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], backend="torch")
+    assert torch.get_num_threads() == 2
+
+
+def test_thread_cap_can_be_switched_off(monkeypatch, two_threads):
+    monkeypatch.setattr(scan_module, "_free_cpus", lambda: 1)
+    monkeypatch.setattr(scan_module, "_ADAPT_THREADS", False)
+    seen = []
+    chunk_states = scan_module._chunk_states
+    monkeypatch.setattr(
+        scan_module, "_chunk_states", lambda *a: seen.append(torch.get_num_threads()) or chunk_states(*a)
+    )
+    inputs = make_inputs(1, 2, 8, 3)
+    selective_scan(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], backend="torch")
+    assert seen and set(seen) == {2}
+
+
+def test_free_cores_count_other_runnable_processes(monkeypatch):
+    cpus = len(scan_module.os.sched_getaffinity(0))
+    total = scan_module.os.cpu_count()
+    for others, expected in ((0, cpus), (10**6, 1)):
+        monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
+        monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: others)
+        assert scan_module._free_cpus() == expected
+    if cpus == total:
+        monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
+        monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: 1)
+        assert scan_module._free_cpus() == max(1, cpus - 1)
+    # unknown (no /proc): no cap, and the answer is cached
+    monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
+    monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: None)
+    assert scan_module._free_cpus() is None
+    monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: 0)
+    assert scan_module._free_cpus() is None
+
+
+@pytest.mark.skipif(not scan_module.os.path.exists("/proc/loadavg"), reason="needs Linux /proc")
+def test_probe_sees_a_competing_process():
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        # the competitor busy-loops, so it is runnable at every sample; our own threads are not counted
+        assert all(scan_module._running_elsewhere() >= 1 for _ in range(5))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.mark.parametrize("delta_scale", [5.0, 60.0])
 def test_large_decays_stay_exact(delta_scale):
     # Big steps force short chunks; the closed form must neither overflow nor lose the recurrence.

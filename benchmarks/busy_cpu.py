@@ -1,0 +1,189 @@
+"""How much the selective scan slows down when another process competes for the CPU, beside mambapy.
+
+    pip install mambapy
+    python benchmarks/busy_cpu.py                                  # (32, 321, 512, 16), 3 reps, 2 rounds
+    python benchmarks/busy_cpu.py --shape 32,321,512,16 --reps 5 --rounds 2 --competitors 1
+
+Times forward+backward of three implementations of the same selective scan on the same inputs (Mamba-like,
+as in ``benchmarks/scan.py``: delta = softplus(x + dt_bias), A = -(1..d_state), D, z and delta_bias given,
+gradients of every input):
+
+* ``torch``: this package's torch backend as it ships (intra-op threads capped to the free cores);
+* ``torch-uncapped``: the same backend with the cap switched off (``scan._ADAPT_THREADS = False``): every op
+  runs on all of torch's threads, as before the cap;
+* ``mambapy``: mambapy's CPU path (``mambapy.mamba.MambaBlock.selective_scan``: ``exp(delta A)``,
+  ``delta B x``, its Blelloch ``pscan`` autograd Function, ``<h, C>``, ``D x``) followed by the same
+  ``silu(z)`` gate, built here from mambapy's ``pscan`` on inputs of the same values in its layouts.
+
+A run alternates phases: "idle" (whatever else the machine is running) and "busy" (the same plus
+``--competitors`` single-threaded CPU-burning subprocesses, ``python -c 'while True: pass'``, started by
+this script before the phase and killed after it). Inside a phase the implementations are interleaved rep by
+rep, so slow drifts of the background load hit them alike. The load average and the instantaneous count of
+runnable tasks (``/proc/loadavg``) are printed at the start and end of every phase. Prints medians per
+implementation and phase, and the slowdown factor busy / idle. Timing targets are checked here, never in
+the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from _common import machine
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def _loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        fields = f.read().split()
+    return f"load {fields[0]} {fields[1]} {fields[2]}, runnable now {fields[3]}"
+
+
+def _inputs(batch: int, length: int, channels: int, d_state: int):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    dt = torch.exp(torch.rand(channels, generator=g) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+    leaves = [
+        torch.randn(batch, channels, length, generator=g),  # u
+        torch.randn(batch, channels, length, generator=g) * 0.5,  # delta (before bias and softplus)
+        -torch.arange(1, d_state + 1.0).repeat(channels, 1),  # A
+        torch.randn(batch, d_state, length, generator=g),  # B
+        torch.randn(batch, d_state, length, generator=g),  # C
+        torch.ones(channels),  # D
+        torch.randn(batch, channels, length, generator=g),  # z
+        dt + torch.log(-torch.expm1(-dt)),  # delta_bias
+    ]
+    return [t.requires_grad_() for t in leaves]
+
+
+def _steps(leaves):
+    """name -> a function running one forward+backward and clearing the gradients."""
+    import torch
+    import torch.nn.functional as F
+
+    from mamba_forecast.ssm import scan, selective_scan
+
+    u, delta, A, B, C, D, z, bias = leaves
+
+    def clear():
+        for t in leaves:
+            t.grad = None
+
+    def ours():
+        out = selective_scan(u, delta, A, B, C, D, z=z, delta_bias=bias, delta_softplus=True, backend="torch")
+        out.backward(torch.ones_like(out))
+        clear()
+
+    def uncapped():
+        scan._ADAPT_THREADS = False
+        try:
+            ours()
+        finally:
+            scan._ADAPT_THREADS = True
+
+    steps = {"torch": ours, "torch-uncapped": uncapped}
+    try:
+        from mambapy.pscan import pscan
+    except ImportError:
+        print("mambapy is not installed (pip install mambapy): timing this package's scan only")
+        return steps
+
+    def mambapy():
+        # mambapy's layouts: x, delta [b, l, ed]; B, C [b, l, n]; A [ed, n]
+        x = u.transpose(1, 2)
+        dl = F.softplus(delta + bias[:, None]).transpose(1, 2)
+        Bm, Cm = B.transpose(1, 2), C.transpose(1, 2)
+        delta_a = torch.exp(dl.unsqueeze(-1) * A)
+        bx = dl.unsqueeze(-1) * Bm.unsqueeze(2) * x.unsqueeze(-1)
+        hs = pscan(delta_a, bx)
+        y = (hs @ Cm.unsqueeze(-1)).squeeze(3) + D * x
+        out = y.transpose(1, 2) * F.silu(z)
+        out.backward(torch.ones_like(out))
+        clear()
+
+    steps["mambapy"] = mambapy
+    return steps
+
+
+def _check_same_scan(leaves, steps) -> float:
+    """Largest relative difference of mambapy's output from ours (they must compute the same scan)."""
+    import torch
+    import torch.nn.functional as F
+
+    from mamba_forecast.ssm import selective_scan
+    from mambapy.pscan import pscan
+
+    u, delta, A, B, C, D, z, bias = (t.detach()[:2] if t.dim() == 3 else t.detach() for t in leaves)
+    ours = selective_scan(u, delta, A, B, C, D, z=z, delta_bias=bias, delta_softplus=True, backend="torch")
+    dl = F.softplus(delta + bias[:, None]).transpose(1, 2)
+    hs = pscan(torch.exp(dl.unsqueeze(-1) * A), dl.unsqueeze(-1) * B.transpose(1, 2).unsqueeze(2) * u.transpose(1, 2).unsqueeze(-1))
+    y = (hs @ C.transpose(1, 2).unsqueeze(-1)).squeeze(3) + D * u.transpose(1, 2)
+    theirs = y.transpose(1, 2) * F.silu(z)
+    return float((ours - theirs).abs().max() / theirs.abs().max())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", default="32,321,512,16", help="batch,length,channels,d_state")
+    parser.add_argument("--reps", type=int, default=3, help="timed reps per implementation and phase")
+    parser.add_argument("--rounds", type=int, default=2, help="idle/busy phase pairs")
+    parser.add_argument("--competitors", type=int, default=1, help="CPU-burning processes in the busy phases")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--impls", default=None, help="comma-separated subset of torch,torch-uncapped,mambapy")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shape = tuple(int(v) for v in args.shape.split(","))
+    leaves = _inputs(*shape)
+    steps = _steps(leaves)
+    if args.impls:
+        steps = {name: steps[name] for name in args.impls.split(",")}
+    print(f"machine: {machine('cpu')}, {len(os.sched_getaffinity(0))} cores usable")
+    print(f"shape (batch, length, channels, d_state) = {shape}, fwd+bwd, {args.reps} reps x {args.rounds} rounds")
+    if "mambapy" in steps:
+        print(f"same scan: max relative difference of the outputs, ours vs mambapy = {_check_same_scan(leaves, steps):.1e}")
+    for step in steps.values():  # warm-up
+        step()
+
+    times = {(name, phase): [] for name in steps for phase in ("idle", "busy")}
+    for r in range(args.rounds):
+        for phase in ("idle", "busy"):
+            procs = []
+            if phase == "busy":
+                procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.competitors)]
+                time.sleep(1.0)
+            print(f"round {r + 1} {phase}: start {_loadavg()}", flush=True)
+            try:
+                for _ in range(args.reps):
+                    for name, step in steps.items():
+                        start = time.perf_counter()
+                        step()
+                        times[name, phase].append(time.perf_counter() - start)
+            finally:
+                print(f"round {r + 1} {phase}: end   {_loadavg()}", flush=True)
+                for p in procs:
+                    p.kill()
+                    p.wait()
+            time.sleep(1.0)
+
+    print()
+    print("| implementation | idle median s | busy median s | slowdown busy/idle | idle runs s | busy runs s |")
+    print("|---|---|---|---|---|---|")
+    for name in steps:
+        idle, busy = statistics.median(times[name, "idle"]), statistics.median(times[name, "busy"])
+        runs = [" ".join(f"{t:.2f}" for t in times[name, phase]) for phase in ("idle", "busy")]
+        print(f"| {name} | {idle:.3f} | {busy:.3f} | {busy / idle:.2f}x | {runs[0]} | {runs[1]} |")
+
+
+if __name__ == "__main__":
+    main()
