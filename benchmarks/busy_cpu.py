@@ -169,6 +169,7 @@ def main(argv=None) -> None:
                         start = time.perf_counter()
                         step()
                         times[name, phase].append(time.perf_counter() - start)
+                        print(f"  {name}: {times[name, phase][-1]:.2f} s", flush=True)
             finally:
                 print(f"round {r + 1} {phase}: end   {_loadavg()}", flush=True)
                 for p in procs:
