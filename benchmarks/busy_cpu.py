@@ -17,7 +17,12 @@ gradients of every input):
 
 A run alternates phases: "idle" (whatever else the machine is running) and "busy" (the same plus
 ``--competitors`` single-threaded CPU-burning subprocesses, ``python -c 'while True: pass'``, started by
-this script before the phase and killed after it). Inside a phase the implementations are interleaved rep by
+this script before the phase and killed after it). The competitors start in a session of their own, as
+another job would (with ``--same-session``, in this script's session). That matters on Linux with
+``sched_autogroup_enabled=1`` (printed): the scheduler then shares the CPU fairly between sessions first and
+between the threads of a session second, so a competitor inside our session takes half of a single-threaded
+benchmark's share, but only a third of a two-threaded one's, whatever the code does, once other sessions
+keep the cores busy. Inside a phase the implementations are interleaved rep by
 rep, so slow drifts of the background load hit them alike. The load average and the instantaneous count of
 runnable tasks (``/proc/loadavg``) are printed at the start and end of every phase. Prints medians per
 implementation and phase, and the slowdown factor busy / idle. Timing targets are checked here, never in
@@ -43,6 +48,14 @@ def _loadavg() -> str:
     with open("/proc/loadavg") as f:
         fields = f.read().split()
     return f"load {fields[0]} {fields[1]} {fields[2]}, runnable now {fields[3]}"
+
+
+def _autogroup() -> str:
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return f"sched_autogroup_enabled={f.read().strip()}"
+    except OSError:
+        return "no sched_autogroup"
 
 
 def _inputs(batch: int, length: int, channels: int, d_state: int):
@@ -135,6 +148,8 @@ def main(argv=None) -> None:
     parser.add_argument("--reps", type=int, default=3, help="timed reps per implementation and phase")
     parser.add_argument("--rounds", type=int, default=2, help="idle/busy phase pairs")
     parser.add_argument("--competitors", type=int, default=1, help="CPU-burning processes in the busy phases")
+    parser.add_argument("--same-session", action="store_true",
+                        help="start the competitors in this process's session (default: a session of their own)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--impls", default=None, help="comma-separated subset of torch,torch-uncapped,mambapy")
     args = parser.parse_args(argv)
@@ -150,6 +165,8 @@ def main(argv=None) -> None:
         steps = {name: steps[name] for name in args.impls.split(",")}
     print(f"machine: {machine('cpu')}, {len(os.sched_getaffinity(0))} cores usable")
     print(f"shape (batch, length, channels, d_state) = {shape}, fwd+bwd, {args.reps} reps x {args.rounds} rounds")
+    print(f"busy phases: {args.competitors} competing process(es) in "
+          f"{'this session' if args.same_session else 'a session of their own'}; {_autogroup()}")
     if "mambapy" in steps:
         print(f"same scan: max relative difference of the outputs, ours vs mambapy = {_check_same_scan(leaves, steps):.1e}")
     for step in steps.values():  # warm-up
@@ -160,7 +177,10 @@ def main(argv=None) -> None:
         for phase in ("idle", "busy"):
             procs = []
             if phase == "busy":
-                procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.competitors)]
+                procs = [
+                    subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=not args.same_session)
+                    for _ in range(args.competitors)
+                ]
                 time.sleep(1.0)
             print(f"round {r + 1} {phase}: start {_loadavg()}", flush=True)
             try:
