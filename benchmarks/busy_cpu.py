@@ -142,6 +142,38 @@ def _check_same_scan(leaves, steps) -> float:
     return float((ours - theirs).abs().max() / theirs.abs().max())
 
 
+def _per_op_ms(shape, threads: int, seconds: float = 1.0) -> float:
+    """Median ms of one elementwise multiply on a fp32 tensor of ``shape`` at ``threads`` intra-op threads."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x = torch.randn(*shape)
+        out = torch.empty_like(x)
+        torch.mul(x, x, out=out)
+        times, end = [], time.perf_counter() + seconds
+        while time.perf_counter() < end or len(times) < 3:
+            start = time.perf_counter()
+            torch.mul(x, x, out=out)
+            times.append(time.perf_counter() - start)
+        return 1000 * statistics.median(times)
+    finally:
+        torch.set_num_threads(old)
+
+
+def _per_op_report(shape, threads: int) -> str:
+    """One small op (a per-chunk work tensor of the torch scan) and one big op (a mambapy-sized tensor)."""
+    batch, length, channels, d_state = shape
+    small = (batch, 4, d_state, channels)  # [b, T, n, c] with the chunk of 4 this shape gets
+    big = (batch, 1 << math.ceil(math.log2(length)), channels, d_state)
+    parts = []
+    for name, op_shape in (("small", small), ("big", big)):
+        for t in sorted({1, threads}):
+            parts.append(f"{name} {op_shape} at {t} thread(s): {_per_op_ms(op_shape, t):.2f} ms")
+    return "; ".join(parts)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", default="32,321,512,16", help="batch,length,channels,d_state")
@@ -151,6 +183,8 @@ def main(argv=None) -> None:
     parser.add_argument("--same-session", action="store_true",
                         help="start the competitors in this process's session (default: a session of their own)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--per-op", action="store_true",
+                        help="also time one small and one big elementwise op at 1 and N threads in every phase")
     parser.add_argument("--impls", default=None, help="comma-separated subset of torch,torch-uncapped,mambapy")
     args = parser.parse_args(argv)
 
@@ -184,6 +218,8 @@ def main(argv=None) -> None:
                 time.sleep(1.0)
             print(f"round {r + 1} {phase}: start {_loadavg()}", flush=True)
             try:
+                if args.per_op:
+                    print(f"  per op: {_per_op_report(shape, torch.get_num_threads())}", flush=True)
                 for _ in range(args.reps):
                     for name, step in steps.items():
                         start = time.perf_counter()
