@@ -139,6 +139,69 @@ def test_cpu_scan_runs_on_the_free_cores_and_restores_the_thread_count(monkeypat
         assert rel_err(grads[name], grads_r[name]) < 1e-5, name
 
 
+@pytest.mark.parametrize("clamp_scale", [0.5, 60.0])
+def test_rows_scanned_by_several_threads_give_the_same_result(monkeypatch, two_threads, clamp_scale):
+    # On the CPU blocks of rows run on parallel workers (no per-op barrier); every output and gradient must
+    # match the single-threaded scan and the reference, and the thread count must come back.
+    import threading
+
+    inputs = make_inputs(7, 5, 40, 6, seed=13, delta_scale=clamp_scale)
+    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
+    monkeypatch.setattr(scan_module, "_free_cpus", lambda: 2)
+    ref = run_scan(inputs, "reference", **flags)
+    monkeypatch.setattr(scan_module, "_MIN_BLOCK_ELEMENTS", 1)
+    idents, rows = set(), []
+    chunk_states = scan_module._chunk_states
+
+    def spy(k, dt, *rest):
+        idents.add(threading.get_ident())
+        rows.append(dt.shape[1])
+        return chunk_states(k, dt, *rest)
+
+    monkeypatch.setattr(scan_module, "_chunk_states", spy)
+    out_p, last_p, grads_p = run_scan(inputs, "torch", **flags)
+    assert torch.get_num_threads() == 2
+    assert max(rows) < 7 and len(idents) >= 1  # blocks of rows, not the whole batch
+    monkeypatch.setattr(scan_module, "_ADAPT_THREADS", False)
+    rows.clear()
+    out_1, last_1, grads_1 = run_scan(inputs, "torch", **flags)
+    assert set(rows) == {7}
+    assert rel_err(out_p, out_1) < 1e-6 and rel_err(last_p, last_1) < 1e-6
+    assert rel_err(out_p, ref[0]) < 1e-5 and rel_err(last_p, ref[1]) < 1e-5
+    assert grads_p.keys() == set(GRAD_NAMES)
+    for name in GRAD_NAMES:
+        assert rel_err(grads_p[name], grads_1[name]) < 1e-6, name
+        assert rel_err(grads_p[name], ref[2][name]) < 1e-5, name
+
+
+def test_row_blocks_cover_every_row_once_on_several_threads(monkeypatch, two_threads):
+    import threading
+    import time
+
+    monkeypatch.setattr(scan_module, "_MIN_BLOCK_ELEMENTS", 1)
+    seen, idents = [], set()
+
+    def fn(r0, r1):
+        assert torch.get_num_threads() == 1 and not torch.is_grad_enabled()
+        idents.add(threading.get_ident())
+        time.sleep(0.05)  # long enough that the second worker takes a block
+        seen.extend(range(r0, r1))
+
+    scan_module._over_row_blocks(9, 10, 2, fn)
+    assert sorted(seen) == list(range(9)) and len(idents) == 2
+    assert torch.get_num_threads() == 2 and torch.is_grad_enabled()
+    seen.clear()
+    scan_module._over_row_blocks(9, 10, 1, lambda r0, r1: seen.append((r0, r1)))
+    assert seen == [(0, 9)]
+
+    def boom(r0, r1):
+        raise ValueError("block failed")
+
+    with pytest.raises(ValueError, match="block failed"):
+        scan_module._over_row_blocks(9, 10, 2, boom)
+    assert torch.get_num_threads() == 2
+
+
 def test_thread_count_is_restored_when_the_scan_fails(monkeypatch, two_threads):
     monkeypatch.setattr(scan_module, "_free_cpus", lambda: 1)
 
