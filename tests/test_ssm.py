@@ -202,6 +202,36 @@ def test_row_blocks_cover_every_row_once_on_several_threads(monkeypatch, two_thr
     assert torch.get_num_threads() == 2
 
 
+@pytest.mark.skipif(not hasattr(scan_module.os, "fork"), reason="needs os.fork")
+def test_row_workers_still_run_in_a_forked_child(monkeypatch, two_threads):
+    # a DataLoader-style fork after the pool exists: the child must get threads of its own, not hang
+    import os
+    import time
+
+    monkeypatch.setattr(scan_module, "_MIN_BLOCK_ELEMENTS", 1)
+    seen = []
+    scan_module._over_row_blocks(4, 10, 2, lambda r0, r1: time.sleep(0.05) or seen.append(r0))
+    assert sorted(seen) == [0, 1, 2, 3]
+    pid = os.fork()
+    if pid == 0:  # child
+        done = []
+        try:
+            scan_module._over_row_blocks(4, 10, 2, lambda r0, r1: done.extend(range(r0, r1)))
+        finally:
+            os._exit(0 if sorted(done) == [0, 1, 2, 3] else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung in _over_row_blocks")
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_thread_count_is_restored_when_the_scan_fails(monkeypatch, two_threads):
     monkeypatch.setattr(scan_module, "_free_cpus", lambda: 1)
 

@@ -490,7 +490,7 @@ def _over_row_blocks(rows: int, per_row: int, workers: int, fn) -> None:
                 fn(*block)
 
     try:
-        futures = [_row_pool().submit(work) for _ in range(workers - 1)]
+        futures = [_row_pool(os.getpid()).submit(work) for _ in range(workers - 1)]
         try:
             work()  # this thread is a worker too
         finally:
@@ -502,7 +502,8 @@ def _over_row_blocks(rows: int, per_row: int, workers: int, fn) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _row_pool():
+def _row_pool(pid: int) -> concurrent.futures.ThreadPoolExecutor:
+    """The row workers' threads; keyed by the process id, as a forked child inherits no threads."""
     return concurrent.futures.ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1),
                                                  thread_name_prefix="mamba_forecast_scan")
 
