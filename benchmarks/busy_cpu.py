@@ -8,9 +8,10 @@ Times forward+backward of three implementations of the same selective scan on th
 as in ``benchmarks/scan.py``: delta = softplus(x + dt_bias), A = -(1..d_state), D, z and delta_bias given,
 gradients of every input):
 
-* ``torch``: this package's torch backend as it ships (intra-op threads capped to the free cores);
-* ``torch-uncapped``: the same backend with the cap switched off (``scan._ADAPT_THREADS = False``): every op
-  runs on all of torch's threads, as before the cap;
+* ``torch``: this package's torch backend as it ships: on the CPU, blocks of rows scanned by parallel
+  workers with one intra-op thread each (2 cores), the other ops on no more threads than there are free cores;
+* ``torch-uncapped``: the same backend with both switched off (``scan._ADAPT_THREADS = False``): the whole
+  batch in one loop whose every op runs on all of torch's threads, as before issue #16 item 4;
 * ``mambapy``: mambapy's CPU path (``mambapy.mamba.MambaBlock.selective_scan``: ``exp(delta A)``,
   ``delta B x``, its Blelloch ``pscan`` autograd Function, ``<h, C>``, ``D x``) followed by the same
   ``silu(z)`` gate, built here from mambapy's ``pscan`` on inputs of the same values in its layouts.
