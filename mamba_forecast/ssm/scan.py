@@ -54,8 +54,9 @@ _MAX_LOG_DECAY = 24.0
 # per tensor (128 MiB in fp32) the batch is scanned in slices of rows, so a large batch of short sequences (TSM2's
 # time mixer over thousands of series, say) does not materialise every row's states at once.
 _MAX_WORK_ELEMENTS = 1 << 25
-# On the CPU the torch backend runs its ops with no more intra-op threads than there are free cores (see
-# _scan_threads); the count of free cores is probed at most this often (seconds).
+# On the CPU the torch backend scans blocks of rows on parallel workers (_over_row_blocks) and runs its other ops
+# with no more intra-op threads than there are free cores (_scan_threads); False switches both off (the
+# benchmarks' "torch-uncapped"). The count of free cores is probed at most every _FREE_CPUS_TTL seconds.
 _ADAPT_THREADS = True
 _FREE_CPUS_TTL = 0.5
 # On the CPU, blocks of rows are scanned by several threads at once (each running its ops single-threaded on 2
@@ -304,10 +305,10 @@ def _scan_threads(device: torch.device):
 
     The scan is a few thousand small ops (tens per chunk of a few time steps), and every one is an OpenMP
     parallel region that ends in a barrier. When another process holds one of the cores a torch thread
-    counts on, each barrier waits for a descheduled thread (a scheduler time slice, milliseconds), so the
-    scan collapses (18x and more on 2 cores with one competing process; docs/performance.md). With threads
-    capped to the free cores the ops run at full speed on the cores that are free. The user's setting is
-    restored on exit, so the cap never leaks out of the scan.
+    counts on, each barrier waits for a descheduled thread (scheduler ticks, 4 to 16 ms against 0.3 ms of
+    work at (32, 321, 512, 16)), and the scan collapses (docs/performance.md). The chunk loop avoids the
+    barriers with row workers (_over_row_blocks); the ops around it run here on no more threads than there
+    are free cores. The user's setting is restored on exit, so the cap never leaks out of the scan.
     """
     if not _ADAPT_THREADS or torch.device(device).type != "cpu":
         yield
