@@ -137,7 +137,8 @@ def _check_same_scan(leaves, steps) -> float:
     u, delta, A, B, C, D, z, bias = (t.detach()[:2] if t.dim() == 3 else t.detach() for t in leaves)
     ours = selective_scan(u, delta, A, B, C, D, z=z, delta_bias=bias, delta_softplus=True, backend="torch")
     dl = F.softplus(delta + bias[:, None]).transpose(1, 2)
-    hs = pscan(torch.exp(dl.unsqueeze(-1) * A), dl.unsqueeze(-1) * B.transpose(1, 2).unsqueeze(2) * u.transpose(1, 2).unsqueeze(-1))
+    bx = dl.unsqueeze(-1) * B.transpose(1, 2).unsqueeze(2) * u.transpose(1, 2).unsqueeze(-1)
+    hs = pscan(torch.exp(dl.unsqueeze(-1) * A), bx)
     y = (hs @ C.transpose(1, 2).unsqueeze(-1)).squeeze(3) + D * u.transpose(1, 2)
     theirs = y.transpose(1, 2) * F.silu(z)
     return float((ours - theirs).abs().max() / theirs.abs().max())
@@ -203,7 +204,8 @@ def main(argv=None) -> None:
     print(f"busy phases: {args.competitors} competing process(es) in "
           f"{'this session' if args.same_session else 'a session of their own'}; {_autogroup()}")
     if "mambapy" in steps:
-        print(f"same scan: max relative difference of the outputs, ours vs mambapy = {_check_same_scan(leaves, steps):.1e}")
+        diff = _check_same_scan(leaves, steps)
+        print(f"same scan: max relative difference of the outputs, ours vs mambapy = {diff:.1e}")
     for step in steps.values():  # warm-up
         step()
 
@@ -213,7 +215,9 @@ def main(argv=None) -> None:
             procs = []
             if phase == "busy":
                 procs = [
-                    subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=not args.same_session)
+                    subprocess.Popen(
+                        [sys.executable, "-c", "while True: pass"], start_new_session=not args.same_session
+                    )
                     for _ in range(args.competitors)
                 ]
                 time.sleep(1.0)
