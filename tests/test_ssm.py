@@ -129,6 +129,192 @@ def test_large_batches_are_scanned_in_slices_with_the_same_result(monkeypatch, l
         assert rel_err(grads_sliced[name], grads_ref[name]) < 1e-5, name
 
 
+@pytest.fixture
+def two_threads(monkeypatch):
+    """torch at 2 intra-op threads for the test (conftest runs at 1), the free-core probe's cache emptied."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("free", [1, 2, None])
+def test_cpu_scan_runs_on_the_free_cores_and_restores_the_thread_count(monkeypatch, two_threads, free):
+    # With a core taken by another process every intra-op op of the scan would wait on a descheduled thread;
+    # the scan caps torch's threads to the free cores for its forward and backward, and gives them back.
+    seen = []
+    chunk_states = scan_module._chunk_states
+    monkeypatch.setattr(scan_module, "_free_cpus", lambda: free)
+    monkeypatch.setattr(
+        scan_module, "_chunk_states", lambda *a: seen.append(torch.get_num_threads()) or chunk_states(*a)
+    )
+    inputs = make_inputs(3, 5, 40, 6, seed=5)
+    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
+    out, last, grads = run_scan(inputs, "torch", **flags)
+    assert torch.get_num_threads() == 2
+    assert len(seen) >= 2 and set(seen) == {1 if free == 1 else 2}  # forward and backward alike
+    out_r, last_r, grads_r = run_scan(inputs, "reference", **flags)
+    assert rel_err(out, out_r) < 1e-5 and rel_err(last, last_r) < 1e-5
+    for name in GRAD_NAMES:
+        assert rel_err(grads[name], grads_r[name]) < 1e-5, name
+
+
+@pytest.mark.parametrize("clamp_scale", [0.5, 60.0])
+def test_rows_scanned_by_several_threads_give_the_same_result(monkeypatch, two_threads, clamp_scale):
+    # On the CPU blocks of rows run on parallel workers (no per-op barrier); every output and gradient must
+    # match the single-threaded scan and the reference, and the thread count must come back.
+    import threading
+
+    inputs = make_inputs(7, 5, 40, 6, seed=13, delta_scale=clamp_scale)
+    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
+    monkeypatch.setattr(scan_module, "_free_cpus", lambda: 2)
+    ref = run_scan(inputs, "reference", **flags)
+    monkeypatch.setattr(scan_module, "_MIN_BLOCK_ELEMENTS", 1)
+    idents, rows = set(), []
+    chunk_states = scan_module._chunk_states
+
+    def spy(k, dt, *rest):
+        idents.add(threading.get_ident())
+        rows.append(dt.shape[1])
+        return chunk_states(k, dt, *rest)
+
+    monkeypatch.setattr(scan_module, "_chunk_states", spy)
+    out_p, last_p, grads_p = run_scan(inputs, "torch", **flags)
+    assert torch.get_num_threads() == 2
+    assert max(rows) < 7 and len(idents) >= 1  # blocks of rows, not the whole batch
+    monkeypatch.setattr(scan_module, "_ADAPT_THREADS", False)
+    rows.clear()
+    out_1, last_1, grads_1 = run_scan(inputs, "torch", **flags)
+    assert set(rows) == {7}
+    assert rel_err(out_p, out_1) < 1e-6 and rel_err(last_p, last_1) < 1e-6
+    assert rel_err(out_p, ref[0]) < 1e-5 and rel_err(last_p, ref[1]) < 1e-5
+    assert grads_p.keys() == set(GRAD_NAMES)
+    for name in GRAD_NAMES:
+        assert rel_err(grads_p[name], grads_1[name]) < 1e-6, name
+        assert rel_err(grads_p[name], ref[2][name]) < 1e-5, name
+
+
+def test_row_blocks_cover_every_row_once_on_several_threads(monkeypatch, two_threads):
+    import threading
+    import time
+
+    monkeypatch.setattr(scan_module, "_MIN_BLOCK_ELEMENTS", 1)
+    seen, idents = [], set()
+
+    def fn(r0, r1):
+        assert torch.get_num_threads() == 1 and not torch.is_grad_enabled()
+        idents.add(threading.get_ident())
+        time.sleep(0.05)  # long enough that the second worker takes a block
+        seen.extend(range(r0, r1))
+
+    scan_module._over_row_blocks(9, 10, 2, fn)
+    assert sorted(seen) == list(range(9)) and len(idents) == 2
+    assert torch.get_num_threads() == 2 and torch.is_grad_enabled()
+    seen.clear()
+    scan_module._over_row_blocks(9, 10, 1, lambda r0, r1: seen.append((r0, r1)))
+    assert seen == [(0, 9)]
+
+    def boom(r0, r1):
+        raise ValueError("block failed")
+
+    with pytest.raises(ValueError, match="block failed"):
+        scan_module._over_row_blocks(9, 10, 2, boom)
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.skipif(not hasattr(scan_module.os, "fork"), reason="needs os.fork")
+def test_row_workers_still_run_in_a_forked_child(monkeypatch, two_threads):
+    # a DataLoader-style fork after the pool exists: the child must get threads of its own, not hang
+    import os
+    import time
+
+    monkeypatch.setattr(scan_module, "_MIN_BLOCK_ELEMENTS", 1)
+    seen = []
+    scan_module._over_row_blocks(4, 10, 2, lambda r0, r1: time.sleep(0.05) or seen.append(r0))
+    assert sorted(seen) == [0, 1, 2, 3]
+    pid = os.fork()
+    if pid == 0:  # child
+        done = []
+        try:
+            scan_module._over_row_blocks(4, 10, 2, lambda r0, r1: done.extend(range(r0, r1)))
+        finally:
+            os._exit(0 if sorted(done) == [0, 1, 2, 3] else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung in _over_row_blocks")
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_thread_count_is_restored_when_the_scan_fails(monkeypatch, two_threads):
+    monkeypatch.setattr(scan_module, "_free_cpus", lambda: 1)
+
+    def fail(*args):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(scan_module, "_chunk_states", fail)
+    inputs = make_inputs(1, 2, 8, 3)
+    with pytest.raises(RuntimeError, match="boom"):
+        selective_scan(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], backend="torch")
+    assert torch.get_num_threads() == 2
+
+
+def test_thread_cap_can_be_switched_off(monkeypatch, two_threads):
+    monkeypatch.setattr(scan_module, "_free_cpus", lambda: 1)
+    monkeypatch.setattr(scan_module, "_ADAPT_THREADS", False)
+    seen = []
+    chunk_states = scan_module._chunk_states
+    monkeypatch.setattr(
+        scan_module, "_chunk_states", lambda *a: seen.append(torch.get_num_threads()) or chunk_states(*a)
+    )
+    inputs = make_inputs(1, 2, 8, 3)
+    selective_scan(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], backend="torch")
+    assert seen and set(seen) == {2}
+
+
+def test_free_cores_count_other_runnable_processes(monkeypatch):
+    cpus = len(scan_module.os.sched_getaffinity(0))
+    total = scan_module.os.cpu_count()
+    for others, expected in ((0, cpus), (10**6, 1)):
+        monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
+        monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: others)
+        assert scan_module._free_cpus() == expected
+    if cpus == total:
+        monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
+        monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: 1)
+        assert scan_module._free_cpus() == max(1, cpus - 1)
+    # unknown (no /proc): no cap, and the answer is cached
+    monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
+    monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: None)
+    assert scan_module._free_cpus() is None
+    monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: 0)
+    assert scan_module._free_cpus() is None
+
+
+@pytest.mark.skipif(not scan_module.os.path.exists("/proc/loadavg"), reason="needs Linux /proc")
+def test_probe_sees_a_competing_process():
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        # the competitor busy-loops, so it is runnable at every sample; our own threads are not counted
+        assert all(scan_module._running_elsewhere() >= 1 for _ in range(5))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.mark.parametrize("delta_scale", [5.0, 60.0])
 def test_large_decays_stay_exact(delta_scale):
     # Big steps force short chunks; the closed form must neither overflow nor lose the recurrence.

@@ -42,11 +42,14 @@ with ``"cuda"`` only the output's gradient flows back.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import importlib
 import math
 import os
+import threading
+import time
 import warnings
 
 import torch
@@ -63,6 +66,14 @@ _MAX_LOG_DECAY = 24.0
 # per tensor (128 MiB in fp32) the batch is scanned in slices of rows, so a large batch of short sequences (TSM2's
 # time mixer over thousands of series, say) does not materialise every row's states at once.
 _MAX_WORK_ELEMENTS = 1 << 25
+# On the CPU the torch backend scans blocks of rows on parallel workers (_over_row_blocks) and runs its other ops
+# with no more intra-op threads than there are free cores (_scan_threads); False switches both off (the
+# benchmarks' "torch-uncapped"). The count of free cores is probed at most every _FREE_CPUS_TTL seconds.
+_ADAPT_THREADS = True
+_FREE_CPUS_TTL = 0.5
+# On the CPU, blocks of rows are scanned by several threads at once (each running its ops single-threaded on 2
+# cores) when every block's work tensor has at least this many elements.
+_MIN_BLOCK_ELEMENTS = 1 << 18
 
 _CUDA_INSTALL_HINT = (
     "Install the fused kernels with `pip install mamba-forecast[cuda]` (mamba-ssm and causal-conv1d, "
@@ -355,6 +366,81 @@ def selective_scan_reference(
 # ----------------------------------------------------------------------------------------------------
 
 
+def _running_elsewhere() -> int | None:
+    """Runnable tasks on the machine now that are not threads of this process (None where /proc is missing).
+
+    The ``running/total`` field of ``/proc/loadavg`` is the kernel's instantaneous count of runnable tasks
+    (not an average); this process's own runnable threads (the caller, and intra-op workers still spinning)
+    are read from ``/proc/self/task/*/stat`` and subtracted.
+    """
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        tids = os.listdir("/proc/self/task")
+    except (OSError, ValueError, IndexError):
+        return None
+    own = 0
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        own += state == "R"
+    return max(0, running - max(own, 1))
+
+
+_free_cpus_cache = [-math.inf, None]  # [probed at (time.monotonic), free cores]
+
+
+def _free_cpus() -> int | None:
+    """Cores of this process's affinity set that other processes leave free now (>= 1), or None if unknown.
+
+    The machine-wide count of other runnable tasks is scaled to the share of the machine's cores this process
+    may use. Cached for _FREE_CPUS_TTL seconds: the probe reads a few small /proc files (~0.1 ms).
+    """
+    now = time.monotonic()
+    if now - _free_cpus_cache[0] < _FREE_CPUS_TTL:
+        return _free_cpus_cache[1]
+    others = _running_elsewhere()
+    free = None
+    if others is not None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        total = max(os.cpu_count() or cpus, cpus)
+        free = max(1, cpus - round(others * cpus / total))
+    _free_cpus_cache[:] = [now, free]
+    return free
+
+
+@contextlib.contextmanager
+def _scan_threads(device: torch.device):
+    """On the CPU, run the block with at most as many intra-op threads as there are free cores; restore after.
+
+    The scan is a few thousand small ops (tens per chunk of a few time steps), and every one is an OpenMP
+    parallel region that ends in a barrier. When another process holds one of the cores a torch thread
+    counts on, each barrier waits for a descheduled thread (scheduler ticks, 4 to 16 ms against 0.3 ms of
+    work at (32, 321, 512, 16)), and the scan collapses (docs/performance.md). The chunk loop avoids the
+    barriers with row workers (_over_row_blocks); the ops around it run here on no more threads than there
+    are free cores. The user's setting is restored on exit, so the cap never leaks out of the scan.
+    """
+    if not _ADAPT_THREADS or torch.device(device).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    free = _free_cpus() if threads > 1 else None
+    if free is None or free >= threads:
+        yield
+        return
+    torch.set_num_threads(free)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _chunk_plan(dt: torch.Tensor, A: torch.Tensor) -> tuple[int, bool]:
     """The chunk length for the closed form, and whether single steps must have their decay clamped.
 
@@ -385,35 +471,46 @@ class _ChunkedScan(torch.autograd.Function):
         u, dt: [k, b, T, c]; A_t: [n, c] (A transposed); Bm, Cm: [k, b, T, n]   (k chunks of T steps)
     Outputs: y [k, b, T, c], last state [b, n, c].
     Per chunk the work tensors are [b, T, n, c], so the reductions over n and over c are batched matmuls and
-    every per-chunk slice of an input is contiguous.
+    every per-chunk slice of an input is contiguous. Rows of the batch are independent: with ``workers`` > 1
+    (the CPU) blocks of rows are scanned by that many threads at once (see _over_row_blocks).
     """
 
     @staticmethod
-    def forward(ctx, u, dt, A_t, Bm, Cm, clamp):
+    def forward(ctx, u, dt, A_t, Bm, Cm, clamp, workers=1):
         n_chunks, b, chunk, c = u.shape
         n = A_t.shape[0]
         du = dt * u
         tril = torch.ones(chunk, chunk, device=u.device, dtype=u.dtype).tril_()
         dt_cum = None if clamp else torch.matmul(tril, dt)  # in-chunk cumulative steps [k, b, T, c]
-        buffers = [u.new_empty(b, chunk, n, c) for _ in range(3)]
         starts = u.new_empty(n_chunks, b, n, c)
         y = u.new_empty(n_chunks, b, chunk, c)
-        h = u.new_zeros(b, n, c)
-        bt = b * chunk
-        for k in range(n_chunks):
-            starts[k] = h
-            decay, work, prefix = _chunk_states(k, dt, dt_cum, du, A_t, Bm, h, tril, buffers)
-            torch.mul(prefix, decay, out=work)  # h_t  [b, T, n, c]
-            torch.bmm(Cm[k].view(bt, 1, n), work.view(bt, n, c), out=y[k].view(bt, 1, c))
-            h = work[:, -1].clone()
+        last = u.new_empty(b, n, c)
+
+        def rows(r0, r1):
+            sl = slice(r0, r1)
+            dt_r, du_r, B_r, C_r = dt[:, sl], du[:, sl], Bm[:, sl], Cm[:, sl]
+            cum_r = None if dt_cum is None else dt_cum[:, sl]
+            buffers = [u.new_empty(r1 - r0, chunk, n, c) for _ in range(3)]
+            h = u.new_zeros(r1 - r0, n, c)
+            bt = (r1 - r0) * chunk
+            for k in range(n_chunks):
+                starts[k, sl] = h
+                decay, work, prefix = _chunk_states(k, dt_r, cum_r, du_r, A_t, B_r, h, tril, buffers)
+                torch.mul(prefix, decay, out=work)  # h_t  [rows, T, n, c]
+                torch.bmm(C_r[k].view(bt, 1, n), work.view(bt, n, c), out=y[k, sl].view(bt, 1, c))
+                h = work[:, -1].clone()
+            last[sl] = h
+
+        _over_row_blocks(b, chunk * n * c, workers, rows)
         ctx.save_for_backward(u, dt, A_t, Bm, Cm, starts)
         ctx.clamp = clamp
-        return y, h
+        ctx.workers = workers
+        return y, last
 
     @staticmethod
     def backward(ctx, gy, g_last):
         # backward() may be called inside an autocast region (the forward ran with it disabled): keep fp32
-        with _autocast_off(gy.device):
+        with _autocast_off(gy.device), _scan_threads(gy.device):
             return _ChunkedScan._backward(ctx, gy, g_last)
 
     @staticmethod
@@ -421,47 +518,111 @@ class _ChunkedScan(torch.autograd.Function):
         u, dt, A_t, Bm, Cm, starts = ctx.saved_tensors
         n_chunks, b, chunk, c = u.shape
         n = A_t.shape[0]
-        bt = b * chunk
         gy = gy.contiguous()
         du = dt * u
         tril = torch.ones(chunk, chunk, device=u.device, dtype=u.dtype).tril_()
         triu = tril.t().contiguous()
         dt_cum = None if ctx.clamp else torch.matmul(tril, dt)
-        buffers = [u.new_empty(b, chunk, n, c) for _ in range(3)]
-        rev = u.new_empty(b, chunk, n, c)
         g_u = torch.empty_like(u)
         g_dt = torch.empty_like(u)
         g_B = torch.empty_like(Bm)
         g_C = torch.empty_like(Cm)
-        g_A = torch.zeros_like(A_t)
-        gh_B = u.new_empty(bt, 1, c)
-        carry = g_last.contiguous() if g_last is not None else u.new_zeros(b, n, c)
-        for k in reversed(range(n_chunks)):
-            h0 = starts[k]
-            decay, work, prefix = _chunk_states(k, dt, dt_cum, du, A_t, Bm, h0, tril, buffers)  # h_t = E_t P_t
-            # adjoint: gh_t = C_t gy_t + exp(dt_{t+1} A) gh_{t+1}  =>  gh_t = E_t^-1 sum_{s>=t} E_s q_s
-            torch.mul(Cm[k].unsqueeze(-1), gy[k].unsqueeze(2), out=work)  # q_s [b, T, n, c]
-            work[:, -1] += carry
-            work.mul_(decay)
-            torch.matmul(triu, work.view(b, chunk, n * c), out=rev.view(b, chunk, n * c))  # R_t
-            carry = rev[:, 0].clone()  # E_0 gh_0 = R_0: the adjoint handed to the previous chunk
-            torch.div(rev, decay, out=work)  # gh_t
-            decay.mul_(prefix)  # h_t
-            torch.bmm(decay.view(bt, n, c), gy[k].view(bt, c, 1), out=g_C[k].view(bt, n, 1))
-            torch.bmm(work.view(bt, n, c), du[k].view(bt, c, 1), out=g_B[k].view(bt, n, 1))
-            torch.bmm(Bm[k].view(bt, 1, n), work.view(bt, n, c), out=gh_B)  # sum_n gh B
-            gh_B = gh_B.view(b, chunk, c)
-            torch.mul(gh_B, dt[k], out=g_u[k])
-            # d/d(dt A): gh_t * (h_t - dt_t u_t B_t) = R_t * P_{t-1}   (P_{-1} = h0)
-            rev[:, 1:].mul_(prefix[:, :-1])
-            rev[:, 0].mul_(h0)
-            torch.mul(rev, A_t, out=work)
-            torch.sum(work, 2, out=g_dt[k])
-            g_dt[k].addcmul_(gh_B, u[k])
-            rev.mul_(dt[k].unsqueeze(2))
-            g_A += rev.sum((0, 1))
-            gh_B = gh_B.view(bt, 1, c)
-        return g_u, g_dt, g_A, g_B, g_C, None
+        g_last = g_last.contiguous() if g_last is not None else None
+        g_A_parts = {}
+
+        def rows(r0, r1):
+            sl = slice(r0, r1)
+            nr = r1 - r0
+            bt = nr * chunk
+            u_r, dt_r, du_r, B_r, C_r, gy_r = u[:, sl], dt[:, sl], du[:, sl], Bm[:, sl], Cm[:, sl], gy[:, sl]
+            cum_r = None if dt_cum is None else dt_cum[:, sl]
+            buffers = [u.new_empty(nr, chunk, n, c) for _ in range(3)]
+            rev = u.new_empty(nr, chunk, n, c)
+            g_A = torch.zeros_like(A_t)
+            gh_B = u.new_empty(bt, 1, c)
+            carry = g_last[sl] if g_last is not None else u.new_zeros(nr, n, c)
+            for k in reversed(range(n_chunks)):
+                h0 = starts[k, sl]
+                decay, work, prefix = _chunk_states(k, dt_r, cum_r, du_r, A_t, B_r, h0, tril, buffers)  # h_t = E_t P_t
+                # adjoint: gh_t = C_t gy_t + exp(dt_{t+1} A) gh_{t+1}  =>  gh_t = E_t^-1 sum_{s>=t} E_s q_s
+                torch.mul(C_r[k].unsqueeze(-1), gy_r[k].unsqueeze(2), out=work)  # q_s [rows, T, n, c]
+                work[:, -1] += carry
+                work.mul_(decay)
+                torch.matmul(triu, work.view(nr, chunk, n * c), out=rev.view(nr, chunk, n * c))  # R_t
+                carry = rev[:, 0].clone()  # E_0 gh_0 = R_0: the adjoint handed to the previous chunk
+                torch.div(rev, decay, out=work)  # gh_t
+                decay.mul_(prefix)  # h_t
+                torch.bmm(decay.view(bt, n, c), gy_r[k].view(bt, c, 1), out=g_C[k, sl].view(bt, n, 1))
+                torch.bmm(work.view(bt, n, c), du_r[k].view(bt, c, 1), out=g_B[k, sl].view(bt, n, 1))
+                torch.bmm(B_r[k].view(bt, 1, n), work.view(bt, n, c), out=gh_B)  # sum_n gh B
+                gh_B = gh_B.view(nr, chunk, c)
+                torch.mul(gh_B, dt_r[k], out=g_u[k, sl])
+                # d/d(dt A): gh_t * (h_t - dt_t u_t B_t) = R_t * P_{t-1}   (P_{-1} = h0)
+                rev[:, 1:].mul_(prefix[:, :-1])
+                rev[:, 0].mul_(h0)
+                torch.mul(rev, A_t, out=work)
+                torch.sum(work, 2, out=g_dt[k, sl])
+                g_dt[k, sl].addcmul_(gh_B, u_r[k])
+                rev.mul_(dt_r[k].unsqueeze(2))
+                g_A += rev.sum((0, 1))
+                gh_B = gh_B.view(bt, 1, c)
+            g_A_parts[r0] = g_A
+
+        _over_row_blocks(b, chunk * n * c, ctx.workers, rows)
+        g_A = g_A_parts.pop(0)
+        for r0 in sorted(g_A_parts):  # a fixed order: the same sum whatever thread finished first
+            g_A += g_A_parts[r0]
+        return g_u, g_dt, g_A, g_B, g_C, None, None
+
+
+def _over_row_blocks(rows: int, per_row: int, workers: int, fn) -> None:
+    """Call ``fn(r0, r1)`` over blocks of rows that cover ``range(rows)``: on this thread alone when
+    ``workers`` is 1 or the work is small, else on ``workers`` threads that take blocks as they come free.
+
+    On a CPU shared with other processes this is what keeps the scan from collapsing: each worker runs its
+    ops on torch threads of its own (one on 2 cores), so no op waits in a parallel-region barrier for a
+    thread the scheduler took away, and a worker on a busy core just scans fewer blocks. Blocks are at
+    least _MIN_BLOCK_ELEMENTS elements per work tensor (so Python's per-op overhead, under the GIL, stays
+    small) and about 2 per worker. ``fn`` must write disjoint rows.
+    """
+    n_blocks = min(rows, 2 * workers, max(1, rows * per_row // _MIN_BLOCK_ELEMENTS))
+    workers = min(workers, n_blocks)
+    if workers <= 1:
+        fn(0, rows)
+        return
+    bounds = [rows * i // n_blocks for i in range(n_blocks + 1)]
+    blocks = iter(zip(bounds[:-1], bounds[1:]))
+    lock = threading.Lock()
+    threads = torch.get_num_threads()
+    per_worker = max(1, threads // workers)
+
+    def work():
+        torch.set_num_threads(per_worker)  # this thread's intra-op threads (thread-local in ATen's OpenMP)
+        with torch.no_grad():
+            while True:
+                with lock:
+                    block = next(blocks, None)
+                if block is None:
+                    return
+                fn(*block)
+
+    try:
+        futures = [_row_pool(os.getpid()).submit(work) for _ in range(workers - 1)]
+        try:
+            work()  # this thread is a worker too
+        finally:
+            errors = [f.exception() for f in futures]
+        if any(e is not None for e in errors):
+            raise next(e for e in errors if e is not None)
+    finally:
+        torch.set_num_threads(threads)  # also the default that threads created later start from
+
+
+@functools.lru_cache(maxsize=1)
+def _row_pool(pid: int) -> concurrent.futures.ThreadPoolExecutor:
+    """The row workers' threads; keyed by the process id, as a forked child inherits no threads."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1),
+                                                 thread_name_prefix="mamba_forecast_scan")
 
 
 def _chunk_states(k, dt, dt_cum, du, A_t, Bm, h0, tril, buffers):
@@ -492,17 +653,28 @@ def _to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
     return x.view(b, f, -1, chunk).permute(2, 0, 3, 1).contiguous()
 
 
-def _scan_rows(u, dt, A_t, B, C, chunk, clamp):
+def _scan_rows(u, dt, A_t, B, C, chunk, clamp, workers=1):
     """The chunked scan of some rows of the batch: y [rows, c, padded length] and the last state [rows, n, c]."""
     rows, channels, _ = u.shape
     # dt = 0 on the padded steps leaves the state untouched
     y, last = _ChunkedScan.apply(
-        _to_chunks(u, chunk), _to_chunks(dt, chunk), A_t, _to_chunks(B, chunk), _to_chunks(C, chunk), clamp
+        _to_chunks(u, chunk), _to_chunks(dt, chunk), A_t, _to_chunks(B, chunk), _to_chunks(C, chunk), clamp,
+        workers,
     )
     return y.permute(1, 3, 0, 2).reshape(rows, channels, -1), last
 
 
 def _selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+    # rows are scanned by as many threads as torch would use (before the cap below), each single-threaded on
+    # 2 cores: no op of the chunk loop ever waits in a barrier for a thread another process displaced
+    workers = torch.get_num_threads() if _ADAPT_THREADS and u.device.type == "cpu" else 1
+    with _scan_threads(u.device):
+        return _selective_scan_torch_body(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, workers
+        )
+
+
+def _selective_scan_torch_body(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, workers=1):
     u_c, dt, A_c, B_c, C_c = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, channels, length = u.shape
     if length == 0:
@@ -512,7 +684,9 @@ def _selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, r
     A_t = A_c.t().contiguous()
     rows = max(1, _MAX_WORK_ELEMENTS // (chunk * A.shape[1] * channels))
     parts = [
-        _scan_rows(u_c[i : i + rows], dt[i : i + rows], A_t, B_c[i : i + rows], C_c[i : i + rows], chunk, clamp)
+        _scan_rows(
+            u_c[i : i + rows], dt[i : i + rows], A_t, B_c[i : i + rows], C_c[i : i + rows], chunk, clamp, workers
+        )
         for i in range(0, batch, rows)
     ]
     if len(parts) == 1:
