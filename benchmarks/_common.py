@@ -105,3 +105,28 @@ def run_child(script: str, spec: dict, timeout: float | None = None) -> dict:
             return {"error": "killed (out of memory)"}
         return {"error": (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def scan_inputs(batch: int, length: int, channels: int, d_state: int, device: str = "cpu") -> list:
+    """Leaves ``u, delta, A, B, C, D, z, delta_bias`` of one selective scan, seeded, with gradients on.
+
+    ``delta_bias`` is mamba-ssm's initialisation (softplus^-1 of steps log-uniform in [1e-3, 0.1]) and
+    ``A = -[1..d_state]`` per channel, so the decays are those of a freshly built Mamba block.
+    """
+    import math
+
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    dt = torch.exp(torch.rand(channels, generator=g) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+    leaves = [
+        torch.randn(batch, channels, length, generator=g),  # u
+        torch.randn(batch, channels, length, generator=g) * 0.5,  # delta (before bias and softplus)
+        -torch.arange(1, d_state + 1.0).repeat(channels, 1),  # A
+        torch.randn(batch, d_state, length, generator=g),  # B
+        torch.randn(batch, d_state, length, generator=g),  # C
+        torch.ones(channels),  # D
+        torch.randn(batch, channels, length, generator=g),  # z
+        dt + torch.log(-torch.expm1(-dt)),  # delta_bias
+    ]
+    return [t.to(device).requires_grad_() for t in leaves]

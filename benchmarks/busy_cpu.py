@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 
-from _common import machine
+from _common import machine, scan_inputs
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -57,24 +57,6 @@ def _autogroup() -> str:
             return f"sched_autogroup_enabled={f.read().strip()}"
     except OSError:
         return "no sched_autogroup"
-
-
-def _inputs(batch: int, length: int, channels: int, d_state: int):
-    import torch
-
-    g = torch.Generator().manual_seed(0)
-    dt = torch.exp(torch.rand(channels, generator=g) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
-    leaves = [
-        torch.randn(batch, channels, length, generator=g),  # u
-        torch.randn(batch, channels, length, generator=g) * 0.5,  # delta (before bias and softplus)
-        -torch.arange(1, d_state + 1.0).repeat(channels, 1),  # A
-        torch.randn(batch, d_state, length, generator=g),  # B
-        torch.randn(batch, d_state, length, generator=g),  # C
-        torch.ones(channels),  # D
-        torch.randn(batch, channels, length, generator=g),  # z
-        dt + torch.log(-torch.expm1(-dt)),  # delta_bias
-    ]
-    return [t.requires_grad_() for t in leaves]
 
 
 def _steps(leaves):
@@ -195,7 +177,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     shape = tuple(int(v) for v in args.shape.split(","))
-    leaves = _inputs(*shape)
+    leaves = scan_inputs(*shape)
     steps = _steps(leaves)
     if args.impls:
         steps = {name: steps[name] for name in args.impls.split(",")}

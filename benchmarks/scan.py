@@ -17,7 +17,7 @@ import json
 import math
 import os
 
-from _common import machine, run_child, time_steps
+from _common import machine, run_child, scan_inputs, time_steps
 
 SHAPES = [(32, 7, 128, 16), (32, 21, 512, 16), (32, 321, 512, 16), (16, 862, 128, 16)]
 
@@ -28,19 +28,7 @@ def _one(backend: str, shape: tuple[int, int, int, int], reps: int, device: str)
     from mamba_forecast.ssm import selective_scan
 
     batch, length, channels, d_state = shape
-    g = torch.Generator().manual_seed(0)
-    dt = torch.exp(torch.rand(channels, generator=g) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
-    leaves = [
-        torch.randn(batch, channels, length, generator=g),  # u
-        torch.randn(batch, channels, length, generator=g) * 0.5,  # delta (before bias and softplus)
-        -torch.arange(1, d_state + 1.0).repeat(channels, 1),  # A
-        torch.randn(batch, d_state, length, generator=g),  # B
-        torch.randn(batch, d_state, length, generator=g),  # C
-        torch.ones(channels),  # D
-        torch.randn(batch, channels, length, generator=g),  # z
-        dt + torch.log(-torch.expm1(-dt)),  # delta_bias
-    ]
-    leaves = [t.to(device).requires_grad_() for t in leaves]
+    leaves = scan_inputs(batch, length, channels, d_state, device)
     u, delta, A, B, C, D, z, bias = leaves
 
     def step():
