@@ -486,6 +486,24 @@ def test_historical_forecasts_without_retraining(cls):
                                                   stride=OCL, retrain=False, last_points_only=False, metric=mae))
 
 
+def test_historical_forecasts_refuse_nan_inputs_instead_of_returning_nan():
+    target, past = series(2, length=80), covariates(80, 1)
+    model = make(SMambaModel).fit(target[:60], past_covariates=past)
+    values = target.values().copy()
+    values[70, 1] = np.nan  # after the training part: only the historical forecasts read it
+    holed = target.with_values(values)
+    kw = dict(start=60, start_format="position", forecast_horizon=OCL, stride=OCL, retrain=False)
+    with pytest.raises(ValueError, match=r"SMambaModel: `series` has NaN values; historical forecasts read"):
+        model.historical_forecasts(holed, past_covariates=past, **kw)
+    cov = past.values().copy()
+    cov[75, 0] = np.inf
+    with pytest.raises(ValueError, match=r"`past_covariates` has infinite values"):
+        model.backtest(target, past_covariates=past.with_values(cov), metric=mae, **kw)
+    assert np.isnan(holed.values()[70, 1]) and np.isinf(cov[75, 0])  # the user's data is left as it was
+    hfc = model.historical_forecasts(target, past_covariates=past, **kw)  # finite inputs still work
+    assert np.isfinite(hfc.values()).all()
+
+
 def test_historical_forecasts_several_series_probabilistic():
     a, b = series(2, length=70), series(2, length=70, level=40.0, seed=3)
     model = make(likelihood=lm.GaussianLikelihood()).fit([a[:50], b[:50]])

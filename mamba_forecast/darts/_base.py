@@ -313,6 +313,30 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
                         )
         return super()._setup_for_predict_from_dataset(n, series, *args, **kwargs)
 
+    def historical_forecasts(self, series, past_covariates=None, future_covariates=None, *args, **kwargs):
+        """Darts' ``historical_forecasts``, after the same finite-values check ``predict`` and ``fit`` make.
+
+        Without retraining, Darts reads the model inputs from the given series through its own dataset, past
+        ``predict``'s checks: a NaN there gave NaN forecasts with no error. Every series and covariate passed here
+        must be finite (each forecast reads a window that may lie anywhere in them).
+        """
+        name = self.__class__.__name__
+        for kind, given in (("series", series), ("past_covariates", past_covariates),
+                            ("future_covariates", future_covariates)):
+            if given is None:
+                continue
+            for i, ts in enumerate(_as_list(given)):
+                if not isinstance(ts, TimeSeries):
+                    continue  # Darts reports the wrong type itself
+                values = ts.all_values(copy=False)
+                if not np.isfinite(values).all():
+                    raise ValueError(
+                        f"{name}: `{kind}`{_at(i, given)} has {_non_finite_kind(values)} values; historical "
+                        "forecasts read model inputs from anywhere in it. Replace them first, e.g. with "
+                        "`darts.utils.missing_values.fill_missing_values`, or pass only the finite part."
+                    )
+        return super().historical_forecasts(series, past_covariates, future_covariates, *args, **kwargs)
+
     def _setup_for_predict(self, *args, trainer=None, **kwargs):
         # Every prediction (predict, historical_forecasts, backtest) sets up its trainer here. Under DDP, Lightning
         # would give each rank only its share of the series, and `predict` on rank 0 would silently return part
