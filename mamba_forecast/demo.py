@@ -41,6 +41,9 @@ DEMO_CONFIGS = {
 }
 
 
+# --device -> Lightning accelerator (anything else is refused by argparse, never silently run on the CPU)
+_ACCELERATORS = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "mps": "mps", "auto": "auto"}
+
 def load_demo_data() -> pd.DataFrame:
     """The bundled ETTh1 table: a ``date`` column and 7 series columns, 17,420 hourly rows."""
     with resources.files("mamba_forecast.datasets").joinpath("data", DEMO_DATA).open("rb") as raw:
@@ -123,7 +126,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="season length for the classical models (default: from the data's frequency: "
                              "24 for hourly, 7 for daily, 52 for weekly, 12 for monthly, ...)")
     parser.add_argument("--freq", default=None, help="pandas frequency (default: inferred)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--device", default="cpu", choices=sorted(_ACCELERATORS),
+                        help="cpu, cuda (or gpu), mps or auto (default cpu)")
     parser.add_argument("--out", default="mamba_forecast_output", help="output folder")
     parser.add_argument("--seed", type=int, default=1)
 
@@ -193,7 +197,7 @@ def run(args) -> pd.DataFrame:
           f"{'' if args.season is not None else ' from the frequency'}); "
           f"held-out tail {args.windows} windows x {args.horizon} steps", flush=True)
 
-    accelerator = {"auto": "auto", "cuda": "gpu", "gpu": "gpu"}.get(args.device, "cpu")
+    accelerator = _ACCELERATORS[args.device]
     trainer = dict(accelerator=accelerator, devices=1, enable_progress_bar=False, logger=False,
                    enable_model_summary=False, enable_checkpointing=False)
     results = []

@@ -96,3 +96,14 @@ def test_demo_reads_a_user_csv_and_rejects_a_short_one(tmp_path):
     assert set(table["model"]) == {"SeasonalNaive", "AutoETS", "SMamba"}
     with pytest.raises(SystemExit, match="shortest series"):
         main(["demo", "--data", str(path), "--input-size", "380", "--horizon", "24", "--out", str(tmp_path / "x")])
+
+
+def test_demo_device_is_one_lightning_knows_never_silently_the_cpu(capsys):
+    from mamba_forecast.cli import build_parser
+    from mamba_forecast.demo import _ACCELERATORS
+
+    assert build_parser().parse_args(["demo", "--device", "mps"]).device == "mps"
+    assert _ACCELERATORS["mps"] == "mps" and _ACCELERATORS["cuda"] == "gpu"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--device", "tpu"])
+    assert "invalid choice: 'tpu'" in capsys.readouterr().err

@@ -495,6 +495,20 @@ def test_default_search_spaces(auto):
     assert auto.get_default_config(h=H, backend="ray", n_series=7)["n_series"] == 7
 
 
+def test_auto_keeps_n_series_with_a_user_optuna_config():
+    from neuralforecast.common._base_auto import MockTrial
+
+    from mamba_forecast.neuralforecast import AutoSMamba
+
+    def space(trial):
+        return {"learning_rate": 1e-3, "max_steps": 2}
+
+    auto = AutoSMamba(h=H, n_series=3, config=space, backend="optuna", num_samples=1)
+    config = auto.config(MockTrial())  # NeuralForecast's wrapper adds h and the losses
+    assert config["n_series"] == 3 and config["learning_rate"] == 1e-3 and config["h"] == H
+    assert AutoSMamba(h=H, n_series=3, config={"max_steps": 2}, backend="ray", num_samples=1).config["n_series"] == 3
+
+
 def _small_space(auto, backend):
     space = auto.get_default_config(h=H, backend=backend)
     fixed = dict(max_steps=2, val_check_steps=1, input_size=L, d_model=16, e_layers=1, **QUIET)

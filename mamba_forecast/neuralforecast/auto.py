@@ -100,6 +100,8 @@ class MambaAuto(BaseAuto):
             config = self.get_default_config(h=h, backend=backend, n_series=n_series)
         elif n_series is not None and isinstance(config, dict):
             config = {**config, "n_series": n_series}
+        elif n_series is not None and callable(config):  # an Optuna config function: add n_series to its dict
+            config = _with_n_series(config, n_series)
         super().__init__(
             cls_model=self.model_class,
             h=h,
@@ -228,3 +230,12 @@ class AutoTSM2(MambaAuto):
         "patch_len": lambda config: min(_TSM2_PATCH_LEN, config["input_size"]),
         "stride": lambda config: max(1, min(_TSM2_PATCH_LEN, config["input_size"]) // 2),
     }
+
+
+def _with_n_series(config, n_series: int):
+    """An Optuna config function that returns ``config(trial)`` with ``n_series`` set."""
+
+    def config_with_n_series(trial):
+        return {**config(trial), "n_series": n_series}
+
+    return config_with_n_series
