@@ -223,3 +223,30 @@ def test_tune_logs_pruned_trials_and_resumes_a_cut_off_search(tmp_path, monkeypa
     assert log["trial"].tolist() == [0, 1, 2, 3]
     assert log["settings"].nunique() == 4  # the resumed search did not repeat the first proposals
     assert second["source"].startswith("tuned on validation, 4 trials, seed 3")
+
+
+def test_bench_runs_tuned_and_official_presets_as_separate_cells(tmp_path, monkeypatch):
+    from mamba_forecast.bench import presets
+    from mamba_forecast.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    synthetic_ett().to_csv(data / "ETTh1.csv", index=False)
+    table = tmp_path / "tuned.json"
+    table.write_text(json.dumps({"Linear": {"ETTh1": {
+        "settings": {"learning_rate": 5e-3, "optimizer": "adamw", "lradj": "cosine"},
+        "source": "tuned on validation, 8 trials, seed 2023", "val_mse": 0.5}}}))
+    monkeypatch.setattr(presets, "TUNED_PRESETS_FILE", table)
+    out = tmp_path / "results.csv"
+    args = ["bench", "--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", "24", "--epochs",
+            "1", "--data-dir", str(data), "--out", str(out), "--no-progress"]
+    main(args)  # default: tuned
+    main(args + ["--preset", "official"])
+    main(args)  # the tuned cell is done: skipped
+    rows = read_results(out)
+    assert [(r["preset"], r["learning_rate"], r["optimizer"], r["lradj"]) for r in rows] == [
+        ("tuned", "0.005", "adamw", "cosine"), ("official", "0.001", "adam", "type1")]
+    assert all(float(r["val_mse"]) > 0 for r in rows)
+    samples = tmp_path / "figures" / "samples"
+    assert sorted(p.name for p in samples.iterdir()) == [
+        "ETTh1_Linear_L24_H12_s2023_harness.csv", "ETTh1_Linear_L24_H12_s2023_harness_tuned.csv"]

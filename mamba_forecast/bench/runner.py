@@ -214,7 +214,8 @@ def run_cell(
         notes="; ".join(notes + ([f"peak_mem = process peak RSS"] if dev.type == "cpu" else [])),
     )
     if samples_dir is not None:
-        name = f"{cell.dataset}_{cell.model}_L{cell.input_size}_H{cell.horizon}_s{cell.seed}_{cell.via}.csv"
+        table = "" if preset.table == "official" else f"_{preset.table}"  # official and tuned runs keep apart
+        name = f"{cell.dataset}_{cell.model}_L{cell.input_size}_H{cell.horizon}_s{cell.seed}_{cell.via}{table}.csv"
         save_sample(Path(samples_dir) / name, data, result)
     row.update(preset=preset.table, val_mse=f"{result.val_loss:.6f}", optimizer=preset.optimizer,
                lradj=preset.lradj)
