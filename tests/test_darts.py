@@ -248,7 +248,7 @@ def test_float64_series_train_and_predict_in_float64():
 
 def test_attention_mamba_is_tied_to_the_number_of_components():
     model = make(AttentionMambaModel).fit(series(2))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"equal number of components .* Received number of components: `3`, expected: `2`"):
         model.predict(OCL, series=series(3))
 
 
