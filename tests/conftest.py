@@ -8,6 +8,9 @@ import warnings
 import pytest
 import torch
 
+# Trainer switches every host-library test uses: CPU, no progress bar, no logger, no model summary.
+QUIET = dict(enable_progress_bar=False, logger=False, enable_model_summary=False, accelerator="cpu")
+
 _LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")
 
 

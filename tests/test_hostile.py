@@ -29,7 +29,7 @@ from mamba_forecast import neuralforecast as mnf  # noqa: E402
 from mamba_forecast.darts._base import _MambaForecastModule  # noqa: E402
 from mamba_forecast.neuralforecast._base import MambaForecaster  # noqa: E402
 
-QUIET = dict(enable_progress_bar=False, logger=False, enable_model_summary=False, accelerator="cpu")
+from conftest import QUIET  # noqa: E402
 PL = dict(QUIET)
 H, L = 4, 8  # NeuralForecast horizon and look-back
 ICL, OCL = 8, 4  # Darts chunks

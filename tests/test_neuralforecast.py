@@ -39,7 +39,7 @@ from mamba_forecast.neuralforecast import (  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = [SMamba, AttentionMamba, FMamba, TSM2]
 AUTOS = [AutoSMamba, AutoAttentionMamba, AutoFMamba, AutoTSM2]
-QUIET = dict(enable_progress_bar=False, logger=False, enable_model_summary=False, accelerator="cpu")
+from conftest import QUIET  # noqa: E402
 H, L = 12, 24
 
 

@@ -138,7 +138,7 @@ def test_mamba_block_under_bf16_autocast_trains():
 # ETTh1's first rows (7 series): input 96, horizon 24, so 281 training windows
 ROWS, INPUT, H = 400, 96, 24
 N_WINDOWS = ROWS - INPUT - H + 1
-QUIET = dict(enable_progress_bar=False, logger=False, enable_model_summary=False, accelerator="cpu")
+from conftest import QUIET  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,9 @@ from neuralforecast import NeuralForecast  # noqa: E402
 from mamba_forecast.neuralforecast import AutoFMamba, AutoSMamba  # noqa: E402
 
 H, L = 12, 24
-QUIET = dict(enable_progress_bar=False, logger=False, enable_model_summary=False, accelerator="cpu", devices=1)
+from conftest import QUIET as _QUIET  # noqa: E402
+
+QUIET = {**_QUIET, "devices": 1}
 FIXED = dict(max_steps=2, val_check_steps=1, input_size=L, d_model=16, d_ff=16, e_layers=1, d_state=4, **QUIET)
 
 
