@@ -178,17 +178,15 @@ def tune(
 
         Path(study_file).parent.mkdir(parents=True, exist_ok=True)
         storage = JournalStorage(JournalFileBackend(str(study_file)))
-    name = f"{model}-{dataset}-L{base.input_size}-H{horizon}-s{seed}-e{epochs}"
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    done = 0
-    if storage is not None and name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
-        done = sum(t.state in finished for t in optuna.load_study(study_name=name, storage=storage).trials)
     study = optuna.create_study(
-        study_name=name, storage=storage, load_if_exists=True, direction="minimize",
-        # a resumed search draws new proposals (seed + finished trials), not the first ones again
-        sampler=optuna.samplers.TPESampler(seed=seed + done, n_startup_trials=max(1, min(4, trials // 2))),
+        study_name=f"{model}-{dataset}-L{base.input_size}-H{horizon}-s{seed}-e{epochs}", storage=storage,
+        load_if_exists=True, direction="minimize",
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = sum(t.state in finished for t in study.trials)
+    # a resumed search draws new proposals (seed + finished trials), not the first ones again
+    study.sampler = optuna.samplers.TPESampler(seed=seed + done, n_startup_trials=max(1, min(4, trials // 2)))
     if done:
         log(f"[tune {model} {dataset} H={horizon}] resuming: {done} of {trials} trials already finished")
     if trials > done:
@@ -197,7 +195,7 @@ def tune(
     completed = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
     pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)
     best = study.best_trial
-    settings = {**{k: v for k, v in best.params.items()}, "epochs": epochs}
+    settings = {**best.params, "epochs": epochs}
     entry = {
         "settings": settings,
         "val_mse": round(float(best.value), 6),
