@@ -102,24 +102,26 @@ def done_keys(path) -> set[tuple]:
     return {tuple(str(r.get(k, "")) for k in KEY) for r in read_results(path)}
 
 
-def append_row(path, row: dict) -> None:
+def append_row(path, row: dict, columns: list[str] = COLUMNS) -> None:
+    """Append ``row`` to the CSV at ``path`` (header first in a new file). A file written before a column was
+    added is rewritten with today's ``columns`` first, so old rows stay aligned."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists() or path.stat().st_size == 0
     if not new:
         with open(path, newline="") as fh:
-            header = next(csv.reader(fh), [])
-        if header != COLUMNS:  # a CSV from before a column was added: rewrite it with today's columns
-            old_rows = read_results(path)
+            reader = csv.DictReader(fh)
+            old_rows = list(reader) if reader.fieldnames != columns else None
+        if old_rows is not None:
             with open(path, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+                writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
                 writer.writeheader()
-                writer.writerows({k: r.get(k, "") for k in COLUMNS} for r in old_rows)
+                writer.writerows({k: r.get(k, "") for k in columns} for r in old_rows)
     with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         if new:
             writer.writeheader()
-        writer.writerow({k: row.get(k, "") for k in COLUMNS})
+        writer.writerow({k: row.get(k, "") for k in columns})
 
 
 def _peak_mem_mb(device: torch.device) -> float:

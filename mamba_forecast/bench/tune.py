@@ -17,7 +17,6 @@ stopped: finished trials count towards ``trials`` and are not run again.
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import json
 import time
@@ -28,7 +27,7 @@ from ..datasets import canonical_name
 from .models import USES_CALENDAR_TOKENS, build_model, forward
 from .presets import TUNED_PRESETS_FILE, Preset, apply_settings, get_preset, read_tuned
 from .protocol import prepare
-from .runner import resolve_device, set_seed
+from .runner import append_row, resolve_device, set_seed
 from .train import LR_SCHEDULES, OPTIMIZERS, train
 
 TUNE_EPOCHS = 10
@@ -68,16 +67,6 @@ SEARCH_SPACES = {
     "TSM2": _tsm2,
     "Linear": _common,
 }
-
-
-def _append_trial(path: Path, row: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or path.stat().st_size == 0
-    with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=TRIAL_COLUMNS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
 
 
 def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
@@ -162,7 +151,7 @@ def tune(
             log(f"[tune {model} {dataset} H={horizon}] trial {trial.number}: {state}, val {value:.5f}, "
                 f"{time.time() - t0:.0f}s, {settings}")
             if log_path is not None:
-                _append_trial(log_path, dict(
+                append_row(log_path, columns=TRIAL_COLUMNS, row=dict(
                     dataset=dataset, model=model, horizon=horizon, seed=seed, trial=trial.number, state=state,
                     val_mse=f"{value:.6f}", epochs_run=len(seen), best_epoch=result.best_epoch if result else "",
                     sec=f"{time.time() - t0:.1f}", settings=json.dumps(settings, sort_keys=True),
