@@ -90,7 +90,7 @@ def test_gzip_copies_read_the_same(name, tmp_path):
     import gzip
     import shutil
 
-    for f in BENCHMARKS[name].files:
+    for f in BENCHMARKS[name].file_names:
         with open(SHARED / f, "rb") as src, gzip.open(tmp_path / f"{f}.gz", "wb") as dst:
             shutil.copyfileobj(src, dst)
     pd.testing.assert_frame_equal(load_benchmark(name, tmp_path), load_benchmark(name, SHARED))
