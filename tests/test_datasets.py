@@ -223,10 +223,12 @@ def test_csv_file_is_read_target_last_and_split_7_1_2(tmp_path):
     pd.DataFrame({"date": pd.date_range("2020-01-01", periods=100, freq="D"), "sales": np.arange(100.0),
                   "price": np.ones(100), "visits": np.arange(100) * 2}).to_csv(path, index=False)
     name = register_csv(path, target="sales")
-    assert name == "csv:shop.csv" and get_spec(name).split == "ratio"
+    assert name == "shop.csv" and get_spec(name).split == "ratio"
     df = load_benchmark(name)
     assert list(df.columns) == ["date", "price", "visits", "sales"] and df["visits"].dtype == np.float64
     assert split_borders(name, 100, 10) == {"train": (0, 70), "val": (60, 80), "test": (70, 100)}
+    (tmp_path / "ETTh1").write_text(path.read_text())  # a file named like a registered set never shadows it
+    assert register_csv(tmp_path / "ETTh1") == "csv-ETTh1" and get_spec("ETTh1").split == "ett_hour"
 
 
 @pytest.mark.parametrize("content, target, match", [

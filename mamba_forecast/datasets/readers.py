@@ -150,12 +150,17 @@ def load_benchmark(name: str, data_dir: str | os.PathLike | None = None) -> pd.D
     spec = get_spec(name)
     if spec.name in _CUSTOM:
         return read_csv_file(spec.files[0].name, spec.target)
+    if spec.name == "ETTh1" and data_dir is None:
+        try:
+            root = resolve_data_dir()
+        except FileNotFoundError:
+            root = None
+        if root is None or find_file(root, spec.files[0]) is None:
+            return load_demo_data()  # the bundled copy (byte-identical to the official file)
     root = resolve_data_dir(data_dir)
     paths = []
     for f in spec.files:
         path = find_file(root, f)
-        if path is None and spec.name == "ETTh1" and data_dir is None:
-            return load_demo_data()  # the bundled copy (checked byte-identical to the official file)
         if path is None:
             raise FileNotFoundError(
                 f"{root / f.name} not found (benchmark {spec.name}; {f.name}.gz is read too). Fetch it with "
@@ -222,11 +227,19 @@ def read_csv_file(path: str | os.PathLike, target: str | None = None) -> pd.Data
 
 def register_csv(path: str | os.PathLike, target: str | None = None) -> str:
     """Check a CSV in the standard layout (:func:`read_csv_file`) and register it for the benchmark; returns its
-    name, ``"csv:<file name>"``, which ``load_benchmark``, ``split_borders``, ``bench`` and ``tune`` accept.
+    name, the file's name (``"sales.csv"``; ``"csv-<file name>"`` if that is a registered set's name), which
+    ``load_benchmark``, ``split_borders``, ``bench`` and ``tune`` accept.
     It splits 7:1:2 (train / validation / test, as the custom sets of the literature)."""
     path = Path(path).expanduser().resolve()
     df = read_csv_file(path, target)
-    name = f"csv:{path.name}"
+    name = path.name
+    try:
+        canonical_name(name)
+    except KeyError:
+        pass
+    else:
+        if name not in _CUSTOM:
+            name = f"csv-{name}"  # never shadow a registered set
     _CUSTOM[name] = DatasetSpec(
         name, (DataFile(str(path)),), "ratio", pd.infer_freq(df["date"].iloc[:100]) or "unknown",
         df.shape[1] - 1, len(df), target=df.columns[-1], horizons=(), source=str(path),

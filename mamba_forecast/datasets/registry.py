@@ -169,7 +169,7 @@ DATASETS: dict[str, DatasetSpec] = {
                     source="UCI SML2010 (Zamora-Martinez et al., 2014), CC BY 4.0"),
     ]
 }
-_CUSTOM: dict[str, DatasetSpec] = {}  # CSV files registered by `register_csv` (names "csv:<file name>")
+_CUSTOM: dict[str, DatasetSpec] = {}  # CSV files registered by `register_csv` (named after the file)
 
 
 def canonical_name(name: str) -> str:
