@@ -216,7 +216,10 @@ def _run_tune(args) -> int:
 
     from .bench.tune import TUNE_EPOCHS, TUNED_PRESETS_FILE, tune
 
-    (dataset,) = _datasets(args)
+    datasets = _datasets(args)
+    if len(datasets) != 1:
+        raise SystemExit(f"error: tune searches one dataset at a time; got --dataset {args.dataset}")
+    (dataset,) = datasets
     if args.threads:
         torch.set_num_threads(args.threads)
     tune(args.model, dataset, args.horizon, trials=args.trials, seed=args.seed, data_dir=args.data_dir,

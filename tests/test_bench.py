@@ -382,3 +382,10 @@ def test_make_published_keeps_only_the_implemented_models(tmp_path):
     shipped = read_published(PUBLISHED_FILE)
     assert shipped[("ETTh1", 96, 96, "S-Mamba")]["mse"] == 0.386
     assert {k[3] for k in shipped} <= {"S-Mamba", "TSM2", "Attention Mamba", "FMamba"}
+
+
+def test_tune_refuses_several_datasets_or_none():
+    with pytest.raises(SystemExit, match="one dataset at a time"):
+        main(["tune", "--model", "Linear", "--dataset", "ETTh1,ETTh2"])
+    with pytest.raises(SystemExit, match="either --dataset NAME or --csv PATH"):
+        main(["tune", "--model", "Linear"])
