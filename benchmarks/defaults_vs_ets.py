@@ -61,7 +61,7 @@ def synthetic_panel(n_series: int = 7, length: int = LENGTH, seed: int = 0) -> p
 
 
 def etth1_panel(length: int = LENGTH) -> pd.DataFrame:
-    from mamba_forecast.demo import load_demo_data, to_long
+    from mamba_forecast.datasets import load_demo_data, to_long
 
     return to_long(load_demo_data()).groupby("unique_id").tail(length).reset_index(drop=True)
 

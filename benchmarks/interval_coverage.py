@@ -39,7 +39,7 @@ H, LENGTH, LEVELS, CALIBRATION = 24, 2500, (80, 90), 20
 
 
 def load(name: str) -> tuple[pd.DataFrame, str]:
-    from mamba_forecast.demo import load_demo_data, to_long
+    from mamba_forecast.datasets import load_demo_data, to_long
 
     if name == "etth1":
         return to_long(load_demo_data()).groupby("unique_id").tail(LENGTH).reset_index(drop=True), "h"

@@ -1,10 +1,10 @@
 """Backtest Mamba forecasters in Darts, then ensemble one with classical models.
 
-    python examples/darts_backtest_ensemble.py                        # minutes on a CPU; ETTh1 if found
+    python examples/darts_backtest_ensemble.py                        # minutes on a CPU
     MAMBA_FORECAST_FAST=1 python examples/darts_backtest_ensemble.py  # seconds: tiny models, short data
 
-ETTh1.csv is looked up in $MAMBA_FORECAST_DATA, then ../shared/datasets (see ``mamba_forecast.datasets``);
-without it the script uses a synthetic hourly series with daily and weekly cycles.
+The data are ETTh1 (``mamba_forecast.datasets.load_benchmark("ETTh1")``: the copy bundled with the package, or
+``ETTh1.csv`` in ``$MAMBA_FORECAST_DATA`` / the user cache when one is there).
 
 1. ``SMambaModel`` and ``FMambaModel`` (with hour and weekday encodings as future covariates) are trained once,
    then ``historical_forecasts(retrain=False)`` forecasts every day of the test period and ``backtest`` scores
@@ -21,7 +21,6 @@ import os
 import warnings
 
 import numpy as np
-import pandas as pd
 from darts import TimeSeries
 from darts.dataprocessing.transformers import Scaler
 from darts.metrics import mae
@@ -70,20 +69,12 @@ COMMON = dict(
 
 
 def load_series() -> tuple[TimeSeries, str]:
-    """ETTh1 (7 hourly series) when the file is found, otherwise a synthetic 3-series stand-in."""
-    try:
-        from mamba_forecast.datasets import load_benchmark
+    """ETTh1: 7 hourly series, bundled with the package."""
+    from mamba_forecast.datasets import load_benchmark
 
-        df = load_benchmark("ETTh1").iloc[:N_ROWS]
-        series = TimeSeries.from_dataframe(df, time_col="date", freq="h")
-        return series.astype(np.float32), "ETTh1"
-    except FileNotFoundError:
-        t = np.arange(N_ROWS)[:, None]
-        rng = np.random.default_rng(0)
-        values = (10 + 5 * np.arange(3) + 2 * np.sin(2 * np.pi * t / DAY + np.arange(3))
-                  + np.sin(2 * np.pi * t / (7 * DAY)) + 0.3 * rng.normal(size=(N_ROWS, 3)))
-        index = pd.date_range("2024-01-01", periods=N_ROWS, freq="h")
-        return TimeSeries.from_times_and_values(index, values.astype(np.float32), columns=["a", "b", "c"]), "synthetic"
+    df = load_benchmark("ETTh1").iloc[:N_ROWS]
+    series = TimeSeries.from_dataframe(df, time_col="date", freq="h")
+    return series.astype(np.float32), "ETTh1"
 
 
 def main() -> None:

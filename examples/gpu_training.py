@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from neuralforecast import NeuralForecast
 
-from mamba_forecast.demo import load_demo_data, to_long
+from mamba_forecast.datasets import load_demo_data, to_long
 from mamba_forecast.neuralforecast import FMamba
 from mamba_forecast.ssm import cuda_scan_available, resolve_backend
 

@@ -23,7 +23,7 @@ import pandas as pd
 from neuralforecast import NeuralForecast
 from neuralforecast.losses.pytorch import MQLoss
 
-from mamba_forecast.demo import load_demo_data, to_long
+from mamba_forecast.datasets import load_demo_data, to_long
 from mamba_forecast.neuralforecast import FMamba, SMamba
 
 # Print only this script's own lines: the trainer switches (enable_progress_bar, enable_model_summary, logger)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from neuralforecast import DistributedConfig, NeuralForecast
 
-from mamba_forecast.demo import load_demo_data, to_long
+from mamba_forecast.datasets import load_demo_data, to_long
 from mamba_forecast.neuralforecast import SMamba
 
 # Print only this script's own lines: the trainer switches (enable_progress_bar, enable_model_summary, logger)

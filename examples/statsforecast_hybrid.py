@@ -23,7 +23,7 @@ from statsforecast.models import AutoETS, SeasonalNaive
 from utilsforecast.evaluation import evaluate
 from utilsforecast.losses import mae, rmse
 
-from mamba_forecast.demo import load_demo_data, to_long
+from mamba_forecast.datasets import load_demo_data, to_long
 from mamba_forecast.neuralforecast import FMamba, SMamba
 
 # Print only this script's own lines: the trainer switches (enable_progress_bar, enable_model_summary, logger)

@@ -35,12 +35,107 @@ def _overrides(items: list[str] | None) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------------------------- data
+_CSV_HELP = ("a CSV in the standard layout (a 'date' column, then numeric series columns) instead of --dataset; "
+             "split 7:1:2 (train / validation / test, as the custom sets of the literature)")
+
+
+def _add_dataset_arguments(p, several: bool) -> None:
+    """--dataset / --csv / --target / --data-dir, shared by bench and tune."""
+    from .datasets import DATASETS
+
+    names = ", ".join(DATASETS)
+    p.add_argument("--dataset", default=None,
+                   help=(f"comma-separated registered sets: {names}" if several else f"a registered set: {names}"))
+    p.add_argument("--csv", default=None, metavar="PATH", help=_CSV_HELP)
+    p.add_argument("--target", default=None, metavar="COL",
+                   help="with --csv: the target column, moved last (default: OT where present, else the last column)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the benchmark files (default: $MAMBA_FORECAST_DATA, else the user cache "
+                        "~/.cache/mamba_forecast, where `mamba-forecast data download` puts them)")
+
+
+def _datasets(args) -> list[str]:
+    """The dataset names of a bench / tune call; checks them (and a --csv file) before anything trains."""
+    from .datasets import canonical_name, register_csv
+
+    if (args.dataset is None) == (args.csv is None):
+        raise SystemExit("error: pass either --dataset NAME or --csv PATH (one of them)")
+    if args.target is not None and args.csv is None:
+        raise SystemExit("error: --target goes with --csv (a registered set's target is fixed by the registry)")
+    if args.csv is not None:
+        try:
+            return [register_csv(args.csv, args.target)]
+        except (FileNotFoundError, ValueError) as exc:
+            raise SystemExit(f"error: {exc}") from None
+    names = _csv_list(args.dataset)
+    try:
+        return [canonical_name(n) for n in names]
+    except KeyError as exc:
+        raise SystemExit(f"error: --dataset: {exc.args[0]}") from None
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="list the registered benchmark sets, or download one",
+                       description="The standard long-horizon sets: where they come from, which files are in the "
+                                   "data folder, and a download with a checksum check.")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    lst = dsub.add_parser("list", help="the registry, and which files are present in the data folder")
+    lst.add_argument("--data-dir", default=None, help="data folder (default: $MAMBA_FORECAST_DATA, else "
+                                                     "~/.cache/mamba_forecast)")
+    lst.set_defaults(func=_run_data_list)
+    dl = dsub.add_parser("download", help="fetch a set from its public source (checksum checked where known)")
+    dl.add_argument("name", help="a registered set, e.g. ETTm2 (see `mamba-forecast data list`)")
+    dl.add_argument("--data-dir", default=None, help="where to put it (default: $MAMBA_FORECAST_DATA, else "
+                                                    "~/.cache/mamba_forecast; created)")
+    dl.add_argument("--force", action="store_true", help="download again even when the file is present")
+    dl.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server (default 60)")
+    dl.set_defaults(func=_run_data_download)
+
+
+def _run_data_list(args) -> int:
+    from .datasets import DATASETS, file_status, resolve_data_dir
+
+    try:
+        root = resolve_data_dir(args.data_dir)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"data folder: {root}{'' if root.is_dir() else ' (does not exist yet)'}")
+    print(f"{'name':<13} {'rows x series':>15}  {'step':<6} {'split':<12} {'sha256':<8} files")
+    for spec in DATASETS.values():
+        status = file_status(spec, root)
+        files = ", ".join(f"{f.name} ({'present' if p else 'missing'})" for f, p in status)
+        checked = "known" if all(f.sha256 for f in spec.files) else "none"
+        if spec.name == "ETTh1" and args.data_dir is None and not all(p for _, p in status):
+            files += " [bundled copy used]"
+        print(f"{spec.name:<13} {f'{spec.n_rows} x {spec.n_series}':>15}  {spec.freq:<6} {spec.split:<12} "
+              f"{checked:<8} {files}")
+    print("\nFetch one with `mamba-forecast data download NAME`; sha256 'none': the download is kept unverified.")
+    return 0
+
+
+def _run_data_download(args) -> int:
+    from .datasets import DownloadError, canonical_name, download
+
+    try:
+        download(canonical_name(args.name), args.data_dir, force=args.force, timeout=args.timeout,
+                 log=lambda msg: print(msg, flush=True))
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except (DownloadError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- bench
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="train and score models under the standard long-horizon protocol",
                        description="Train and score cells (dataset x model x horizon x seed); each finished "
                                    "cell is appended to the CSV and skipped on a rerun.")
-    p.add_argument("--dataset", required=True, help="comma-separated: ETTh1,ETTh2,ETTm1,Weather,Exchange,SML2010")
+    _add_dataset_arguments(p, several=True)
     p.add_argument("--model", required=True, help="comma-separated: SMamba,AttentionMamba,FMamba,TSM2 (Linear)")
     p.add_argument("--horizon", default="96", help="comma-separated horizons (default 96)")
     p.add_argument("--seeds", default="2023", help="comma-separated seeds (default 2023)")
@@ -51,7 +146,6 @@ def _add_bench(sub) -> None:
                    help="train with the harness loop or through mamba_forecast.neuralforecast")
     p.add_argument("--preset", default="tuned", choices=["tuned", "official"],
                    help="preset table: tuned (default; the official row where nothing was tuned) or official")
-    p.add_argument("--data-dir", default=None, help="folder with the benchmark files ($MAMBA_FORECAST_DATA)")
     p.add_argument("--out", default=str(DEFAULT_RESULTS), help="results CSV (appended; default %(default)s)")
     p.add_argument("--samples-dir", default=None,
                    help="where one test window per cell is saved for the report (default: <out dir>/figures/samples)")
@@ -74,12 +168,13 @@ def _run_bench(args) -> int:
 
     from .bench.runner import Cell, run_cells
 
+    datasets = _datasets(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     cells = [
         Cell(dataset=d, model=m, horizon=h, seed=s, input_size=args.input_size, epochs=args.epochs, via=args.via,
              preset=args.preset)
-        for d in _csv_list(args.dataset)
+        for d in datasets
         for m in _csv_list(args.model)
         for h in _csv_list(args.horizon, int)
         for s in _csv_list(args.seeds, int)
@@ -98,14 +193,13 @@ def _add_tune(sub) -> None:
                        description="Search one model's space on one dataset, scored on the validation split only "
                                    "(the test split is not read); the winner goes to the tuned preset table.")
     p.add_argument("--model", required=True, help="SMamba, AttentionMamba, FMamba or TSM2")
-    p.add_argument("--dataset", required=True, help="a benchmark name, e.g. ETTh1")
+    _add_dataset_arguments(p, several=False)
     p.add_argument("--horizon", type=int, default=96, help="horizon scored during the search (default 96)")
     p.add_argument("--trials", type=int, default=8, help="number of trials (default 8)")
     p.add_argument("--seed", type=int, default=2023, help="seed of the sampler and of every trial (default 2023)")
     p.add_argument("--input-size", type=int, default=None, help="look-back (default: the preset's)")
     p.add_argument("--epochs", type=int, default=None, help="max epochs per trial (default 10)")
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
-    p.add_argument("--data-dir", default=None, help="folder with the benchmark files ($MAMBA_FORECAST_DATA)")
     p.add_argument("--presets-file", default=None,
                    help="tuned table to update (default: the package's bench/tuned_presets.json)")
     p.add_argument("--trials-log", default=str(Path("docs") / "tuning_trials.csv"),
@@ -122,9 +216,13 @@ def _run_tune(args) -> int:
 
     from .bench.tune import TUNE_EPOCHS, TUNED_PRESETS_FILE, tune
 
+    datasets = _datasets(args)
+    if len(datasets) != 1:
+        raise SystemExit(f"error: tune searches one dataset at a time; got --dataset {args.dataset}")
+    (dataset,) = datasets
     if args.threads:
         torch.set_num_threads(args.threads)
-    tune(args.model, args.dataset, args.horizon, trials=args.trials, seed=args.seed, data_dir=args.data_dir,
+    tune(args.model, dataset, args.horizon, trials=args.trials, seed=args.seed, data_dir=args.data_dir,
          device=args.device, input_size=args.input_size, epochs=args.epochs or TUNE_EPOCHS,
          max_train_batches=args.max_train_batches, presets_file=args.presets_file or TUNED_PRESETS_FILE,
          trials_log=args.trials_log, study_file=args.study_file, log=lambda msg: print(msg, flush=True))
@@ -138,7 +236,8 @@ def _add_report(sub) -> None:
     p.add_argument("--out", default=str(Path("docs") / "benchmarks.md"), help="markdown file to write")
     p.add_argument("--figures", default=None, help="figure folder (default: <out dir>/figures)")
     p.add_argument("--published", default=None,
-                   help="published_results.csv (default: <data dir>/../reference/published_results.csv)")
+                   help="published results CSV: dataset,input_size,horizon,model,mse,mae,source (default: the "
+                        "table shipped in the package, mamba_forecast/bench/published.csv)")
     p.add_argument("--no-figures", action="store_true")
     p.set_defaults(func=_run_report)
 
@@ -176,6 +275,7 @@ _COMMANDS = {
     "bench": _add_bench,
     "tune": _add_tune,
     "report": _add_report,
+    "data": _add_data,
 }
 
 

@@ -15,19 +15,16 @@ Sequence Time-Series Forecasting", AAAI 2021), shipped unmodified as a gzip unde
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-DEMO_DATA = "ETTh1.csv.gz"
-DEMO_CREDIT = (
-    "ETTh1 (ETDataset, Zhou et al., Informer, AAAI 2021; CC BY-ND 4.0), bundled unmodified with mamba-forecast"
-)
+# the loaders live in mamba_forecast.datasets; imported here for the demo (and for code that imported them here)
+from .datasets import DEMO_CREDIT, DEMO_DATA, load_demo_data, to_long  # noqa: F401
+
 NEURAL_MODELS = ("SMamba", "AttentionMamba", "FMamba", "TSM2")
 # Small, fast settings for a 2-core laptop; the benchmark presets (mamba-forecast bench) are the full ones.
 # TSM2 scans a d_state x (expand * d_model) state over every patch of every series and every series of every
@@ -43,36 +40,6 @@ DEMO_CONFIGS = {
 
 # --device -> Lightning accelerator (anything else is refused by argparse, never silently run on the CPU)
 _ACCELERATORS = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "mps": "mps", "auto": "auto"}
-
-def load_demo_data() -> pd.DataFrame:
-    """The bundled ETTh1 table: a ``date`` column and 7 series columns, 17,420 hourly rows."""
-    with resources.files("mamba_forecast.datasets").joinpath("data", DEMO_DATA).open("rb") as raw:
-        with gzip.open(raw, "rt") as text:
-            return pd.read_csv(text, parse_dates=["date"])
-
-
-def to_long(frame: pd.DataFrame) -> pd.DataFrame:
-    """Wide (a date column + one column per series) or long (unique_id, ds, y) -> long, sorted, float y."""
-    if {"unique_id", "ds", "y"} <= set(frame.columns):
-        long = frame[["unique_id", "ds", "y"]].copy()
-        long["ds"] = pd.to_datetime(long["ds"])
-    else:
-        date_col = next((c for c in frame.columns if str(c).lower() in ("date", "ds", "time", "timestamp")), None)
-        if date_col is None:
-            raise ValueError(
-                "--data: expected a 'date' column plus one column per series (the benchmark format), or "
-                f"NeuralForecast's long format (unique_id, ds, y); got columns {list(frame.columns)[:8]}."
-            )
-        values = frame.drop(columns=[date_col]).select_dtypes("number")
-        if values.empty:
-            raise ValueError("--data: no numeric series columns next to the date column.")
-        long = values.assign(ds=pd.to_datetime(frame[date_col])).melt(
-            id_vars="ds", var_name="unique_id", value_name="y"
-        )
-    long["y"] = long["y"].astype("float32")
-    if not np.isfinite(long["y"].to_numpy()).all():
-        raise ValueError("--data: the series contain NaN or infinite values; fill or drop them first.")
-    return long.sort_values(["unique_id", "ds"]).reset_index(drop=True)[["unique_id", "ds", "y"]]
 
 
 def season_for(freq) -> int:

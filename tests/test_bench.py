@@ -245,3 +245,147 @@ def test_cell_lock_blocks_a_second_claim(tmp_path):
     assert lock is not None and _claim(out, key) is None  # held by this (live) process
     lock.write_text("999999999")  # a dead owner: taken over
     assert _claim(out, key) is not None
+
+
+# ----------------------------------------------------------------------------------------------------
+# every registered set, any CSV, and the published numbers shipped in the package
+
+def test_bench_runs_etTm2_end_to_end_from_a_data_dir(tmp_path):
+    """A standard ETTm2.csv (15-minute steps) in a folder: the registry's 12/4/4-month rule, SMamba's official
+    ETTm2 row."""
+    data = tmp_path / "data"
+    data.mkdir()
+    synthetic_ett(n_rows=1600).assign(date=pd.date_range("2016-07-01", periods=1600, freq="15min")).to_csv(
+        data / "ETTm2.csv", index=False)
+    out = tmp_path / "r.csv"
+    main(["bench", "--dataset", "ETTm2", "--model", "SMamba", "--horizon", "24", "--input-size", "48",
+          "--epochs", "1", "--max-train-batches", "2", "--set", "d_model=16,d_ff=16,e_layers=1",
+          "--data-dir", str(data), "--out", str(out), "--no-progress", "--device", "cpu"])
+    (row,) = read_results(out)
+    assert row["dataset"] == "ETTm2" and math.isfinite(float(row["mse"]))
+    assert row["learning_rate"] == str(get_preset("SMamba", "ETTm2", 24).learning_rate)
+    # ETT 12/4/4 scaled to a short copy: test = rows [0.8 T - L, T)
+    assert row["n_test_windows"] == str(1600 - int(1600 * 0.8) - 24 + 1)
+
+
+def test_every_registered_set_has_a_preset_for_every_model():
+    from mamba_forecast.datasets import DATASETS
+
+    for name, spec in DATASETS.items():
+        for model in ("SMamba", "AttentionMamba", "FMamba", "TSM2"):
+            assert get_preset(model, name, spec.horizons[0]).batch_size > 0
+    assert get_preset("SMamba", "PEMS04", 12).use_norm is False  # the official PEMS04 script
+    assert "Exchange row" in get_preset("SMamba", "ILI", 24).source
+
+
+def _shop_csv(path, n_rows=300):
+    rng = np.random.default_rng(1)
+    t = np.arange(n_rows)
+    pd.DataFrame({"date": pd.date_range("2021-01-01", periods=n_rows, freq="D"),
+                  "sales": np.sin(t / 7) + 0.1 * rng.standard_normal(n_rows),
+                  "visits": np.cos(t / 7) + 0.1 * rng.standard_normal(n_rows)}).to_csv(path, index=False)
+    return path
+
+
+def test_bench_and_tune_take_any_csv(tmp_path):
+    pytest.importorskip("optuna")
+    csv_path = _shop_csv(tmp_path / "shop.csv")
+    out = tmp_path / "r.csv"
+    main(["bench", "--csv", str(csv_path), "--target", "sales", "--model", "Linear", "--horizon", "12",
+          "--input-size", "24", "--epochs", "1", "--out", str(out), "--no-progress", "--device", "cpu"])
+    (row,) = read_results(out)
+    assert row["dataset"] == "shop.csv"
+    assert row["n_test_windows"] == str(int(300 * 0.2) + 24 - 24 - 12 + 1)  # 7:1:2: the last int(0.2 T) rows
+    assert (tmp_path / "figures" / "samples" / "shop.csv_Linear_L24_H12_s2023_harness.csv").read_text(
+        ).splitlines()[1].endswith(",sales")  # the target is the last variate
+    presets = tmp_path / "tuned.json"
+    main(["tune", "--csv", str(csv_path), "--model", "Linear", "--horizon", "12", "--input-size", "24",
+          "--trials", "1", "--epochs", "1", "--presets-file", str(presets), "--trials-log",
+          str(tmp_path / "trials.csv"), "--study-file", str(tmp_path / "study.journal"), "--device", "cpu"])
+    assert "shop.csv" in presets.read_text()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--csv", "{tmp}/missing.csv"], "not found"),
+    (["--csv", "{tmp}/shop.csv", "--target", "price"], "--target 'price' is not a column"),
+    (["--dataset", "ETTh1", "--csv", "{tmp}/shop.csv"], "either --dataset NAME or --csv PATH"),
+    (["--dataset", "ETTh1", "--target", "OT"], "--target goes with --csv"),
+    (["--dataset", "NoSuchSet"], "unknown benchmark 'NoSuchSet'; known: ETTh1"),
+])
+def test_bench_refuses_bad_data_arguments_before_training(tmp_path, args, match):
+    _shop_csv(tmp_path / "shop.csv")
+    with pytest.raises(SystemExit, match=match):
+        main(["bench", "--model", "Linear", "--out", str(tmp_path / "r.csv"),
+              *[a.format(tmp=tmp_path) for a in args]])
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_bench_csv_too_short_for_the_horizon_is_refused(tmp_path):
+    csv_path = _shop_csv(tmp_path / "short.csv", n_rows=60)
+    with pytest.raises(ValueError, match="no window for input_size=24 \\+ horizon=12"):
+        main(["bench", "--csv", str(csv_path), "--model", "Linear", "--horizon", "12", "--input-size", "24",
+              "--out", str(tmp_path / "r.csv"), "--no-progress", "--device", "cpu"])
+
+
+def test_report_from_a_clean_install_compares_with_the_shipped_published_numbers(tmp_path):
+    """The package copied alone to a fresh folder (no ../shared anywhere near it or the working directory):
+    `mamba-forecast report` still compares every cell with the published number."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import mamba_forecast
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(mamba_forecast.__file__).parent, site / "mamba_forecast",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    work = tmp_path / "work"
+    work.mkdir()
+    from mamba_forecast.bench.runner import append_row
+
+    common = dict(seed=2023, epochs_run=7, best_epoch=4, max_epochs=10, sec_per_epoch=30, peak_mem_mb=500,
+                  params=1000, device="cpu", machine="box", via="harness", preset="official")
+    append_row(work / "results.csv", dict(dataset="ETTh1", model="SMamba", input_size=96, horizon=96, mse=0.3899,
+                                          mae=0.4050, **common))
+    append_row(work / "results.csv", dict(dataset="Weather", model="TSM2", input_size=512, horizon=96, mse=0.16,
+                                          mae=0.21, **common))
+    env = {k: v for k, v in os.environ.items() if k != "MAMBA_FORECAST_DATA"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mamba_forecast.cli", "report", "--results", "results.csv", "--out", "bench.md",
+         "--no-figures"], cwd=work, capture_output=True, text=True, timeout=300,
+        env={**env, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = (work / "bench.md").read_text()
+    etth1 = next(line for line in text.splitlines() if line.startswith("| ETTh1 | SMamba | 96 | 96 |"))
+    assert "| 0.386 | +1.0%" in etth1  # S-Mamba paper, ETTh1 L=96 H=96: MSE 0.386
+    assert "No published results file" not in text
+
+
+def test_make_published_keeps_only_the_implemented_models(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mamba_forecast.bench.report import PUBLISHED_FILE, read_published
+
+    full = tmp_path / "full.csv"
+    full.write_text("dataset,input_size,horizon,model,mse,mae,source\n"
+                    "ETTh1,96,96,S-Mamba,0.386,0.405,paper A\nETTh1,96,96,iTransformer,0.386,0.405,paper A\n"
+                    "ETTh1,512,96,TSM2,0.375,,paper B\n")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "make_published.py"
+    out = tmp_path / "published.csv"
+    subprocess.run([sys.executable, str(script), "--from", str(full), "--out", str(out)], check=True,
+                   capture_output=True)
+    assert set(read_published(out)) == {("ETTh1", 96, 96, "S-Mamba"), ("ETTh1", 512, 96, "TSM2")}
+    shipped = read_published(PUBLISHED_FILE)
+    assert shipped[("ETTh1", 96, 96, "S-Mamba")]["mse"] == 0.386
+    assert {k[3] for k in shipped} <= {"S-Mamba", "TSM2", "Attention Mamba", "FMamba"}
+
+
+def test_tune_refuses_several_datasets_or_none():
+    with pytest.raises(SystemExit, match="one dataset at a time"):
+        main(["tune", "--model", "Linear", "--dataset", "ETTh1,ETTh2"])
+    with pytest.raises(SystemExit, match="either --dataset NAME or --csv PATH"):
+        main(["tune", "--model", "Linear"])

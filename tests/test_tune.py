@@ -1,6 +1,7 @@
 """Issue #13's protocol fixes and the validation-only tuner (fast, CPU)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,10 +50,8 @@ def test_recordings_split_never_puts_the_gap_inside_a_segment():
 
 
 def test_sml2010_has_windows_in_every_split_at_every_horizon():
-    from mamba_forecast.datasets import default_data_dir
-
-    root = default_data_dir()
-    if root is None or not (root / "NEW-DATA-1.T15.txt").exists():
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+    if not (root / "NEW-DATA-1.T15.txt").exists():
         pytest.skip("SML2010 files not found")
     data = prepare("SML2010", 96, data_dir=root)
     for h in (96, 192, 336, 720):

@@ -16,7 +16,8 @@ Sources (see ``shared/design/architectures.md``):
   protocol's optimiser (Adam, type1 halving, patience 3) instead of the replication's AdamW + cosine.
   The same configuration is used at input 96 (``--input-size 96``).
 * SML2010 has no published setting for any of the four models; every model uses its Exchange row
-  [our choice: the closest in size, 18 variates and ~4k rows].
+  [our choice: the closest in size, 18 variates and ~4k rows]. Any other set without a row of its own (ILI, a
+  ``--csv`` file) uses the row of its registry stand-in (``DatasetSpec.preset_like``; Exchange for a CSV file).
 
 Two preset tables: ``"official"`` (the rows above) and ``"tuned"`` (``tuned_presets.json`` beside this file,
 written by ``mamba-forecast tune``: a search scored on the validation split at H=96, whose winning settings are
@@ -29,6 +30,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+
+from ..datasets import preset_stand_in
 
 HORIZONS = (96, 192, 336, 720)
 
@@ -80,6 +83,14 @@ _SMAMBA: dict[str, dict[int, Preset]] = {
     "Traffic": {96: _p(4, 512, 32, 1e-3, 16, 10), 192: _p(4, 512, 32, 1e-3, 16, 10),
                 336: _p(4, 512, 32, 2e-3, 16, 10), 720: _p(4, 512, 32, 8e-4, 16, 10)},
     "Solar-Energy": {h: _p(2, 512, 32, 1e-4, 32, 10) for h in HORIZONS},
+    # PEMS: horizons 12 / 24 / 48 / 96; the scripts turn the model-level normalisation off for PEMS04 and 07
+    "PEMS03": {12: _p(4, 512, 32, 1e-3, 32, 5), 24: _p(4, 512, 32, 1e-3, 32, 10),
+               48: _p(5, 512, 32, 1e-4, 32, 10), 96: _p(4, 512, 32, 1.5e-3, 32, 10)},
+    "PEMS04": {h: _p(4, 1024, 32, 3e-4, 32, 10, use_norm=False) for h in (12, 24, 48, 96)},
+    "PEMS07": {12: _p(2, 512, 32, 7e-4, 16, 10, use_norm=False), 24: _p(2, 512, 32, 7e-4, 32, 10, use_norm=False),
+               48: _p(4, 512, 32, 5e-4, 32, 10, use_norm=False), 96: _p(4, 512, 32, 5e-4, 16, 10, use_norm=False)},
+    "PEMS08": {12: _p(2, 512, 32, 1e-3, 32, 10), 24: _p(2, 512, 32, 7e-4, 32, 10),
+               48: _p(4, 256, 32, 1e-3, 16, 10), 96: _p(4, 256, 32, 1e-3, 16, 10)},
 }
 
 # Attention Mamba, spec section 4.3 (official rows: ECL, Weather, Solar).
@@ -153,7 +164,6 @@ def get_preset(model: str, dataset: str, horizon: int, preset: str = "official",
 def _official_preset(model: str, dataset: str, horizon: int) -> Preset:
     if model not in MODELS:
         raise KeyError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
-    sm_dataset = "Exchange" if dataset == "SML2010" else dataset
     if model == "Linear":
         return _LINEAR
     if model == "TSM2":
@@ -163,12 +173,13 @@ def _official_preset(model: str, dataset: str, horizon: int) -> Preset:
             return _ATTENTION_MAMBA[dataset]
         base = _ATTENTION_MAMBA[_ATTENTION_MAMBA_FALLBACK]
         return replace(base, source=f"no official script for {dataset}: AttentionMamba Weather row")
+    sm_dataset = dataset if dataset in _SMAMBA else preset_stand_in(dataset)
     if sm_dataset not in _SMAMBA:
         raise KeyError(f"no preset for {model} on {dataset}")
     rows = _SMAMBA[sm_dataset]
     preset = rows[horizon] if horizon in rows else rows[min(rows, key=lambda h: abs(h - horizon))]
     if model == "SMamba":
-        src = _OFFICIAL_SM if dataset != "SML2010" else "no official script: S-Mamba Exchange row"
+        src = _OFFICIAL_SM if sm_dataset == dataset else f"no official script for {dataset}: S-Mamba {sm_dataset} row"
     else:
         src = "no published setting: S-Mamba's row (spec 5.2)"
     return replace(preset, source=src)

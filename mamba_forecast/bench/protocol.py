@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..datasets import BENCHMARKS, canonical_name, load_benchmark, n_windows, recording_break, split_borders
+from ..datasets import canonical_name, get_spec, load_benchmark, n_windows, recording_break, split_borders
 
 SPLITS = ("train", "val", "test")
 
@@ -49,6 +49,7 @@ class ProtocolData:
     mean: np.ndarray
     std: np.ndarray
     borders: dict[str, tuple[int, int]] = field(default_factory=dict)
+    calendar_tokens: bool = True  # whether the official pipeline feeds the calendar tokens (not Solar, PEMS)
 
     @property
     def n_series(self) -> int:
@@ -79,12 +80,16 @@ def prepare(
     data_dir=None,
     frame: pd.DataFrame | None = None,
 ) -> ProtocolData:
-    """Read (or take) a benchmark frame and apply the protocol's splits and train-statistics z-scoring."""
+    """Read (or take) a benchmark frame and apply the protocol's splits and train-statistics z-scoring.
+
+    ``name`` is a registered set or a CSV registered with :func:`mamba_forecast.datasets.register_csv`; its
+    registry spec gives the split rule."""
     name = canonical_name(name)
+    spec = get_spec(name)
     df = load_benchmark(name, data_dir) if frame is None else frame
     columns = [c for c in df.columns if c != "date"]
     raw = df[columns].to_numpy(dtype=np.float64)
-    start = recording_break(df["date"]) if BENCHMARKS[name].split == "recordings" else None
+    start = recording_break(df["date"]) if spec.split == "recordings" else None
     borders = split_borders(name, len(df), input_size, recording_start=start)
     train = raw[borders["train"][0] : borders["train"][1]]
     mean = train.mean(axis=0)
@@ -101,6 +106,7 @@ def prepare(
         mean=mean,
         std=std,
         borders=borders,
+        calendar_tokens=spec.calendar_tokens,
     )
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import default_data_dir
 from .presets import HORIZONS
 from .runner import read_results
 
@@ -27,12 +26,14 @@ PEERS = ("AttentionMamba", "FMamba", "TSM2")  # compared with SMamba, cell by ce
 SIDE_BY_SIDE_DATASETS = ("ETTh1", "ETTh2", "ETTm1", "Exchange", "SML2010")  # issue #13's grid, L = 96
 
 
+# The published MSE / MAE of the models implemented here, shipped with the package (regenerate it with
+# benchmarks/make_published.py from the full table of published results).
+PUBLISHED_FILE = Path(__file__).with_name("published.csv")
+
+
 def default_published_path() -> Path | None:
-    data = default_data_dir()
-    if data is None:
-        return None
-    path = data.parent / "reference" / "published_results.csv"
-    return path if path.exists() else None
+    """The package's published-results table (``--published`` overrides it); ``None`` if it is missing."""
+    return PUBLISHED_FILE if PUBLISHED_FILE.exists() else None
 
 
 def read_published(path) -> dict[tuple, dict]:
@@ -317,7 +318,7 @@ PROTOCOL_TEXT = """\
 ## Reproduce
 
 ```bash
-# data: --data-dir, or $MAMBA_FORECAST_DATA, or ../shared/datasets next to the repository
+# data: --data-dir, or $MAMBA_FORECAST_DATA, or ~/.cache/mamba_forecast (`mamba-forecast data download ETTh2`)
 mamba-forecast tune --model FMamba --dataset ETTh1 --trials 8                    # search on validation -> tuned preset
 mamba-forecast bench --dataset ETTh1 --model FMamba --horizon 96,192,336,720       # tuned preset (official where none)
 mamba-forecast bench --dataset ETTh1 --model SMamba --horizon 96 --preset official # preset of the official script

@@ -170,13 +170,13 @@ def run_cell(
     preset = replace(preset, epochs=cell.epochs, input_size=cell.input_size, **(overrides or {}))
     data = prepare(cell.dataset, cell.input_size, data_dir=data_dir)
     data.check_windows(cell.horizon)
-    use_marks = USES_CALENDAR_TOKENS.get(cell.model, False)
+    use_marks = USES_CALENDAR_TOKENS.get(cell.model, False) and data.calendar_tokens
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     notes = []
     if cell.via == "harness":
         set_seed(cell.seed)
-        model = build_model(cell.model, preset, data.n_series, cell.input_size, cell.horizon)
+        model = build_model(cell.model, preset, data.n_series, cell.input_size, cell.horizon, use_marks)
         params = count_parameters(model)
         log(f"[{cell.dataset} {cell.model} L={cell.input_size} H={cell.horizon} seed={cell.seed}] "
             f"{params:,} parameters on {dev}; {data.n_windows('train', cell.horizon)} train / "

@@ -114,7 +114,7 @@ def tune(
     data = prepare(dataset, base.input_size, data_dir=data_dir, frame=frame)
     data.check_windows(horizon)
     dev = resolve_device(device)
-    use_marks = USES_CALENDAR_TOKENS.get(model, False)
+    use_marks = USES_CALENDAR_TOKENS.get(model, False) and data.calendar_tokens
     space = SEARCH_SPACES[model]
     log_path = Path(trials_log) if trials_log else None
 
@@ -122,7 +122,7 @@ def tune(
         settings = space(trial)
         preset = apply_settings(base, settings)
         set_seed(seed)
-        net = build_model(model, preset, data.n_series, preset.input_size, horizon)
+        net = build_model(model, preset, data.n_series, preset.input_size, horizon, use_marks)
         seen = []  # validation loss of each epoch run
 
         def report(epoch, val_loss):

@@ -1,101 +1,85 @@
-"""Readers for the standard long-horizon benchmark files and the protocol's split borders.
+"""Readers for the standard long-horizon benchmark files, any CSV in the standard layout, the bundled ETTh1, and
+the protocol's split borders.
 
 Every reader returns a ``pandas.DataFrame`` with a ``date`` column (``datetime64``) followed by the series
 columns in file order, the target last (``OT`` where the file has one). Nothing is resampled, de-duplicated or
-filled: the benchmark protocol works on row positions, exactly as the official loaders do.
+filled (except PEMS, whose official loader fills its gaps): the benchmark protocol works on row positions,
+exactly as the official loaders do. What each set is and how it splits: :mod:`mamba_forecast.datasets.registry`.
 
-Where the files are: ``data_dir`` argument, else ``$MAMBA_FORECAST_DATA``, else ``../shared/datasets`` relative
-to the current directory or to the repository root (the directory above the installed package).
+Where the files are (:func:`default_data_dir`): the ``data_dir`` argument (``--data-dir``), else
+``$MAMBA_FORECAST_DATA``, else the user cache ``$XDG_CACHE_HOME/mamba_forecast`` (``~/.cache/mamba_forecast``),
+where ``mamba-forecast data download NAME`` puts them. ETTh1 ships with the package: without a ``data_dir`` and
+with no ``ETTh1.csv`` in the default folder, the bundled copy (byte-identical) is read.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
-from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from .registry import _CUSTOM, DATASETS, SPLIT_RULES, DataFile, DatasetSpec, canonical_name, get_spec
+
 ENV_VAR = "MAMBA_FORECAST_DATA"
+CACHE_SUBDIR = "mamba_forecast"
 
+# Kept for code written against the first registry (six sets): the same objects under their old names.
+BENCHMARKS = DATASETS
+BenchmarkSpec = DatasetSpec
 
-@dataclass(frozen=True)
-class BenchmarkSpec:
-    """How to read one benchmark and how the protocol splits it.
-
-    ``split`` is ``"ett_hour"`` / ``"ett_minute"`` (fixed 12/4/4-month borders), ``"ratio"`` (7:1:2) or
-    ``"recordings"`` (two separate recordings joined in one frame: train / validation 7:3 within the first,
-    test = the second; no window crosses the gap between them).
-    """
-
-    name: str
-    files: tuple[str, ...]
-    split: str
-    freq: str  # the data's own step (informational: the calendar tokens always use freq 'h')
-    n_series: int
-    horizons: tuple[int, ...] = (96, 192, 336, 720)
-
-
-BENCHMARKS: dict[str, BenchmarkSpec] = {
-    s.name: s
-    for s in [
-        BenchmarkSpec("ETTh1", ("ETTh1.csv",), "ett_hour", "h", 7),
-        BenchmarkSpec("ETTh2", ("ETTh2.csv",), "ett_hour", "h", 7),
-        BenchmarkSpec("ETTm1", ("ETTm1.csv",), "ett_minute", "15min", 7),
-        BenchmarkSpec("Weather", ("weather.csv",), "ratio", "10min", 21),
-        BenchmarkSpec("Exchange", ("exchange_rate.csv",), "ratio", "D", 8),
-        BenchmarkSpec("SML2010", ("NEW-DATA-1.T15.txt", "NEW-DATA-2.T15.txt"), "recordings", "15min", 18),
-    ]
-}
-
-_ALIASES = {"weather": "Weather", "exchange": "Exchange", "exchange_rate": "Exchange", "sml": "SML2010"}
+DEMO_DATA = "ETTh1.csv.gz"
+DEMO_CREDIT = (
+    "ETTh1 (ETDataset, Zhou et al., Informer, AAAI 2021; CC BY-ND 4.0), bundled unmodified with mamba-forecast"
+)
 
 # SML2010: the target (dining-room indoor temperature, the series the SML2010 literature forecasts) goes last;
 # dropped: Date/Time (become `date`), Day_Of_Week (a calendar feature, not a measured series) and the three
 # Exterior_Entalpic_* columns, which are constant 0 in both files (a z-score would divide by zero).
-SML2010_TARGET = "Temperature_Comedor_Sensor"
+SML2010_TARGET = DATASETS["SML2010"].target
 SML2010_DROPPED = ("Exterior_Entalpic_1", "Exterior_Entalpic_2", "Exterior_Entalpic_turbo", "Day_Of_Week")
 
 
-def canonical_name(name: str) -> str:
-    """``"etth1"`` -> ``"ETTh1"``; raises ``KeyError`` listing the known names."""
-    for key in BENCHMARKS:
-        if key.lower() == name.lower():
-            return key
-    if name.lower() in _ALIASES:
-        return _ALIASES[name.lower()]
-    raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
-
-
-def default_data_dir() -> Path | None:
-    """The first existing candidate among ``$MAMBA_FORECAST_DATA``, ``./../shared/datasets`` and
-    ``<repo root>/../shared/datasets``; ``None`` when none exists."""
-    candidates = []
+def default_data_dir() -> Path:
+    """``$MAMBA_FORECAST_DATA`` when set, else ``$XDG_CACHE_HOME/mamba_forecast``, else
+    ``~/.cache/mamba_forecast``. The folder may not exist yet (``mamba-forecast data download`` creates it)."""
     if os.environ.get(ENV_VAR):
-        candidates.append(Path(os.environ[ENV_VAR]))
-    candidates.append(Path.cwd().parent / "shared" / "datasets")
-    repo_root = Path(__file__).resolve().parents[2]
-    candidates.append(repo_root.parent / "shared" / "datasets")
-    for c in candidates:
-        if c.is_dir():
-            return c
-    return None
+        return Path(os.environ[ENV_VAR]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    cache = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return cache / CACHE_SUBDIR
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+def resolve_data_dir(data_dir: str | os.PathLike | None = None, *, create: bool = False) -> Path:
+    """The data folder: ``data_dir`` when given, else :func:`default_data_dir`.
+
+    A folder named explicitly (``data_dir`` or ``$MAMBA_FORECAST_DATA``) must exist, unless ``create`` (then it is
+    made); the default cache folder is returned even when it does not exist yet.
+    """
     if data_dir is not None:
-        path = Path(data_dir)
-        if not path.is_dir():
-            raise FileNotFoundError(f"data directory {path} does not exist")
-        return path
-    path = default_data_dir()
-    if path is None:
-        raise FileNotFoundError(
-            "benchmark files not found: pass data_dir / --data-dir, or set $MAMBA_FORECAST_DATA "
-            "to the folder holding ETTh1.csv, weather.csv, ..."
-        )
+        path, what = Path(data_dir).expanduser(), "data directory"
+    elif os.environ.get(ENV_VAR):
+        path, what = default_data_dir(), f"${ENV_VAR}"
+    else:
+        path, what = default_data_dir(), None
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    elif what is not None and not path.is_dir():
+        raise FileNotFoundError(f"{what} {path} does not exist; pass an existing folder (--data-dir), or create it "
+                                f"with `mamba-forecast data download NAME --data-dir {path}`")
     return path
+
+
+def find_file(root: Path, file: DataFile | str) -> Path | None:
+    """``root/<name>``, else its gzip copy ``root/<name>.gz``; ``None`` when neither exists."""
+    name = file.name if isinstance(file, DataFile) else file
+    for candidate in (root / name, root / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _open_text(path: Path, **kwargs):
@@ -108,7 +92,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     # utf-8 with errors replaced: weather.csv's header carries U+FFFD characters; CRLF is handled by pandas.
     with _open_text(path, newline="") as fh:
         df = pd.read_csv(fh)
-    df.columns = [c.strip() for c in df.columns]
+    df.columns = [str(c).strip() for c in df.columns]
     df["date"] = pd.to_datetime(df["date"], format="mixed")
     return df
 
@@ -124,38 +108,178 @@ def _read_sml2010(paths: list[Path]) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True)
     df.insert(0, "date", pd.to_datetime(df.pop("Date") + " " + df.pop("Time"), format="%d/%m/%Y %H:%M"))
     df = df.drop(columns=list(SML2010_DROPPED))
-    df = df.sort_values("date", kind="stable").reset_index(drop=True)
-    target = df.pop(SML2010_TARGET)
-    df[SML2010_TARGET] = target
+    return df.sort_values("date", kind="stable").reset_index(drop=True)
+
+
+def _with_dates(values: np.ndarray, spec: DatasetSpec) -> pd.DataFrame:
+    """A headerless, dateless table (Solar, PEMS): series named by column number, dates from ``spec.start``."""
+    df = pd.DataFrame(values, columns=[str(j) for j in range(values.shape[1])])
+    df.insert(0, "date", pd.date_range(spec.start, periods=len(df), freq=spec.freq))
+    return df
+
+
+def _read_solar(path: Path, spec: DatasetSpec) -> pd.DataFrame:
+    with _open_text(path) as fh:
+        values = pd.read_csv(fh, header=None).to_numpy(dtype=np.float64)
+    return _with_dates(values, spec)
+
+
+def _read_pems(path: Path, spec: DatasetSpec) -> pd.DataFrame:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        flow = np.load(fh)["data"][:, :, 0].astype(np.float64)  # [T, N]: the flow channel, as Dataset_PEMS
+    # Dataset_PEMS fills gaps forward, then backward
+    filled = pd.DataFrame(flow).ffill().bfill().to_numpy()
+    return _with_dates(filled, spec)
+
+
+def _target_last(df: pd.DataFrame, target: str | None) -> pd.DataFrame:
+    if target is not None and target in df.columns and df.columns[-1] != target:
+        df[target] = df.pop(target)
     return df
 
 
 def load_benchmark(name: str, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Read one benchmark file as ``date`` + series columns (float64), rows in file (time) order.
+    """Read one benchmark set as ``date`` + series columns (float64), rows in file (time) order.
 
     Args:
-        name: ``ETTh1``, ``ETTh2``, ``ETTm1``, ``Weather``, ``Exchange`` or ``SML2010`` (case-insensitive).
+        name: a registered name (``ETTh1``, ``ETTm2``, ``ECL``, ``Solar``, ``PEMS04``, ...; case-insensitive, see
+            :data:`~mamba_forecast.datasets.DATASETS`) or a CSV registered with :func:`register_csv`.
         data_dir: folder holding the files (see the module docstring for the default).
     """
-    spec = BENCHMARKS[canonical_name(name)]
+    spec = get_spec(name)
+    if spec.name in _CUSTOM:
+        return read_csv_file(spec.files[0].name, spec.target)
+    if spec.name == "ETTh1" and data_dir is None:
+        try:
+            root = resolve_data_dir()
+        except FileNotFoundError:
+            root = None
+        if root is None or find_file(root, spec.files[0]) is None:
+            return load_demo_data()  # the bundled copy (byte-identical to the official file)
     root = resolve_data_dir(data_dir)
     paths = []
     for f in spec.files:
-        path, packed = root / f, root / f"{f}.gz"
-        if not path.exists() and packed.exists():
-            path = packed  # a gzip copy (e.g. the smaller data folder sent to a GPU machine)
-        if not path.exists():
-            raise FileNotFoundError(f"{root / f} not found (benchmark {spec.name}; {f}.gz is read too)")
+        path = find_file(root, f)
+        if path is None:
+            raise FileNotFoundError(
+                f"{root / f.name} not found (benchmark {spec.name}; {f.name}.gz is read too). Fetch it with "
+                f"`mamba-forecast data download {spec.name}{'' if data_dir is None else f' --data-dir {root}'}`, "
+                f"or pass the folder holding it (--data-dir, ${ENV_VAR})."
+            )
         paths.append(path)
-    if spec.name == "SML2010":
+    if spec.layout == "sml2010":
         df = _read_sml2010(paths)
+    elif spec.layout == "solar_txt":
+        df = _read_solar(paths[0], spec)
+    elif spec.layout == "pems_npz":
+        df = _read_pems(paths[0], spec)
     else:
         df = _read_csv(paths[0])
+    df = _target_last(df, spec.target)
     value_cols = [c for c in df.columns if c != "date"]
     df[value_cols] = df[value_cols].astype("float64")
     return df
 
 
+# ------------------------------------------------------------------------------------------ any CSV file
+def read_csv_file(path: str | os.PathLike, target: str | None = None) -> pd.DataFrame:
+    """Read a CSV in the standard layout: a ``date`` column, then numeric series columns.
+
+    The target (``target``; default ``OT`` where present, else the last column) is moved last. Raises
+    ``FileNotFoundError`` for a missing file and ``ValueError`` (naming the column and the fix) for a missing
+    ``date`` or target column, non-numeric columns, unparseable dates, NaN values or fewer than 2 rows.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"--csv: {path} not found")
+    with _open_text(path, newline="") as fh:
+        df = pd.read_csv(fh)
+    df.columns = [str(c).strip() for c in df.columns]
+    if "date" not in df.columns:
+        raise ValueError(f"--csv {path}: no 'date' column; the standard layout is a 'date' column followed by "
+                         f"numeric series columns, got columns {list(df.columns)[:8]}")
+    series = [c for c in df.columns if c != "date"]
+    if not series:
+        raise ValueError(f"--csv {path}: no series columns next to 'date'")
+    bad = [c for c in series if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise ValueError(f"--csv {path}: non-numeric columns {bad[:5]}; drop them or convert them to numbers "
+                         "(every column besides 'date' is a series)")
+    if target is None:
+        target = "OT" if "OT" in series else series[-1]
+    elif target not in series:
+        raise ValueError(f"--target {target!r} is not a column of {path}; choose one of {series[:10]}")
+    try:
+        df["date"] = pd.to_datetime(df["date"], format="mixed")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--csv {path}: the 'date' column does not parse as dates ({exc})") from None
+    if len(df) < 2:
+        raise ValueError(f"--csv {path}: {len(df)} rows; a forecast needs at least input_size + horizon rows in "
+                         "each of the 7:1:2 train / validation / test parts")
+    if df[series].isna().any().any():
+        missing = [c for c in series if df[c].isna().any()]
+        raise ValueError(f"--csv {path}: NaN values in {missing[:5]}; fill or drop them first")
+    df = _target_last(df, target)
+    df[[c for c in df.columns if c != "date"]] = df[[c for c in df.columns if c != "date"]].astype("float64")
+    return df
+
+
+def register_csv(path: str | os.PathLike, target: str | None = None) -> str:
+    """Check a CSV in the standard layout (:func:`read_csv_file`) and register it for the benchmark; returns its
+    name, the file's name (``"sales.csv"``; ``"csv-<file name>"`` if that is a registered set's name), which
+    ``load_benchmark``, ``split_borders``, ``bench`` and ``tune`` accept.
+    It splits 7:1:2 (train / validation / test, as the custom sets of the literature)."""
+    path = Path(path).expanduser().resolve()
+    df = read_csv_file(path, target)
+    name = path.name
+    try:
+        canonical_name(name)
+    except KeyError:
+        pass
+    else:
+        if name not in _CUSTOM:
+            name = f"csv-{name}"  # never shadow a registered set
+    _CUSTOM[name] = DatasetSpec(
+        name, (DataFile(str(path)),), "ratio", pd.infer_freq(df["date"].iloc[:100]) or "unknown",
+        df.shape[1] - 1, len(df), target=df.columns[-1], horizons=(), source=str(path),
+    )
+    return name
+
+
+# ------------------------------------------------------------------------------------------ bundled data
+def load_demo_data() -> pd.DataFrame:
+    """The bundled ETTh1 table: a ``date`` column and 7 series columns, 17,420 hourly rows."""
+    with resources.files("mamba_forecast.datasets").joinpath("data", DEMO_DATA).open("rb") as raw:
+        with gzip.open(raw, "rt") as text:
+            return pd.read_csv(text, parse_dates=["date"])
+
+
+def to_long(frame: pd.DataFrame) -> pd.DataFrame:
+    """Wide (a date column + one column per series) or long (unique_id, ds, y) -> long, sorted, float y."""
+    if {"unique_id", "ds", "y"} <= set(frame.columns):
+        long = frame[["unique_id", "ds", "y"]].copy()
+        long["ds"] = pd.to_datetime(long["ds"])
+    else:
+        date_col = next((c for c in frame.columns if str(c).lower() in ("date", "ds", "time", "timestamp")), None)
+        if date_col is None:
+            raise ValueError(
+                "--data: expected a 'date' column plus one column per series (the benchmark format), or "
+                f"NeuralForecast's long format (unique_id, ds, y); got columns {list(frame.columns)[:8]}."
+            )
+        values = frame.drop(columns=[date_col]).select_dtypes("number")
+        if values.empty:
+            raise ValueError("--data: no numeric series columns next to the date column.")
+        long = values.assign(ds=pd.to_datetime(frame[date_col])).melt(
+            id_vars="ds", var_name="unique_id", value_name="y"
+        )
+    long["y"] = long["y"].astype("float32")
+    if not np.isfinite(long["y"].to_numpy()).all():
+        raise ValueError("--data: the series contain NaN or infinite values; fill or drop them first.")
+    return long.sort_values(["unique_id", "ds"]).reset_index(drop=True)[["unique_id", "ds", "y"]]
+
+
+# ------------------------------------------------------------------------------------------ the protocol
 def recording_break(dates) -> int:
     """Row index where the second recording starts: the largest step between consecutive timestamps.
 
@@ -173,9 +297,14 @@ def split_borders(
 ) -> dict[str, tuple[int, int]]:
     """Row ranges ``[start, end)`` of the train / val / test segments under the standard protocol.
 
+    ``name_or_split`` is a dataset name (its registry spec gives the rule) or a rule itself (``"ett_hour"``,
+    ``"ett_minute"``, ``"ratio"``, ``"ratio_solar"``, ``"pems"``, ``"recordings"``).
+
     Val and test start ``input_size`` rows early (look-back borrowing), so every target row of a segment is
-    scored exactly once. ETT files use fixed 12/4/4-month borders (rows past 20 months are unused); the other
-    files use 7:1:2 with ``n_train = int(0.7 T)``, ``n_test = int(0.2 T)``, ``n_val = T - n_train - n_test``.
+    scored exactly once. ETT files use fixed 12/4/4-month borders (rows past 20 months are unused); the custom
+    sets use 7:1:2 with ``n_train = int(0.7 T)``, ``n_test = int(0.2 T)``, ``n_val = T - n_train - n_test``
+    (Solar: validation ends at ``n_train + int(0.1 T)``, as ``Dataset_Solar`` cuts it). PEMS splits 6:2:2 with
+    no borrowing: each segment's first ``input_size`` rows are look-back only, as ``Dataset_PEMS`` does.
 
     ``"recordings"`` (SML2010: two recordings a week apart, joined in one frame) needs ``recording_start``, the
     first row of the second recording (:func:`recording_break`). Train and validation split the first recording
@@ -184,8 +313,7 @@ def split_borders(
     gap, so no window crosses it. (A 7:1:2 split of the joined rows leaves validation 415 rows, fewer than one
     720-step window, and 7-39% of training windows straddle the gap.)
     """
-    split = BENCHMARKS[canonical_name(name_or_split)].split if name_or_split not in (
-        "ett_hour", "ett_minute", "ratio", "recordings") else name_or_split
+    split = name_or_split if name_or_split in SPLIT_RULES else get_spec(name_or_split).split
     if split == "recordings":
         if recording_start is None or not 0 < recording_start < n_rows:
             raise ValueError(
@@ -194,6 +322,10 @@ def split_borders(
             )
         b1 = recording_start * 7 // 10
         return {"train": (0, b1), "val": (b1 - input_size, recording_start), "test": (recording_start, n_rows)}
+    if split == "pems":
+        # Dataset_PEMS: int(0.6 T) and int((0.6 + 0.2) T), the sum in floating point exactly as written there
+        b1, b2 = int(n_rows * 0.6), int(n_rows * (0.6 + 0.2))
+        return {"train": (0, b1), "val": (b1, b2), "test": (b2, n_rows)}
     if split in ("ett_hour", "ett_minute"):
         unit = 30 * 24 * (4 if split == "ett_minute" else 1)
         b1, b2, b3 = 12 * unit, 16 * unit, 20 * unit
@@ -203,8 +335,12 @@ def split_borders(
         n_train = int(n_rows * 0.7)
         n_test = int(n_rows * 0.2)
         b1, b2, b3 = n_train, n_rows - n_test, n_rows
+    elif split == "ratio_solar":
+        n_train, n_test, n_val = int(n_rows * 0.7), int(n_rows * 0.2), int(n_rows * 0.1)
+        b1, b2, b3 = n_train, n_train + n_val, n_rows
+        return {"train": (0, b1), "val": (b1 - input_size, b2), "test": (n_rows - n_test - input_size, b3)}
     else:
-        raise ValueError(f"unknown split rule {split!r}")
+        raise ValueError(f"unknown split rule {split!r}; known: {', '.join(SPLIT_RULES)}")
     return {"train": (0, b1), "val": (b1 - input_size, b2), "test": (b2 - input_size, b3)}
 
 
