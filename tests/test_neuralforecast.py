@@ -467,6 +467,24 @@ def test_direct_fit_without_timestamps_says_it_could_not_check_them():
         tiny(SMamba, max_steps=1).fit(dataset)
 
 
+def test_auto_trials_get_the_timestamps_even_in_another_process(monkeypatch):
+    """An Auto search fits its trials' models outside NeuralForecast (in Ray workers, on an unpickled copy of the
+    dataset): the Auto hands them the timestamps with the dataset, so each trial checks the panel as
+    ``NeuralForecast.fit`` does."""
+    import pickle
+
+    from mamba_forecast.neuralforecast._compat import BaseAuto
+
+    df = panel(length=60)
+    shifted = df.assign(ds=df["ds"] + pd.Timedelta(hours=1) * (df["unique_id"] == "s2"))
+    handed = []
+    monkeypatch.setattr(BaseAuto, "fit", lambda self, dataset, **kwargs: handed.append(dataset) or self)
+    NeuralForecast(models=[AutoSMamba(h=H, backend="optuna", num_samples=1)], freq="h").fit(shifted)
+    in_a_worker = pickle.loads(pickle.dumps(handed[0]))
+    with pytest.raises(ValueError, match=r"same timestamps, but series 's2' runs from"):
+        tiny(SMamba).fit(in_a_worker, val_size=0, test_size=0)
+
+
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
 def test_non_finite_targets_are_refused(bad):
     df = panel()
