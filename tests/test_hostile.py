@@ -198,8 +198,9 @@ def nf_too_many_cv_windows():
     df = nf_panel()
     nf = NeuralForecast(models=[nf_model()], freq="h")
     return (df, lambda: nf.cross_validation(df, n_windows=10, step_size=H), ValueError,
-            r"cross_validation\(n_windows=10, step_size=4\) holds out .* = 4 \+ 4 \* 9 = 40 time steps.*"
-            r"leaves 0 of the 30 time steps.*needs at least 12.*at most n_windows=4 with step_size=4")
+            r"hold out the last test_size=40 time steps.*cross_validation, h \+ step_size \* \(n_windows - 1\) "
+            r"with h=4.*leaves 0 of the 30 time steps.*needs at least 12.*Hold out at most 18: at most n_windows=4 "
+            r"with step_size=4")
 
 
 def nf_misaligned():

@@ -438,6 +438,53 @@ def test_misaligned_timestamps_are_refused():
     assert "same timestamps" in message and "'s2'" in message
 
 
+def test_direct_fit_checks_the_timestamps_it_is_given():
+    """``model.fit(TimeSeriesDataset)`` outside NeuralForecast: the dataset holds no timestamps, so the caller passes
+    the ones ``TimeSeriesDataset.from_df`` returns, and the panel checks run as under ``NeuralForecast.fit``."""
+    from neuralforecast.tsdataset import TimeSeriesDataset
+
+    df = panel()
+    shifted = df.assign(ds=df["ds"] + pd.Timedelta(hours=1) * (df["unique_id"] == "s2"))
+    dataset, uids, _, ds = TimeSeriesDataset.from_df(shifted)
+    model = tiny(SMamba)
+    with pytest.raises(ValueError, match=r"same timestamps, but series 's2' runs from"):
+        model.fit(dataset, ds=ds, uids=uids, freq="h")
+    gappy = df[df["ds"] != df["ds"].iloc[50]]  # the same hour missing from every series
+    dataset, uids, _, ds = TimeSeriesDataset.from_df(gappy)
+    with pytest.raises(ValueError, match=r"not consecutive freq='h' steps.*missing"):
+        model.fit(dataset, ds=ds, uids=uids, freq="h")
+    assert model.train_trajectories == []  # nothing was trained
+
+
+def test_direct_fit_without_timestamps_says_it_could_not_check_them():
+    """Without ``ds`` a direct fit cannot see misaligned series (they look like aligned ones): it says so."""
+    from neuralforecast.tsdataset import TimeSeriesDataset
+
+    df = panel(length=60)
+    shifted = df.assign(ds=df["ds"] + pd.Timedelta(hours=1) * (df["unique_id"] == "s2"))
+    dataset, *_ = TimeSeriesDataset.from_df(shifted)
+    with pytest.warns(UserWarning, match=r"could not check that all series share the same consecutive timestamps.*ds="):
+        tiny(SMamba, max_steps=1).fit(dataset)
+
+
+def test_auto_trials_get_the_timestamps_even_in_another_process(monkeypatch):
+    """An Auto search fits its trials' models outside NeuralForecast (in Ray workers, on an unpickled copy of the
+    dataset): the Auto hands them the timestamps with the dataset, so each trial checks the panel as
+    ``NeuralForecast.fit`` does."""
+    import pickle
+
+    from mamba_forecast.neuralforecast._compat import BaseAuto
+
+    df = panel(length=60)
+    shifted = df.assign(ds=df["ds"] + pd.Timedelta(hours=1) * (df["unique_id"] == "s2"))
+    handed = []
+    monkeypatch.setattr(BaseAuto, "fit", lambda self, dataset, **kwargs: handed.append(dataset) or self)
+    NeuralForecast(models=[AutoSMamba(h=H, backend="optuna", num_samples=1)], freq="h").fit(shifted)
+    in_a_worker = pickle.loads(pickle.dumps(handed[0]))
+    with pytest.raises(ValueError, match=r"same timestamps, but series 's2' runs from"):
+        tiny(SMamba).fit(in_a_worker, val_size=0, test_size=0)
+
+
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
 def test_non_finite_targets_are_refused(bad):
     df = panel()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,9 +21,11 @@ from torch import nn
 
 from darts import TimeSeries
 from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
-from darts.models.forecasting.torch_forecasting_model import MixedCovariatesTorchModel, TorchForecastingModel
+from darts.models.forecasting.torch_forecasting_model import TorchForecastingModel
 from darts.utils.data.torch_datasets.utils import PLModuleInput, PLModuleOutput, TorchTrainingSample
 from darts.utils.likelihood_models.torch import QuantileRegression
+
+from ._compat import TorchModelHooks, is_safe_loading_refusal, set_considers_static_covariates
 
 # Core constructor arguments the adapter derives from the data (chunk lengths, number of target components,
 # covariate widths, likelihood parameters); every other core argument is an explicit XxxModel argument.
@@ -138,8 +139,12 @@ class _MambaForecastModule(PLForecastingModule):
         return PLModuleOutput(prediction=y)
 
 
-class _MambaTorchModel(MixedCovariatesTorchModel):
-    """Shared behaviour of the Darts Mamba models; subclasses set ``_core_cls`` and list its arguments."""
+class _MambaTorchModel(TorchModelHooks):
+    """Shared behaviour of the Darts Mamba models; subclasses set ``_core_cls`` and list its arguments.
+
+    A Darts ``MixedCovariatesTorchModel`` through ``_compat.TorchModelHooks``, which holds every use of Darts'
+    private hooks: a subclass's ``__init__`` calls ``super().__init__()`` and then ``self._init_architecture()``.
+    """
 
     _core_cls: type[nn.Module] | None = None
 
@@ -172,7 +177,7 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
         use_static = params.get("use_static_covariates", True)
         if not isinstance(use_static, bool):
             raise ValueError(f"{name}: `use_static_covariates` must be a bool, got {use_static!r}.")
-        self._considers_static_covariates = use_static
+        set_considers_static_covariates(self, use_static)
 
         # build the core once with placeholder sizes: its own argument checks run at construction time, here,
         # instead of at the first `fit`. The RNG is forked so construction does not shift any random stream.
@@ -187,7 +192,7 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
             except (ValueError, TypeError, AssertionError) as err:
                 raise ValueError(f"{name}: invalid hyper-parameters: {err}") from err
 
-    def _create_model(self, train_sample: TorchTrainingSample) -> PLForecastingModule:
+    def _build_module(self, train_sample: TorchTrainingSample) -> PLForecastingModule:
         """Size the core from one training sample: past/historic arrays are ``(input_chunk_length, width)``,
         future ones ``(output_chunk_length, width)``, static covariates ``(C or 1, S)``."""
 
@@ -222,11 +227,9 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
             model = TorchForecastingModel.load(path, pl_trainer_kwargs=pl_trainer_kwargs, trusted=trusted, **kwargs)
         except (FileNotFoundError, PermissionError, IsADirectoryError, ValueError, TypeError):
             raise  # a missing file, or Darts' own argument errors (e.g. `weights_only`)
-        except pickle.UnpicklingError as err:
-            if "allow-listed" in str(err):
-                raise  # safe loading refused a class: Darts' message says what to do
-            raise _unreadable(name, path, err) from err
         except Exception as err:  # noqa: BLE001 - whatever a corrupted file makes torch.load raise
+            if is_safe_loading_refusal(err):
+                raise  # safe loading refused a class: Darts' message says what to do
             raise _unreadable(name, path, err) from err
         if not isinstance(model, cls):
             found = type(model).__name__
@@ -248,40 +251,18 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
     # ----------------------------------------------------------------------------------------------------------
     # input checks: clear errors before any training starts; the user's series are only read, never modified
 
-    def _setup_for_fit_from_dataset(
-        self,
-        series,
-        past_covariates=None,
-        future_covariates=None,
-        sample_weight=None,
-        stride: int = 1,
-        val_series=None,
-        val_past_covariates=None,
-        val_future_covariates=None,
-        max_samples_per_ts: int | None = None,
-        **kwargs,
-    ):
+    def _check_fit_inputs(self, series, past_covariates, future_covariates, val_series, val_past_covariates,
+                          val_future_covariates, max_samples_per_ts, stride) -> None:
         # the common entry of `fit`, `lr_find` and `scale_batch_size`, before encoders and datasets are built
         self._check_training_inputs(series, past_covariates, future_covariates, "", max_samples_per_ts, stride)
         if val_series is not None:
             self._check_training_inputs(
                 val_series, val_past_covariates, val_future_covariates, "val_", max_samples_per_ts, stride
             )
-        return super()._setup_for_fit_from_dataset(
-            series=series,
-            past_covariates=past_covariates,
-            future_covariates=future_covariates,
-            sample_weight=sample_weight,
-            stride=stride,
-            val_series=val_series,
-            val_past_covariates=val_past_covariates,
-            val_future_covariates=val_future_covariates,
-            max_samples_per_ts=max_samples_per_ts,
-            **kwargs,
-        )
 
-    def _setup_for_predict_from_dataset(self, n: int, series=None, *args, **kwargs):
+    def _check_predict_inputs(self, series, past_covariates, future_covariates) -> None:
         # `predict` with user-given series; the training series were checked by `fit`
+        covariates = {"past_covariates": past_covariates, "future_covariates": future_covariates}
         if series is not None:
             for i, ts in enumerate(_as_list(series)):
                 if not isinstance(ts, TimeSeries):
@@ -296,7 +277,7 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
                 # covariates are read from the start of that input window on (the horizon included)
                 input_start = ts.time_index[max(len(ts) - self.input_chunk_length, 0)]
                 for kind in ("past_covariates", "future_covariates"):
-                    covs = kwargs.get(kind)
+                    covs = covariates[kind]
                     cov_list = None if covs is None else _as_list(covs)
                     if cov_list is None or len(cov_list) != len(_as_list(series)) or not isinstance(cov_list[i], TimeSeries):
                         continue  # Darts reports missing covariates and count mismatches itself
@@ -311,7 +292,6 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
                             f"values from {input_start} on (the model input and horizon); replace them first, "
                             "e.g. with `darts.utils.missing_values.fill_missing_values`."
                         )
-        return super()._setup_for_predict_from_dataset(n, series, *args, **kwargs)
 
     def historical_forecasts(self, series, past_covariates=None, future_covariates=None, *args, **kwargs):
         """Darts' ``historical_forecasts``, after the same finite-values check ``predict`` and ``fit`` make.
@@ -337,18 +317,12 @@ class _MambaTorchModel(MixedCovariatesTorchModel):
                     )
         return super().historical_forecasts(series, past_covariates, future_covariates, *args, **kwargs)
 
-    def _setup_for_predict(self, *args, trainer=None, **kwargs):
-        # Every prediction (predict, historical_forecasts, backtest) sets up its trainer here. Under DDP, Lightning
-        # would give each rank only its share of the series, and `predict` on rank 0 would silently return part
-        # of the forecasts; as NeuralForecast does for several GPUs, predict on one device instead.
-        one_device = _one_device_trainer_params(self.trainer_params) if trainer is None else None
-        if one_device is None:
-            return super()._setup_for_predict(*args, trainer=trainer, **kwargs)
-        configured, self.trainer_params = self.trainer_params, one_device
-        try:
-            return super()._setup_for_predict(*args, trainer=None, **kwargs)
-        finally:
-            self.trainer_params = configured
+    def _prediction_trainer_params(self) -> dict | None:
+        # Every prediction (predict, historical_forecasts, backtest) without a trainer of the user's sets up its
+        # trainer from these. Under DDP, Lightning would give each rank only its share of the series, and
+        # `predict` on rank 0 would silently return part of the forecasts; as NeuralForecast does for several
+        # GPUs, predict on one device instead.
+        return _one_device_trainer_params(self.trainer_params)
 
     def _check_training_inputs(self, series, past_covariates, future_covariates, prefix, max_samples, stride):
         name = self.__class__.__name__

@@ -179,6 +179,5 @@ class SMambaModel(_MambaTorchModel):
         >>> str(pred.start_time().date())
         '2024-04-30'
         """
-        super().__init__(**self._extract_torch_model_params(**self.model_params))
-        self.pl_module_params = self._extract_pl_module_params(**self.model_params)
+        super().__init__()  # Darts' arguments are read from `model_params` (see `_compat.TorchModelHooks`)
         self._init_architecture()

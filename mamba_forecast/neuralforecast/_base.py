@@ -13,7 +13,6 @@ import inspect
 import math
 import numbers
 import pickle
-import sys
 import warnings
 from typing import ClassVar
 
@@ -21,10 +20,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn as nn
-from neuralforecast.common._base_model import BaseModel
-from neuralforecast.tsdataset import _DistributedTimeSeriesDataModule
 
 from ..models.base import check_int
+from ._compat import BaseModel, ModelHooks, PanelIndex, is_distributed_datamodule, panel_index
 
 # Core arguments the adapter sets itself; every other keyword argument of a core is an architecture argument
 # that the model class exposes under the same name.
@@ -121,7 +119,7 @@ def core_defaults(core_class: type) -> dict:
     }
 
 
-class MambaForecaster(BaseModel):
+class MambaForecaster(ModelHooks):
     """Base of the NeuralForecast models: a ``mamba_forecast.models`` core behind NeuralForecast's interface.
 
     A subclass sets ``core_class`` to the torch module class and writes NeuralForecast's standard signature with
@@ -142,7 +140,10 @@ class MambaForecaster(BaseModel):
     * ``fit`` refuses, before training, panels a multivariate model cannot learn from correctly: series of
       different lengths or on different timestamps, non-finite values, series too short for one training
       window after the validation and test splits. ``fit``/``predict`` refuse a number of series other than
-      the one the model was built for.
+      the one the model was built for. The timestamps come from ``NeuralForecast`` (a ``TimeSeriesDataset``
+      holds none); a direct ``model.fit(dataset)`` takes them as ``ds=``/``uids=``/``freq=``.
+
+    NeuralForecast's private hooks are reached only through ``_compat.ModelHooks``.
     """
 
     EXOGENOUS_FUTR = True
@@ -254,11 +255,31 @@ class MambaForecaster(BaseModel):
 
     # -- NeuralForecast entry points ------------------------------------------------------------------
 
-    def fit(self, dataset, val_size=0, test_size=0, random_seed=None, distributed_config=None):
+    def fit(self, dataset, val_size=0, test_size=0, random_seed=None, distributed_config=None, *, ds=None, uids=None,
+            freq=None):
+        """NeuralForecast's ``BaseModel.fit``, after the panel checks.
+
+        ``NeuralForecast.fit``/``cross_validation`` call it with their ``TimeSeriesDataset``, whose timestamps the
+        checks read from the ``NeuralForecast`` object. A direct call passes them: ``ds`` (one timestamp per row of
+        the dataset) and ``uids`` (one id per series), as ``TimeSeriesDataset.from_df`` returns them, and
+        ``freq``; without ``ds`` the checks that the series share consecutive timestamps cannot run, and a
+        warning says so.
+        """
         if distributed_config is not None:
             self._check_distributed()
         n = self._check_n_series(dataset)
-        check_panel(self, dataset, val_size=val_size or 0, test_size=test_size or 0, training=True)
+        index = PanelIndex(uids, ds, freq) if ds is not None else panel_index(dataset)
+        check_panel(self, dataset, val_size=val_size or 0, test_size=test_size or 0, training=True, index=index)
+        if index is None and getattr(dataset, "indptr", None) is not None:
+            warnings.warn(
+                f"{type(self).__name__}.fit got a TimeSeriesDataset without its timestamps (it was not passed by "
+                "NeuralForecast.fit), so it could not check that all series share the same consecutive timestamps: "
+                "a multivariate model takes the series' rows at the same position for the same time. Pass "
+                "ds=..., uids=... as returned by TimeSeriesDataset.from_df (and freq=...), or fit through "
+                "NeuralForecast(models=[...], freq=...).fit(df).",
+                UserWarning,
+                stacklevel=2,
+            )
         if self.core is None:
             self._build_core(n)
         elif self.n_series is None and n is not None:
@@ -288,30 +309,20 @@ class MambaForecaster(BaseModel):
             f"without hist_exog_list/futr_exog_list for a distributed fit."
         )
 
-    def _fit_distributed(self, distributed_config, datamodule, val_size, test_size):
-        # NeuralForecast 3.3.0 builds the workers' Trainer with use_distributed_sampler=False and then also passes
-        # **trainer_kwargs, which for multivariate models already holds use_distributed_sampler=False (set in
-        # BaseModel.__init__): "Trainer() got multiple values for keyword argument 'use_distributed_sampler'".
-        # The value is the same, so leave it out of trainer_kwargs for the workers.
-        configured = self.trainer_kwargs
-        self.trainer_kwargs = {k: v for k, v in configured.items() if k != "use_distributed_sampler"}
-        try:
-            model = super()._fit_distributed(distributed_config, datamodule, val_size, test_size)
-        finally:
-            self.trainer_kwargs = configured
+    def _after_distributed_fit(self, model) -> None:
         # The trained model comes back from rank 0 sized for its partition (see on_fit_start); it is tied to
         # the number of series the user gave, if any, not to that partition.
         model.n_series = self.n_series
-        return model
 
     def on_fit_start(self):
         super().on_fit_start()
         datamodule = getattr(self.trainer, "datamodule", None)
-        if isinstance(datamodule, _DistributedTimeSeriesDataModule):
+        if is_distributed_datamodule(datamodule):
             # A worker of a distributed (Spark) fit: it trains on the series of its own partition, all of them
-            # in every batch, whatever batch_size the driver set.
+            # in every batch, whatever batch_size the driver set. Its rows have no timestamps to check.
             dataset = datamodule.dataset
-            check_panel(self, dataset, val_size=self.val_size or 0, test_size=self.test_size or 0, training=True)
+            check_panel(self, dataset, val_size=self.val_size or 0, test_size=self.test_size or 0, training=True,
+                        index=None)
             self.n_series = dataset.n_groups
             datamodule.batch_size = max(datamodule.batch_size, dataset.n_groups)
             datamodule.valid_batch_size = max(datamodule.valid_batch_size or 0, dataset.n_groups)
@@ -330,8 +341,7 @@ class MambaForecaster(BaseModel):
         finally:
             self.n_series, self.valid_batch_size = saved
 
-    def _predict_step_direct_batch(self, *args, **kwargs):
-        y_hat = super()._predict_step_direct_batch(*args, **kwargs)
+    def _postprocess_prediction(self, y_hat):
         return sort_quantiles(y_hat, self.loss)
 
     def forward(self, windows_batch):
@@ -416,12 +426,24 @@ def check_training_arguments(arguments: dict) -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
-def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size: int = 0, training: bool) -> None:
+_UNRESOLVED = object()
+
+
+def check_panel(
+    model: MambaForecaster,
+    dataset,
+    *,
+    val_size: int = 0,
+    test_size: int = 0,
+    training: bool,
+    index: PanelIndex | None | object = _UNRESOLVED,
+) -> None:
     """Raise ValueError for a panel the multivariate model would silently mislearn or mispredict.
 
     A multivariate batch stacks the series by position, so they must have equal lengths (NeuralForecast
-    would left-pad the short ones with zeros the model takes for data) and, when the caller is
-    NeuralForecast, the same timestamps. Training also needs finite values and at least one full window
+    would left-pad the short ones with zeros the model takes for data) and, where the timestamps are known
+    (``index``: NeuralForecast's ids, timestamps and ``freq`` for the dataset; looked up when not given), the
+    same consecutive timestamps. Training also needs finite values and at least one full window
     (``input_size + h``) left after the validation and test splits.
     """
     indptr = getattr(dataset, "indptr", None)
@@ -429,14 +451,20 @@ def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size
         return
     name = type(model).__name__
     lengths = np.diff(indptr)
-    owner = _caller(dataset)
-    uids = getattr(owner, "uids", None)
-    ids = list(uids) if uids is not None and len(uids) == len(lengths) else None
+    resolved = []  # the index, looked up at most once, and only when needed
+
+    def known() -> PanelIndex | None:
+        if not resolved:
+            resolved.append(panel_index(dataset) if index is _UNRESOLVED else index)
+        return resolved[0]
 
     def label(i):
-        return repr(ids[i]) if ids is not None else f"#{i}"
+        uids = getattr(known(), "uids", None)
+        return repr(list(uids)[i]) if uids is not None and len(uids) == len(lengths) else f"#{i}"
 
-    stamps = getattr(owner, "ds", None) if training else None
+    stamps = getattr(known(), "ds", None) if training else None
+    if stamps is not None:
+        stamps = np.asarray(stamps)
     if stamps is not None and len(stamps) == int(indptr[-1]) and len(stamps) > 1:
         repeated = np.flatnonzero(stamps[1:] == stamps[:-1]) + 1  # rows repeating the row before (ds is sorted)
         repeated = repeated[~np.isin(repeated, indptr)]  # a series' first row may equal the last of the previous
@@ -458,10 +486,9 @@ def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size
         _check_prediction_inputs(model, dataset, int(lengths[0]))
         return
     # A TimeSeriesDataset keeps no timestamps; NeuralForecast keeps them next to it (``ds``, sorted like the
-    # rows), and the model's fit only receives the dataset, so they are read from the caller.
-    timestamps = getattr(owner, "ds", None)
-    if timestamps is not None and len(timestamps) == len(dataset.temporal):
-        grid = timestamps.reshape(len(lengths), -1)
+    # rows), and the model's fit only receives the dataset: see ``_compat.panel_index``.
+    if stamps is not None and len(stamps) == len(dataset.temporal):
+        grid = stamps.reshape(len(lengths), -1)
         off = np.flatnonzero((grid != grid[:1]).any(axis=1))
         if off.size:
             i = int(off[0])
@@ -470,7 +497,7 @@ def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size
                 f"runs from {grid[i, 0]} to {grid[i, -1]} and {label(0)} from {grid[0, 0]} to {grid[0, -1]}. "
                 f"Align the series (same start, end and frequency, no gaps) before fitting."
             )
-        check_time_grid(name, grid[0], getattr(owner, "freq", None))
+        check_time_grid(name, grid[0], known().freq)
     temporal = dataset.temporal
     columns = list(dataset.temporal_cols)
     available = temporal[:, columns.index("available_mask")] > 0 if "available_mask" in columns else None
@@ -485,22 +512,24 @@ def check_panel(model: MambaForecaster, dataset, *, val_size: int = 0, test_size
     steps = int(lengths[0]) - val_size - test_size
     needed = (1 if model.start_padding_enabled else model.input_size) + model.h
     if steps < needed:
-        windows = _cross_validation_request(owner)
-        if windows is not None and test_size:
-            n_windows, step_size, h = windows
+        if test_size:
+            # NeuralForecast.cross_validation(n_windows, step_size) fits with test_size = h + step_size *
+            # (n_windows - 1); the model is handed test_size only, so the advice covers both usual step sizes.
+            h = model.h
             fits = int(lengths[0]) - val_size - needed  # the most time steps the test windows may take
-            most = (fits - h) // step_size + 1 if fits >= h else 0
-            advice = (
-                f"Ask for at most n_windows={most} with step_size={step_size}"
-                if most >= 1
-                else "The series are too short for even one window"
-            )
+            if fits >= h:
+                advice = (
+                    f"Hold out at most {fits}: at most n_windows={(fits - h) // h + 1} with step_size={h} (= h), "
+                    f"or n_windows={fits - h + 1} with step_size=1"
+                )
+            else:
+                advice = "The series are too short for even one window"
             raise ValueError(
-                f"cross_validation(n_windows={n_windows}, step_size={step_size}) holds out the last "
-                f"h + step_size * (n_windows - 1) = {h} + {step_size} * {n_windows - 1} = {test_size} time steps "
-                f"of each series{f' (and val_size={val_size} before them)' if val_size else ''}, which leaves "
+                f"The test windows hold out the last test_size={test_size} time steps of each series (in "
+                f"NeuralForecast.cross_validation, h + step_size * (n_windows - 1) with h={h})"
+                f"{f' and val_size={val_size} before them' if val_size else ''}, which leaves "
                 f"{max(steps, 0)} of the {int(lengths[0])} time steps to train on, but {name}(input_size="
-                f"{model.input_size}, h={model.h}) needs at least {needed}. {advice}, or a smaller step_size, "
+                f"{model.input_size}, h={model.h}) needs at least {needed}. {advice}; or use a smaller "
                 f"input_size or h, or more data."
             )
         splits = f" after holding out val_size={val_size} and test_size={test_size}" if val_size or test_size else ""
@@ -582,22 +611,6 @@ def _infer_freq(stamps: np.ndarray):
     return None
 
 
-def _cross_validation_request(owner) -> tuple[int, int, int] | None:
-    """``(n_windows, step_size, h)`` of the ``NeuralForecast.cross_validation`` call that is fitting, if any."""
-    if owner is None:
-        return None
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "cross_validation" and frame.f_locals.get("self") is owner:
-            local = frame.f_locals
-            n_windows, step_size, h = local.get("n_windows"), local.get("step_size"), local.get("h")
-            if all(isinstance(v, numbers.Integral) for v in (n_windows, step_size, h)):
-                return int(n_windows), int(step_size), int(h)
-            return None
-        frame = frame.f_back
-    return None
-
-
 def _check_prediction_inputs(model: MambaForecaster, dataset, length: int) -> None:
     """Raise ValueError for a prediction panel that would give a silent NaN or zero-padded forecast.
 
@@ -634,16 +647,3 @@ def _check_prediction_inputs(model: MambaForecaster, dataset, length: int) -> No
 def _stamp(value) -> str:
     """A timestamp as users write it (``2024-01-01 05:00:00``), not as numpy prints it."""
     return str(np.datetime_as_string(value, unit="s")).replace("T", " ") if isinstance(value, np.datetime64) else str(value)
-
-
-def _caller(dataset):
-    """The NeuralForecast object whose ``dataset`` this is, when one is up the call stack."""
-    from neuralforecast import NeuralForecast
-
-    frame = sys._getframe(1)
-    while frame is not None:
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, NeuralForecast) and getattr(owner, "dataset", None) is dataset:
-            return owner
-        frame = frame.f_back
-    return None

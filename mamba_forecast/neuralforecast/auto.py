@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Callable, ClassVar
 
-from neuralforecast.common._base_auto import BaseAuto, MockTrial
 from neuralforecast.losses.pytorch import MAE
 from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from .. import models as core
 from ._base import MambaForecaster, core_defaults
+from ._compat import BaseAuto, MockTrial, panel_index, ray_config_to_optuna, with_panel_index
 from .attention_mamba import AttentionMamba
 from .fmamba import FMamba
 from .smamba import SMamba
@@ -122,6 +122,17 @@ class MambaAuto(BaseAuto):
             optuna_options=optuna_options,
         )
 
+    def fit(self, dataset, val_size=0, test_size=0, random_seed=None, distributed_config=None):
+        """``BaseAuto.fit``, with the dataset's ids and timestamps (kept by ``NeuralForecast``) handed to every trial,
+        so that each trial's model checks its panel as ``NeuralForecast.fit`` would, in a Ray worker too."""
+        index = panel_index(dataset)
+        if index is not None:
+            dataset = with_panel_index(dataset, index)
+        return super().fit(
+            dataset, val_size=val_size, test_size=test_size, random_seed=random_seed,
+            distributed_config=distributed_config,
+        )
+
     @classmethod
     def get_default_config(cls, h, backend, n_series=None):
         """The default search space for horizon ``h``: a Ray dict (``backend="ray"``) or an Optuna function."""
@@ -133,7 +144,7 @@ class MambaAuto(BaseAuto):
         derived = cls.derived
         if backend == "ray":
             return {**config, **{k: tune.sample_from(f) for k, f in derived.items()}}
-        sample = cls._ray_config_to_optuna(config)
+        sample = ray_config_to_optuna(config)
 
         def optuna_config(trial):
             values = sample(trial)
