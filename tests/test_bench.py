@@ -113,7 +113,7 @@ def test_presets_follow_the_official_scripts():
     assert (f.d_model, f.learning_rate, f.d_state) == (s.d_model, s.learning_rate, s.d_state)
     t = get_preset("TSM2", "ETTh1", 96)
     assert (t.input_size, t.d_model, t.e_layers, t.extra["patch_len"], t.extra["stride"]) == (512, 32, 2, 16, 8)
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="unknown model 'Nope'; known: SMamba"):
         get_preset("Nope", "ETTh1", 96)
 
 
@@ -220,7 +220,6 @@ def test_report_renders_from_a_tiny_csv(tmp_path):
     assert all(math.isnan(e["pub_mse"]) for e in entries)
 
 
-@pytest.mark.slow
 def test_via_neuralforecast_scores_the_same_windows(data_dir, tmp_path):
     pytest.importorskip("neuralforecast")
     nf_models = pytest.importorskip("mamba_forecast.neuralforecast")
