@@ -45,6 +45,11 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped ({reason}), but MAMBA_FORECAST_NO_SKIPS=1 allows skips only in gpu-marked tests"
 
 
+def rel_err(a, b) -> float:
+    """Relative error ``||a - b|| / ||b||`` of two tensors, in float64."""
+    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
+
+
 def bundled_etth1():
     """The ETTh1 copy shipped inside the package (``date`` + 7 float64 columns), so a test needs no data folder."""
     import importlib.resources

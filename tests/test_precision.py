@@ -21,10 +21,6 @@ from mamba_forecast.ssm import selective_scan
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def rel_err(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
-
-
 def bf16_exact(t):
     """``t`` rounded to the nearest bf16 value, kept in fp32 (so fp32 and bf16 runs see the same numbers)."""
     return t.bfloat16().float()
@@ -137,7 +133,7 @@ def test_mamba_block_under_bf16_autocast_trains():
 # ETTh1's first rows (7 series): input 96, horizon 24, so 281 training windows
 ROWS, INPUT, H = 400, 96, 24
 N_WINDOWS = ROWS - INPUT - H + 1
-from conftest import QUIET, bundled_etth1  # noqa: E402
+from conftest import QUIET, bundled_etth1, rel_err  # noqa: E402
 
 
 @pytest.fixture(scope="module")

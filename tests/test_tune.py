@@ -48,6 +48,7 @@ def test_recordings_split_never_puts_the_gap_inside_a_segment():
         split_borders("SML2010", len(df), 96)
 
 
+@pytest.mark.integration  # reads the SML2010 files from the benchmark data folder
 def test_sml2010_has_windows_in_every_split_at_every_horizon():
     from mamba_forecast.datasets import default_data_dir
 
