@@ -13,7 +13,7 @@ own subprocess so that its peak memory is its own (see ``_common.time_steps``). 
 
 SMamba, FMamba and TSM2 treat the series as a sequence scanned by Mamba (or mix them with linear cost), so
 time and memory grow linearly in N; iTransformer's attention across series grows as N squared.
-AttentionMamba's adaptive-pooling attention is also quadratic in N.
+AttentionMamba's adaptive-pooling attention is linear in N too (its pooled score matrix has a fixed size).
 
 ``--nf N``: wall time and peak RSS of ``NeuralForecast.fit`` (``--steps`` steps) for SMamba and iTransformer
 on N hourly series of ``--length`` points, d_model/hidden_size 128, ``windows_batch_size=--batch``.

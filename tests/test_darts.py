@@ -728,6 +728,7 @@ def test_historical_forecasts_and_predict_leave_inputs_unchanged():
 # the example script
 
 
+@pytest.mark.integration
 def test_example_darts_backtest_ensemble_runs_in_fast_mode():
     env = {**os.environ, "MAMBA_FORECAST_FAST": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "darts_backtest_ensemble.py")], cwd=ROOT,

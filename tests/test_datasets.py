@@ -9,7 +9,13 @@ import pytest
 from mamba_forecast.datasets import BENCHMARKS, load_benchmark, n_windows, resolve_data_dir, split_borders
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason="benchmark files (../shared/datasets) not present")
+
+
+def needs_data(test):
+    """Reads the benchmark files in ../shared/datasets: integration tier (CI runs it with ../shared beside it)."""
+    skip = pytest.mark.skipif(not SHARED.is_dir(), reason="benchmark files (../shared/datasets) not present")
+    return pytest.mark.integration(skip(test))
+
 
 EXPECTED = {  # rows, series, last column
     "ETTh1": (17420, 7, "OT"),

@@ -118,7 +118,7 @@ def _check_ranks_in_sync(out: Path) -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_neuralforecast_ddp_on_two_processes(tmp_path):
     """SMamba(strategy="ddp", devices=2): NeuralForecast shards the windows across the ranks (each sees every
     series), DDP keeps the weights identical, and predict after the fit gives every rank the whole forecast."""
@@ -133,7 +133,7 @@ def test_neuralforecast_ddp_on_two_processes(tmp_path):
     assert levels["s0"] < levels["s1"] < levels["s2"]  # per-series levels 10/20/30 survive the short training
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_darts_ddp_on_two_processes(tmp_path):
     """SMambaModel with pl_trainer_kwargs strategy="ddp", devices=2: Darts' distributed sampler splits the
     samples, DDP keeps the weights identical, and predict returns every series on every rank (it runs on one
@@ -189,7 +189,7 @@ def test_distributed_fit_refuses_models_sized_by_the_number_of_series():
         SMamba(hist_exog_list=["x"], **small).fit(dataset, distributed_config=config)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_spark_example_runs_in_fast_mode():
     """examples/spark_distributed.py: distributed fit on local[2] Spark, then local and Spark forecasts."""
     pytest.importorskip("pyspark")

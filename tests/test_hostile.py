@@ -335,10 +335,13 @@ def darts_predict_inf_future_covariates():
 
 
 def darts_duplicated_timestamps():
-    # Darts' own check, in the TimeSeries constructor, before any model is involved
+    # The user's whole step, from their rows to model.fit. Darts' TimeSeries constructor refuses the index
+    # before the model sees it; if a Darts release let such a series through, the model would have to refuse it.
     index = pd.DatetimeIndex(list(pd.date_range("2024-01-01", periods=29, freq="h")) + [pd.Timestamp("2024-01-01 05:00")])
     values = np.ones((30, 2))
-    return values, lambda: TimeSeries.from_times_and_values(index, values), ValueError, r"frequency could not be"
+    model = darts_model()
+    return (values, lambda: model.fit(TimeSeries.from_times_and_values(index, values)), ValueError,
+            r"frequency could not be")
 
 
 def darts_gap_filled_with_nan():
@@ -383,10 +386,12 @@ def darts_covariates_wrong_type():
 
 
 def darts_string_values():
-    # Darts' own check, in the TimeSeries constructor
+    # The user's whole step, from their rows to model.fit; Darts' TimeSeries constructor refuses the strings
     values = np.array([["a", "b"]] * 30, dtype=object)
     index = pd.date_range("2024-01-01", periods=30, freq="h")
-    return values, lambda: TimeSeries.from_times_and_values(index, values), ValueError, r"could not convert string"
+    model = darts_model()
+    return (values, lambda: model.fit(TimeSeries.from_times_and_values(index, values)), ValueError,
+            r"could not convert string")
 
 
 def darts_predict_without_covariates():

@@ -10,20 +10,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from mamba_forecast.datasets import load_benchmark
 from mamba_forecast.models import TSM2, AttentionMamba, FMamba, SMamba
 from mamba_forecast.ssm import mamba as mamba_module
 from mamba_forecast.ssm import selective_scan
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def rel_err(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
 
 
 def bf16_exact(t):
@@ -138,12 +132,12 @@ def test_mamba_block_under_bf16_autocast_trains():
 # ETTh1's first rows (7 series): input 96, horizon 24, so 281 training windows
 ROWS, INPUT, H = 400, 96, 24
 N_WINDOWS = ROWS - INPUT - H + 1
-from conftest import QUIET  # noqa: E402
+from conftest import QUIET, bundled_etth1, rel_err  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def etth1():
-    return load_benchmark("ETTh1").iloc[:ROWS].reset_index(drop=True)
+    return bundled_etth1().iloc[:ROWS].reset_index(drop=True)
 
 
 @pytest.fixture
@@ -300,6 +294,7 @@ def eager_and_compiled(name, backend, *, train=True):
 # for the forward of one tiny model (65-135 s with the backward), too slow to repeat for all four. So the four
 # models are compiled with backend="aot_eager" (Dynamo + AOTAutograd, the graphs the inductor lowers, forward and
 # backward) and inductor itself runs on one tiny model's forward.
+@pytest.mark.integration
 @pytest.mark.parametrize("name", list(TINY))
 def test_compiled_models_match_eager_aot_eager(name):
     (y, grads), (yc, grads_c) = eager_and_compiled(name, "aot_eager")
@@ -309,7 +304,7 @@ def test_compiled_models_match_eager_aot_eager(name):
         assert rel_err(gc, g) < 1e-5 or (g.abs().max() == 0 and gc.abs().max() == 0)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_compiled_model_matches_eager_inductor():
     (y, _), (yc, _) = eager_and_compiled("SMamba", "inductor", train=False)
     assert rel_err(yc, y) < 1e-5

@@ -39,14 +39,42 @@ def overlap(intervals) -> bool:
     return max(start for start, _ in intervals) < min(end for _, end in intervals)
 
 
-@pytest.mark.slow
-def test_ray_trials_run_concurrently_on_a_local_cluster():
-    """ray.init(num_cpus=2) and RayOptions(cpus=1): Ray Tune runs the two trials each in its own worker process,
-    then NeuralForecast refits the best configuration and predicts.
+def interval_recorder(folder, parties=2, timeout=300.0):
+    """A Lightning callback that writes ``<pid>.json`` = {start, end} (wall-clock training interval) into
+    ``folder`` and, at the start of training, waits (up to ``timeout`` s) until ``parties`` processes have
+    started training. Concurrent trials therefore overlap whatever their start-up costs; trials run one after
+    the other do not (the first waits out the timeout alone, then ends before the second starts).
 
-    Ray schedules both trials at once here, but their training intervals are not compared: a worker imports
-    torch and NeuralForecast before its clock starts, and on a loaded 2-core machine one trial's start-up
-    outlasted the other's whole training (a CI failure with two benchmark runs beside it)."""
+    The class is made here, not at module level, so that Ray pickles it by value for its worker processes."""
+    import json
+    import os
+    import time
+    from pathlib import Path
+
+    from pytorch_lightning.callbacks import Callback
+
+    class RecordInterval(Callback):
+        def on_train_start(self, trainer, pl_module):
+            started = time.time()
+            path = Path(folder) / f"{os.getpid()}.json"
+            path.write_text(json.dumps({"start": started}))
+            while len(list(Path(folder).glob("*.json"))) < parties and time.time() - started < timeout:
+                time.sleep(0.05)
+
+        def on_train_end(self, trainer, pl_module):
+            path = Path(folder) / f"{os.getpid()}.json"
+            path.write_text(json.dumps({**json.loads(path.read_text()), "end": time.time()}))
+
+    return RecordInterval()
+
+
+@pytest.mark.integration
+def test_ray_trials_run_concurrently_on_a_local_cluster(tmp_path):
+    """ray.init(num_cpus=2) and RayOptions(cpus=1): Ray Tune runs the two trials at the same time, each in its
+    own worker process (their recorded training intervals intersect), then NeuralForecast refits the best
+    configuration and predicts."""
+    import json
+
     ray = pytest.importorskip("ray")
     from neuralforecast.common._base_auto import RayOptions
     from ray import tune
@@ -56,14 +84,18 @@ def test_ray_trials_run_concurrently_on_a_local_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         space = {**AutoSMamba.get_default_config(h=H, backend="ray"), **FIXED,
-                 "learning_rate": tune.choice([1e-3, 1e-2])}
+                 "learning_rate": tune.choice([1e-3, 1e-2]), "callbacks": [interval_recorder(tmp_path)]}
         auto = AutoSMamba(h=H, backend="ray", num_samples=2, config=space, ray_options=RayOptions(cpus=1))
         nf = NeuralForecast(models=[auto], freq="h")
         nf.fit(panel())
         results = nf.models[0].results
         assert len(results) == 2 and not results.errors
-        frame = results.get_dataframe()
-        assert frame["pid"].nunique() == 2  # two worker processes
+        pids = set(results.get_dataframe()["pid"])
+        assert len(pids) == 2  # two worker processes
+        # the refit of the best configuration runs here, in this process, after the search
+        intervals = {int(p.stem): json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+        trials = [(v["start"], v["end"]) for pid, v in intervals.items() if pid in pids]
+        assert len(trials) == 2 and overlap(trials), intervals
         best = results.get_best_result().config
         assert best["d_model"] == 16 and best["learning_rate"] in (1e-3, 1e-2)
         forecast = nf.predict()

@@ -14,6 +14,8 @@ except ImportError:  # the GPU machine has no hypothesis; this file's GPU tests 
 from mamba_forecast.ssm import BiMamba, Mamba, resolve_backend, selective_scan
 from mamba_forecast.ssm import scan as scan_module
 
+from conftest import rel_err
+
 GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
 
@@ -55,10 +57,6 @@ def run_scan(inputs, backend, *, use_d, use_z, use_bias, softplus, last_state, s
     loss.backward()
     grads = {k: leaves[k].grad for k in GRAD_NAMES if leaves[k].grad is not None}
     return out.detach(), (None if last is None else last.detach()), grads
-
-
-def rel_err(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
 
 
 def _torch_matches_reference(batch, channels, length, d_state, use_d, use_z, use_bias, softplus, last_state, seed):

@@ -29,6 +29,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import rel_err
+
 ROOT = Path(__file__).resolve().parents[1]
 GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 FULL = dict(use_d=True, use_z=True, use_bias=True, softplus=True)
@@ -114,10 +116,6 @@ def run_scan(selective_scan, inputs, backend, *, use_d, use_z, use_bias, softplu
     sum(terms).backward()
     grads = {k: leaves[k].grad for k in GRAD_NAMES if leaves[k].grad is not None}
     return out.detach(), last.detach(), grads
-
-
-def rel_err(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
 
 
 # ------------------------------------------------------------------------------------ the interpreted worker

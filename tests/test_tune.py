@@ -16,7 +16,7 @@ from mamba_forecast.bench.train import epoch_lr, fit_and_test, train
 from mamba_forecast.cli import _overrides
 from mamba_forecast.datasets import recording_break, split_borders
 
-from test_bench import synthetic_ett
+from conftest import synthetic_ett
 
 optuna = pytest.importorskip("optuna")
 
@@ -49,6 +49,7 @@ def test_recordings_split_never_puts_the_gap_inside_a_segment():
         split_borders("SML2010", len(df), 96)
 
 
+@pytest.mark.integration  # reads the SML2010 files from the benchmark data folder
 def test_sml2010_has_windows_in_every_split_at_every_horizon():
     root = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
     if not (root / "NEW-DATA-1.T15.txt").exists():
@@ -170,33 +171,6 @@ def test_results_csv_gains_new_columns_without_misaligning_old_rows(tmp_path):
     assert path.read_text().splitlines()[0].split(",") == COLUMNS
     assert [(r["dataset"], r["mse"], r["preset"]) for r in rows] == [
         ("ETTh1", "0.39", "official"), ("ETTh2", "0.30", "tuned")]
-
-
-def _row(ds, model, h, mse, preset="tuned", seed=2023):
-    return dict(dataset=ds, model=model, input_size=96, horizon=h, seed=seed, mse=mse, mae=mse, epochs_run=5,
-                best_epoch=3, max_epochs=10, sec_per_epoch=1, train_sec=5, test_sec=1, peak_mem_mb=100,
-                params=10, via="harness", preset=preset, notes="")
-
-
-def test_report_counts_the_tuned_grid_and_gives_no_verdict_without_published_numbers(tmp_path):
-    from mamba_forecast.bench.report import write_report
-
-    results = tmp_path / "r.csv"
-    for r in [_row("ETTh1", "SMamba", 96, 0.40, "official"), _row("ETTh1", "SMamba", 96, 0.39),
-              _row("ETTh1", "FMamba", 96, 0.395), _row("ETTh1", "AttentionMamba", 96, 0.41),
-              _row("ETTh1", "FMamba", 96, 0.40, seed=2024), _row("SML2010", "SMamba", 192, 0.5),
-              _row("SML2010", "FMamba", 192, 0.45)]:
-        append_row(results, r)
-    published = tmp_path / "pub.csv"
-    published.write_text("dataset,input_size,horizon,model,mse,mae,source\nETTh1,96,96,S-Mamba,0.386,0.405,paper\n")
-    text = write_report(results, tmp_path / "b.md", published=published, figures=False).read_text()
-    assert "| ETTh1 | 96 | 0.386 | 0.4000 | 0.3900 | 0.4100 | +5.1% | 0.3950 | +1.3% |" in text
-    assert "FMamba: within 2% of (or better than) tuned SMamba in 2 of 2 cells" in text
-    assert "AttentionMamba: within 2% of (or better than) tuned SMamba in 0 of 1 cells run (target: 12 of 20); " \
-           "loses ETTh1-96 (+5.1%)" in text
-    assert "| ETTh1-96 | FMamba | 2 | 0.3975 |" in text
-    bare = write_report(results, tmp_path / "b2.md", published=tmp_path / "missing.csv", figures=False).read_text()
-    assert "no verdict is given" in bare and "**met**" not in bare and "**not met**" not in bare
 
 
 def test_tune_logs_pruned_trials_and_resumes_a_cut_off_search(tmp_path, monkeypatch):

@@ -40,7 +40,8 @@ class AttentionMamba(InvertedForecaster):
     S-Mamba's pipeline (inverted embedding, post-norm encoder layers, final LayerNorm, ``Linear(D -> h)``) with a
     different token mixer: the value is S-Mamba's bidirectional Mamba over the variate tokens, and it is gated
     element-wise by a weight map ``W [B, T, D]`` computed from queries and keys adaptively pooled (average plus
-    max) to a fixed ``(D/4) x (D/4)`` score matrix, so the attention cost does not grow with the number of series.
+    max) to a fixed ``(D/4) x (D/4)`` score matrix. The score matrix does not grow with the number of series; the
+    projections, the pooling and ``LP2`` do, linearly, so the model's cost is linear in the number of series.
 
     ``variant="official"`` (default) is the computation of the official code (``SuperBearcafedo/AttentionMamba``,
     ``layers/Mamba_EncDec.py``): both axes of ``[B, T, D]`` pooled to ``D/4`` (tokens up-sampled when

@@ -15,7 +15,7 @@ class AttentionMamba(MambaForecaster):
 
     Attention Mamba: S-Mamba's variate tokens and bidirectional Mamba, with the Mamba output gated by an
     attention map computed from queries and keys adaptively pooled (average plus max) to a fixed
-    `d_model/4 x d_model/4` score matrix, so its cost does not grow with the number of series. One of its
+    `d_model/4 x d_model/4` score matrix, so its cost is linear in the number of series. One of its
     layers is sized by the number of tokens (series plus exogenous columns), so the model is built at the
     first `fit` unless `n_series` is given. Multivariate: all series are forecast together, so they must share
     their timestamps.
