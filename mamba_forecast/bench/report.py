@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets import default_data_dir
+from ..models import all_specs, model_names
 from .presets import HORIZONS
 from .runner import read_results
 
-# our model name -> the name in published_results.csv
-PUBLISHED_NAMES = {"SMamba": "S-Mamba", "TSM2": "TSM2", "AttentionMamba": "Attention Mamba", "FMamba": "FMamba"}
+# our model name -> the name in published_results.csv (each model spec's ``bench.published_name``)
+PUBLISHED_NAMES = {spec.name: spec.bench.published_name for spec in all_specs() if spec.bench.published_name}
 ACCEPT_RATIO = 1.03  # acceptance: our MSE <= published x 1.03 (S-Mamba)
 # per model where it differs (TSM2's published table is matched within 5%)
 ACCEPT_RATIOS = {"TSM2": 1.05}
@@ -23,7 +24,7 @@ ACCEPT_SEED = "2023"
 GRID_DATASETS = ("ETTh1", "ETTh2", "ETTm1", "Weather", "Exchange")
 # the acceptance grids: model -> (input size, how many of the 20 cells must be within the ratio)
 ACCEPTANCE_GRIDS = {"SMamba": (96, 16), "TSM2": (512, 15)}
-PEERS = ("AttentionMamba", "FMamba", "TSM2")  # compared with SMamba, cell by cell
+PEERS = tuple(name for name in model_names() if name != "SMamba")  # compared with SMamba, cell by cell
 SIDE_BY_SIDE_DATASETS = ("ETTh1", "ETTh2", "ETTm1", "Exchange", "SML2010")  # issue #13's grid, L = 96
 
 
