@@ -111,7 +111,7 @@ def test_architecture_arguments_are_the_core_arguments_with_its_defaults(cls):
                         "use_static_covariates")}
     assert own == core_architecture_defaults(cls._core_cls)
     assert issubclass(cls, TorchForecastingModel)
-    assert cls.__name__ == cls._core_cls.__name__ + "Model"
+    assert cls.__name__ == cls.spec.name + "Model" and cls._core_cls is cls.spec.core
 
 
 @pytest.mark.parametrize("cls", MODELS, ids=IDS)

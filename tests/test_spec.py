@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class ToyCore(Forecaster):
-    """A tiny forecaster: one MLP from each series' look-back to its horizon (exogenous inputs are accepted and
-    added as their mean over time). It forwards the shared arguments to ``Forecaster`` through ``**common``."""
+    """A tiny forecaster: one MLP from each series' look-back to its horizon (exogenous inputs are added as their
+    mean). It forwards the shared arguments to ``Forecaster`` through ``**common``."""
 
     def __init__(self, input_size: int, h: int, n_series: int | None = None, *, width: int = 8,
                  depth: int = 1, **common):
@@ -51,6 +51,8 @@ class ToyCore(Forecaster):
         for exog in (hist_exog, futr_exog):
             if exog is not None:
                 y = y + exog.mean(dim=(1, 2))[:, None, None]  # [B, 1, 1] broadcast
+        if stat_exog is not None:
+            y = y + stat_exog.mean(dim=2, keepdim=True)  # [B, N, 1] broadcast
         return y.view(batch, n, self.h, self.n_outputs).transpose(1, 2)  # [B, h, N, n_outputs]
 
 
@@ -228,3 +230,40 @@ def test_unregister_removes_the_derived_classes():
     assert not hasattr(mnf, "Toy") and not hasattr(mnf, "AutoToy") and not hasattr(mdarts, "ToyModel")
     assert "toy" not in MODEL_FILENAME_DICT and "Toy" not in model_names()
     assert "Toy" not in mnf.__all__ and "ToyModel" not in mdarts.__all__
+
+
+def test_cli_model_choices_come_from_the_registry(toy):
+    """`mamba-forecast tune/bench --model` accept every registered model (here the toy too) and refuse an
+    unknown name before any data is read, listing the known ones."""
+    from mamba_forecast.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["tune", "--model", "Toy", "--dataset", "ETTh1"]).model == "Toy"
+    assert parser.parse_args(["bench", "--model", "SMamba,Toy", "--dataset", "ETTh1"]).model == "SMamba,Toy"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bench", "--model", "SMamba,Nope", "--dataset", "ETTh1"])
+
+
+def test_cli_unknown_model_message(capsys):
+    from mamba_forecast.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["tune", "--model", "Nope", "--dataset", "ETTh1"])
+    assert "unknown model 'Nope'; choose from SMamba, AttentionMamba, FMamba, TSM2" in capsys.readouterr().err
+
+
+def test_demo_and_harness_read_the_registry(toy):
+    from mamba_forecast.bench.models import build_model, uses_calendar_tokens
+    from mamba_forecast.bench.presets import get_preset, known_models
+    from mamba_forecast.bench.tune import search_space
+    from mamba_forecast.demo import demo_config, neural_models
+
+    assert neural_models()[-1] == "Toy" and demo_config("Toy") == {"width": 8}
+    assert known_models()[-2:] == ("Toy", "Linear")
+    preset = get_preset("Toy", "ETTh1", 96)  # borrows S-Mamba's rows: no published setting
+    assert preset.source == "no published setting: S-Mamba's row (spec 5.2)"
+    assert uses_calendar_tokens("Toy")
+    with pytest.warns(UserWarning, match="Toy does not take"):
+        net = build_model("Toy", preset, n_series=3, input_size=preset.input_size, horizon=24)
+    assert isinstance(net, ToyCore) and net.hist_exog_size == 4
+    assert callable(search_space("Toy"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import warnings
 
 import torch
@@ -43,27 +42,23 @@ def model_class(name: str):
 
 def build_model(name: str, preset: Preset, n_series: int, input_size: int, horizon: int,
                 calendar_tokens: bool | None = None) -> nn.Module:
-    """Instantiate ``name`` with the preset's sizes; arguments the landed class does not take are dropped
-    with a warning (model-specific names may differ between versions)."""
+    """Instantiate ``name`` with the preset's sizes; preset arguments the model does not take (its spec's
+    architecture arguments) are dropped with a warning."""
     cls = model_class(name)
+    if name == LINEAR:
+        return cls(input_size, horizon)
     use_marks = uses_calendar_tokens(name) if calendar_tokens is None else calendar_tokens
     kwargs = dict(
         d_model=preset.d_model, d_ff=preset.d_ff, e_layers=preset.e_layers, d_state=preset.d_state,
         d_conv=preset.d_conv, expand=preset.expand, dropout=preset.dropout, use_norm=preset.use_norm,
-        hist_exog_size=4 if use_marks else 0, **preset.extra,
+        **preset.extra,
     )
-    params = inspect.signature(cls.__init__).parameters
-    takes_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if not takes_var_kw:
-        dropped = sorted(k for k in kwargs if k not in params and k not in _SILENT)
-        if dropped:
-            if use_marks and "hist_exog_size" in dropped:
-                raise TypeError(f"{name} does not take hist_exog_size: cannot feed the calendar tokens")
-            warnings.warn(f"{name} does not take {dropped}; using its defaults", stacklevel=2)
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    if "n_series" in params:
-        kwargs["n_series"] = n_series
-    return cls(input_size, horizon, **kwargs)
+    accepted = get_spec(name).arguments
+    dropped = sorted(k for k in kwargs if k not in accepted and k not in _SILENT)
+    if dropped:
+        warnings.warn(f"{name} does not take {dropped}; using its defaults", stacklevel=2)
+    kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    return cls(input_size, horizon, n_series=n_series, hist_exog_size=4 if use_marks else 0, **kwargs)
 
 
 def count_parameters(model: nn.Module) -> int:
