@@ -197,7 +197,8 @@ def model_class(spec: ModelSpec) -> type[_MambaTorchModel]:
     namespace = {"_MambaTorchModel": _MambaTorchModel, "_core": spec.core, "_defaults": spec.defaults(),
                  "__name__": MODULE}
     # (annotations stay strings: this module's `from __future__ import annotations` is inherited by compile)
-    exec(compile(_SOURCE.format(model=model, parameters=parameters), f"<{MODULE}.{model}>", "exec"), namespace)  # noqa: S102
+    source = _SOURCE.format(model=model, parameters=parameters)
+    exec(compile(source, f"<{MODULE}.{model}>", "exec"), namespace)  # noqa: S102 - our own template
     cls = namespace[model]
     cls.__module__ = cls.__init__.__module__ = MODULE
     cls.__init__.__doc__ = model_docstring(spec)

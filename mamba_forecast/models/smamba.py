@@ -114,7 +114,9 @@ register(ModelSpec(
                   "https://arxiv.org/abs/2312.00752"),
     ),
     card="docs/models/smamba.md",
-    search_space={"d_model": Choice([64, 128, 256, 512]), "e_layers": Choice([1, 2, 3, 4]), "d_state": Choice([2, 16, 32])},
+    search_space={
+        "d_model": Choice([64, 128, 256, 512]), "e_layers": Choice([1, 2, 3, 4]), "d_state": Choice([2, 16, 32]),
+    },
     derived={"d_ff": SameAs("d_model")},
     auto_summary=(
         "token width (with the feed-forward width equal to it, as in the official scripts), depth, Mamba state "

@@ -23,7 +23,9 @@ from typing import Any, Callable, Mapping
 
 # Core arguments an adapter sets from the data (window lengths, number of series, outputs per step, exogenous
 # widths): every other keyword argument of a core is an architecture argument a user sets.
-ADAPTER_ARGS = frozenset({"input_size", "h", "n_series", "n_outputs", "hist_exog_size", "futr_exog_size", "stat_exog_size"})
+ADAPTER_ARGS = frozenset(
+    {"input_size", "h", "n_series", "n_outputs", "hist_exog_size", "futr_exog_size", "stat_exog_size"}
+)
 
 # Docs of the arguments every core inherits from ``Forecaster``; a spec's ``arg_docs`` may override them.
 COMMON_ARG_DOCS = {

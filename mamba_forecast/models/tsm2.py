@@ -234,7 +234,8 @@ register(ModelSpec(
     # patch, so its defaults (d_state 16, expand 2) cost about 10x the others in the demo; this is ~3x cheaper.
     demo={"d_model": 32, "e_layers": 2, "d_state": 8, "expand": 1},
     bench=BenchHook(
-        preset_table="tsm2", preset_source="TSM2 third-party replication config (spec 6.4); Adam + type1 as the protocol",
+        preset_table="tsm2",
+        preset_source="TSM2 third-party replication config (spec 6.4); Adam + type1 as the protocol",
         published_name="TSM2",
         tune_space={"d_state": Choice([8, 16]), "expand": Choice([1, 2])},
     ),

@@ -89,8 +89,8 @@ def model_docstring(spec: ModelSpec) -> str:
     arguments = "\n".join(google_arg(a.name, doc_type(a.annotation), a.doc) for a in ordered_arguments(spec))
     references = "\n".join(f"- {ref.markdown()}" for ref in spec.references)
     about = textwrap.fill(
-        f"{spec.title}: {spec.tagline}. {spec.summary} {spec.exogenous} Multivariate: all series are forecast together, so they "
-        f"must share their timestamps. Model card: `{spec.card}`.",
+        f"{spec.title}: {spec.tagline}. {spec.summary} {spec.exogenous} Multivariate: all series are forecast "
+        f"together, so they must share their timestamps. Model card: `{spec.card}`.",
         width=112, break_on_hyphens=False,
     )
     args = "\n".join((LEADING_ARGS_DOC, textwrap.indent(arguments, " " * 8), " " * 8 + TRAINING_ARGS_DOC))

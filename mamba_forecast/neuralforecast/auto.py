@@ -144,7 +144,8 @@ def auto_class(spec: ModelSpec, model: type[MambaForecaster]) -> type[MambaAuto]
     name = f"Auto{spec.name}"
     config = {k: ray_domain(v) for k, v in {**TRAINING_SPACE, **spec.search_space}.items()}
     config["input_size_multiplier"] = list(TRAINING_SPACE["input_size_multiplier"])
-    about = textwrap.fill(f"Hyperparameter search for `{spec.name}`: {spec.auto_summary}", width=112, break_on_hyphens=False)
+    about = textwrap.fill(f"Hyperparameter search for `{spec.name}`: {spec.auto_summary}", width=112,
+                          break_on_hyphens=False)
     doc = f"{name}\n\n{textwrap.indent(about, '    ')}\n\n    Args:\n        {AUTO_ARGS_DOC}\n    "
     namespace = {"__module__": model.__module__, "__qualname__": name, "__doc__": doc, "model_class": model,
                  "default_config": config, "derived": dict(spec.derived)}
