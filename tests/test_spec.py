@@ -9,6 +9,9 @@ CLI all read the registry.
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +270,18 @@ def test_demo_and_harness_read_the_registry(toy):
         net = build_model("Toy", preset, n_series=3, input_size=preset.input_size, horizon=24)
     assert isinstance(net, ToyCore) and net.hist_exog_size == 4
     assert callable(search_space("Toy"))
+
+
+def test_core_and_registry_import_with_torch_alone():
+    """`mamba_forecast.models` (the cores and their specs, search spaces included) imports no host library."""
+    code = (
+        "import sys, mamba_forecast.models, mamba_forecast.layers, mamba_forecast.ssm\n"
+        "from mamba_forecast.models import all_specs\n"
+        "assert len(all_specs()) >= 4\n"
+        "hosts = ('neuralforecast', 'darts', 'ray', 'optuna', 'pytorch_lightning', 'statsforecast')\n"
+        "loaded = [m for m in hosts if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
