@@ -130,13 +130,36 @@ def _run_data_download(args) -> int:
     return 0
 
 
+def _known_models() -> tuple[str, ...]:
+    from .bench.presets import known_models  # imports torch: only when a model name is parsed
+
+    return known_models()
+
+
+def _model_name(text: str) -> str:
+    """``--model`` of ``tune``: one registered model (or the harness's Linear)."""
+    name = text.strip()
+    if name not in _known_models():
+        raise argparse.ArgumentTypeError(f"unknown model {name!r}; choose from {', '.join(_known_models())}")
+    return name
+
+
+def _model_list(text: str) -> str:
+    """``--model`` of ``bench``: comma-separated registered models, checked before any data is read."""
+    for name in _csv_list(text):
+        _model_name(name)
+    return text
+
+
 # ---------------------------------------------------------------------------------------------- bench
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="train and score models under the standard long-horizon protocol",
                        description="Train and score cells (dataset x model x horizon x seed); each finished "
                                    "cell is appended to the CSV and skipped on a rerun.")
     _add_dataset_arguments(p, several=True)
-    p.add_argument("--model", required=True, help="comma-separated: SMamba,AttentionMamba,FMamba,TSM2 (Linear)")
+    p.add_argument("--model", required=True, type=_model_list,
+                   help="comma-separated: SMamba,AttentionMamba,FMamba,TSM2 (any registered model; Linear checks "
+                        "the harness)")
     p.add_argument("--horizon", default="96", help="comma-separated horizons (default 96)")
     p.add_argument("--seeds", default="2023", help="comma-separated seeds (default 2023)")
     p.add_argument("--input-size", type=int, default=None, help="look-back (default: the preset's, 96; TSM2 512)")
@@ -192,7 +215,8 @@ def _add_tune(sub) -> None:
     p = sub.add_parser("tune", help="search a model's hyper-parameters on the validation split (Optuna)",
                        description="Search one model's space on one dataset, scored on the validation split only "
                                    "(the test split is not read); the winner goes to the tuned preset table.")
-    p.add_argument("--model", required=True, help="SMamba, AttentionMamba, FMamba or TSM2")
+    p.add_argument("--model", required=True, type=_model_name,
+                   help="SMamba, AttentionMamba, FMamba or TSM2 (any registered model)")
     _add_dataset_arguments(p, several=False)
     p.add_argument("--horizon", type=int, default=96, help="horizon scored during the search (default 96)")
     p.add_argument("--trials", type=int, default=8, help="number of trials (default 8)")

@@ -25,17 +25,20 @@ import pandas as pd
 # the loaders live in mamba_forecast.datasets; imported here for the demo (and for code that imported them here)
 from .datasets import DEMO_CREDIT, DEMO_DATA, load_demo_data, to_long  # noqa: F401
 
-NEURAL_MODELS = ("SMamba", "AttentionMamba", "FMamba", "TSM2")
-# Small, fast settings for a 2-core laptop; the benchmark presets (mamba-forecast bench) are the full ones.
-# TSM2 scans a d_state x (expand * d_model) state over every patch of every series and every series of every
-# patch, so its defaults (d_state 16, expand 2) cost about 10x the others here; d_state 8, expand 1 is ~3x
-# cheaper.
-DEMO_CONFIGS = {
-    "SMamba": dict(d_model=128, d_ff=128, e_layers=2, d_state=2),
-    "AttentionMamba": dict(d_model=128, d_ff=128, e_layers=1, d_state=16),
-    "FMamba": dict(d_model=128, d_ff=128, e_layers=1, d_state=16),
-    "TSM2": dict(d_model=32, e_layers=2, d_state=8, expand=1),
-}
+
+def neural_models() -> tuple[str, ...]:
+    """The Mamba models the demo trains: every registered model spec (``mamba_forecast.models.spec``)."""
+    from .models import model_names
+
+    return model_names()
+
+
+def demo_config(name: str) -> dict:
+    """Model ``name``'s demo settings (its spec's ``demo``): small and fast for a 2-core laptop; the benchmark
+    presets (``mamba-forecast bench``) are the full ones."""
+    from .models import get_spec
+
+    return dict(get_spec(name).demo)
 
 
 # --device -> Lightning accelerator (anything else is refused by argparse, never silently run on the CPU)
@@ -81,8 +84,9 @@ def _parse_args(argv):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="CSV: a date column + series columns, or unique_id/ds/y")
-    parser.add_argument("--models", default=",".join(NEURAL_MODELS),
-                        help="comma-separated Mamba models (default: all four)")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated Mamba models (default: all: SMamba, AttentionMamba, FMamba, TSM2 and "
+                             "any other registered model)")
     parser.add_argument("--horizon", type=int, default=24, help="forecast horizon in steps (default 24)")
     parser.add_argument("--input-size", type=int, default=96, help="look-back in steps (default 96)")
     parser.add_argument("--windows", type=int, default=4, help="held-out windows of `horizon` steps (default 4)")
@@ -121,10 +125,11 @@ def run(args) -> pd.DataFrame:
     for name in ("pytorch_lightning", "lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = sorted(set(models) - set(NEURAL_MODELS))
+    known = neural_models()
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(known)
+    unknown = sorted(set(models) - set(known))
     if unknown:
-        raise SystemExit(f"--models: unknown {unknown}; choose from {', '.join(NEURAL_MODELS)}.")
+        raise SystemExit(f"--models: unknown {unknown}; choose from {', '.join(known)}.")
     for name in ("horizon", "input_size", "windows", "history", "max_steps", "season"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
@@ -182,7 +187,7 @@ def run(args) -> pd.DataFrame:
         cls = getattr(mf_nf, name)
         model = cls(h=args.horizon, input_size=args.input_size, max_steps=args.max_steps,
                     learning_rate=1e-3, batch_size=32, windows_batch_size=64, random_seed=args.seed,
-                    **DEMO_CONFIGS[name], **trainer)
+                    **demo_config(name), **trainer)
         nf = NeuralForecast(models=[model], freq=freq)
         cv_m = nf.cross_validation(df=long, n_windows=args.windows, step_size=args.horizon)
         cv = cv.merge(cv_m[["unique_id", "ds", "cutoff", name]], on=["unique_id", "ds", "cutoff"], how="left")

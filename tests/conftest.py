@@ -9,6 +9,19 @@ import warnings
 import pytest
 import torch
 
+from mamba_forecast.models import get_spec, model_names
+
+# The models under test: every registered model spec (a model registered in its core file joins every test
+# parametrised over MODEL_NAMES).
+MODEL_NAMES = model_names()
+
+
+def small_arguments(name: str, width: int = 16, d_state: int = 4, e_layers: int = 1) -> dict:
+    """Small sizes for registered model ``name``: the usual size arguments, those it takes."""
+    sizes = {"d_model": width, "d_ff": width, "e_layers": e_layers, "d_state": d_state}
+    return {k: v for k, v in sizes.items() if k in get_spec(name).arguments}
+
+
 # Trainer switches every host-library test uses: CPU, no progress bar, no logger, no model summary.
 QUIET = dict(enable_progress_bar=False, logger=False, enable_model_summary=False, accelerator="cpu")
 

@@ -230,6 +230,20 @@ def test_via_neuralforecast_scores_the_same_windows(data_dir, tmp_path):
     assert math.isfinite(float(row["mse"]))
 
 
+def test_via_neuralforecast_passes_only_the_arguments_the_model_takes(data_dir, tmp_path):
+    """TSM2 has no d_ff (a field of every preset): `--via neuralforecast` gives the NF class only the
+    architecture arguments its spec lists, as the harness does, instead of failing on d_ff."""
+    pytest.importorskip("neuralforecast")
+    out = tmp_path / "r.csv"
+    main(["bench", "--dataset", "ETTh1", "--model", "TSM2", "--horizon", "12", "--input-size", "24",
+          "--epochs", "1", "--max-train-batches", "1",
+          "--set", "d_model=8,e_layers=1,d_state=2,batch_size=16",
+          "--via", "neuralforecast", "--data-dir", str(data_dir), "--out", str(out), "--no-progress",
+          "--device", "cpu"])
+    (row,) = read_results(out)
+    assert row["model"] == "TSM2" and row["via"] == "neuralforecast" and math.isfinite(float(row["mse"]))
+
+
 def test_cell_lock_blocks_a_second_claim(tmp_path):
     from mamba_forecast.bench.runner import _claim
 

@@ -38,20 +38,22 @@ from darts.models.forecasting.torch_forecasting_model import TorchForecastingMod
 from darts.utils import likelihood_models as lm  # noqa: E402
 
 import mamba_forecast.darts as mdarts  # noqa: E402
-from conftest import count_darts_quantile_crossings  # noqa: E402
+from conftest import MODEL_NAMES, count_darts_quantile_crossings, small_arguments  # noqa: E402
 from mamba_forecast.darts import AttentionMambaModel, FMambaModel, SMambaModel, TSM2Model  # noqa: E402
 from mamba_forecast.darts._base import _MambaForecastModule, core_architecture_defaults  # noqa: E402
+from mamba_forecast.models import get_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PL = {"accelerator": "cpu", "enable_progress_bar": False, "logger": False, "enable_model_summary": False}
 ICL, OCL = 16, 4
 
-# tiny architectures: each fit below takes well under a second on one core
+# tiny architectures: each fit below takes well under a second on one core (every registered model; a model
+# with no entry here runs with its spec's example settings, shrunk)
+_SMALL_OVERRIDES = {"TSM2": dict(patch_len=8, stride=4)}
 SMALL = {
-    SMambaModel: dict(d_model=8, d_ff=8, e_layers=1, d_state=2),
-    AttentionMambaModel: dict(d_model=8, d_ff=8, e_layers=1, d_state=2),
-    FMambaModel: dict(d_model=8, d_ff=8, e_layers=1, d_state=2),
-    TSM2Model: dict(d_model=8, e_layers=1, d_state=2, patch_len=8, stride=4),
+    getattr(mdarts, f"{name}Model"): {**get_spec(name).example, **small_arguments(name, width=8, d_state=2),
+                                      **_SMALL_OVERRIDES.get(name, {})}
+    for name in MODEL_NAMES
 }
 MODELS = list(SMALL)
 IDS = [cls.__name__ for cls in MODELS]
@@ -109,7 +111,7 @@ def test_architecture_arguments_are_the_core_arguments_with_its_defaults(cls):
                         "use_static_covariates")}
     assert own == core_architecture_defaults(cls._core_cls)
     assert issubclass(cls, TorchForecastingModel)
-    assert cls.__name__ == cls._core_cls.__name__ + "Model"
+    assert cls.__name__ == cls.spec.name + "Model" and cls._core_cls is cls.spec.core
 
 
 @pytest.mark.parametrize("cls", MODELS, ids=IDS)
@@ -129,8 +131,10 @@ def test_docstring_documents_every_argument(cls):
 @pytest.mark.parametrize("cls", MODELS, ids=IDS)
 def test_docstring_example_runs(cls):
     """The `Examples` section is a doctest (also run by `pytest --doctest-modules mamba_forecast/darts`)."""
-    module = importlib.import_module(cls.__module__)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    for test in doctest.DocTestFinder().find(cls.__init__, f"{cls.__name__}.__init__", module=False, globs={}):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -552,13 +556,8 @@ def test_regression_ensemble_with_exponential_smoothing_and_autoets():
 # NeuralForecastModel with the NeuralForecast classes
 
 
-NF_CLASSES = ["SMamba", "AttentionMamba", "FMamba", "TSM2"]
-NF_SMALL = {
-    "SMamba": dict(d_model=8, d_ff=8, e_layers=1, d_state=2),
-    "AttentionMamba": dict(d_model=8, d_ff=8, e_layers=1, d_state=2),
-    "FMamba": dict(d_model=8, d_ff=8, e_layers=1, d_state=2),
-    "TSM2": dict(d_model=8, e_layers=1, d_state=2, patch_len=8, stride=4),
-}
+NF_CLASSES = list(MODEL_NAMES)
+NF_SMALL = {name: SMALL[getattr(mdarts, f"{name}Model")] for name in MODEL_NAMES}
 
 
 @pytest.mark.parametrize("name", NF_CLASSES)

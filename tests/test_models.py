@@ -7,12 +7,16 @@ import math
 import pytest
 import torch
 
+from conftest import MODEL_NAMES, small_arguments
 from mamba_forecast.layers import FastAttention
-from mamba_forecast.models import TSM2, AttentionMamba, FMamba, SMamba
+from mamba_forecast.models import TSM2, AttentionMamba, FMamba, SMamba, get_spec
+from mamba_forecast.models.spec import ADAPTER_ARGS, architecture_arguments
 
 # Small configurations, fast on a loaded 2-core CPU. n_series is given to every model (AttentionMamba needs it).
 # With d_model=16 AttentionMamba pools to 4 x 4, so the tests' N in 1..9 covers N below and above D/4.
+# Every registered model is tested (one without an entry here with its spec's example settings, shrunk).
 SMALL = {
+    **{name: (get_spec(name).core, {**get_spec(name).example, **small_arguments(name)}) for name in MODEL_NAMES},
     "SMamba": (SMamba, dict(d_model=16, d_ff=16, e_layers=2, d_state=4)),
     "AttentionMamba": (AttentionMamba, dict(d_model=16, d_ff=16, e_layers=1, d_state=4)),
     "AttentionMamba-paper": (AttentionMamba, dict(d_model=16, d_ff=16, e_layers=1, d_state=4, variant="paper")),
@@ -337,6 +341,9 @@ COMMON_BAD = [
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("arg, value, error", COMMON_BAD)
 def test_bad_hyperparameter_is_named(name, arg, value, error):
+    cls = SMALL[name][0]
+    if arg not in ADAPTER_ARGS and arg not in architecture_arguments(cls):
+        pytest.skip(f"{cls.__name__} has no {arg}")
     with pytest.raises(error, match=arg):
         build(name, **{arg: value})
 

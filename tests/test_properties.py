@@ -1,4 +1,4 @@
-"""Property-based tests of the four core models over random shapes and hyperparameters.
+"""Property-based tests of the core models (every registered one) over random shapes and hyperparameters.
 
 For any valid configuration: the forecast is finite and ``[B, h, N]`` (``[B, h, N, n_outputs]`` when
 ``n_outputs > 1``), and in eval mode every sample is forecast on its own: permuting the batch permutes the
@@ -14,7 +14,9 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from mamba_forecast.models import TSM2, AttentionMamba, FMamba, SMamba  # noqa: E402
+from conftest import MODEL_NAMES  # noqa: E402
+from mamba_forecast.models import TSM2, AttentionMamba, FMamba, get_spec  # noqa: E402
+from mamba_forecast.models.spec import ADAPTER_ARGS, architecture_arguments  # noqa: E402
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -57,7 +59,8 @@ def configurations(draw, cls):
     else:
         kwargs["d_ff"] = draw(st.integers(1, 24))
     batch = draw(st.integers(2, 6))
-    return kwargs, batch
+    accepted = ADAPTER_ARGS | set(architecture_arguments(cls))  # a registered model without some of these
+    return {k: v for k, v in kwargs.items() if k in accepted}, batch
 
 
 def inputs(kwargs, batch, seed):
@@ -74,7 +77,7 @@ def take(tensors, index):
     return tuple(None if t is None else t[index] for t in tensors)
 
 
-@pytest.mark.parametrize("cls", [SMamba, AttentionMamba, FMamba, TSM2], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [get_spec(name).core for name in MODEL_NAMES], ids=lambda c: c.__name__)
 def test_finite_shaped_and_batch_independent(cls):
     @SETTINGS
     @given(config=configurations(cls), seed=st.integers(0, 2**16))

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import MODEL_NAMES
 from mamba_forecast.bench import get_preset, prepare
-from mamba_forecast.bench.models import USES_CALENDAR_TOKENS, LinearBaseline, build_model, forward
+from mamba_forecast.bench.models import LinearBaseline, build_model, forward, uses_calendar_tokens
 from mamba_forecast.bench.protocol import ProtocolData
 from mamba_forecast.bench.runner import COLUMNS, append_row, read_results
 from mamba_forecast.bench.train import epoch_lr, fit_and_test, train
@@ -78,8 +79,9 @@ def test_empty_validation_split_is_a_clear_error_before_training():
 
 
 def test_every_model_gets_the_calendar_tokens():
-    for name in ("SMamba", "AttentionMamba", "FMamba", "TSM2"):
-        assert USES_CALENDAR_TOKENS[name]
+    assert not uses_calendar_tokens("Linear")
+    for name in MODEL_NAMES:
+        assert uses_calendar_tokens(name)
         preset = get_preset(name, "ETTh1", 96)
         net = build_model(name, preset.__class__(**{**preset.as_dict(), "d_model": 16, "d_ff": 16, "d_state": 2,
                                                     "input_size": 32}), 3, 32, 8)

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import warnings
 
 import torch
 import torch.nn as nn
 
-from .presets import Preset
+from ..models import get_spec
+from .presets import LINEAR, Preset
 
 # Preset fields some architectures legitimately lack (TSM2 has no feed-forward width).
 _SILENT = {"d_ff"}
 
-# Models that take the protocol's 4 calendar tokens (x_mark) as hist_exog. The official S-Mamba code feeds them
-# (its paper numbers include them), so every one of the four models gets them: the models see the same inputs
-# and SMamba's reproduction stays the official pipeline. Only the harness's Linear check model goes without.
-USES_CALENDAR_TOKENS = {"SMamba": True, "AttentionMamba": True, "FMamba": True, "TSM2": True, "Linear": False}
+def uses_calendar_tokens(name: str) -> bool:
+    """Whether model ``name`` takes the protocol's 4 calendar tokens (x_mark) as hist_exog (its spec's
+    ``bench.calendar_tokens``). The official S-Mamba code feeds them (its paper numbers include them), so every
+    one of the four models gets them: the models see the same inputs and SMamba's reproduction stays the
+    official pipeline. Only the harness's Linear check model goes without."""
+    return name != LINEAR and get_spec(name).bench.calendar_tokens
 
 
 class LinearBaseline(nn.Module):
@@ -35,38 +36,29 @@ class LinearBaseline(nn.Module):
 
 
 def model_class(name: str):
-    if name == "Linear":
-        return LinearBaseline
-    try:
-        module = importlib.import_module("mamba_forecast.models")
-        return getattr(module, name)
-    except (ImportError, AttributeError) as exc:
-        raise ImportError(f"mamba_forecast.models.{name} is not available: {exc}") from exc
+    """The torch class of model ``name``: a registered spec's core, or the harness's Linear model."""
+    return LinearBaseline if name == LINEAR else get_spec(name).core
 
 
 def build_model(name: str, preset: Preset, n_series: int, input_size: int, horizon: int,
                 calendar_tokens: bool | None = None) -> nn.Module:
-    """Instantiate ``name`` with the preset's sizes; arguments the landed class does not take are dropped
-    with a warning (model-specific names may differ between versions)."""
+    """Instantiate ``name`` with the preset's sizes; preset arguments the model does not take (its spec's
+    architecture arguments) are dropped with a warning."""
     cls = model_class(name)
-    use_marks = USES_CALENDAR_TOKENS.get(name, False) if calendar_tokens is None else calendar_tokens
+    if name == LINEAR:
+        return cls(input_size, horizon)
+    use_marks = uses_calendar_tokens(name) if calendar_tokens is None else calendar_tokens
     kwargs = dict(
         d_model=preset.d_model, d_ff=preset.d_ff, e_layers=preset.e_layers, d_state=preset.d_state,
         d_conv=preset.d_conv, expand=preset.expand, dropout=preset.dropout, use_norm=preset.use_norm,
-        hist_exog_size=4 if use_marks else 0, **preset.extra,
+        **preset.extra,
     )
-    params = inspect.signature(cls.__init__).parameters
-    takes_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if not takes_var_kw:
-        dropped = sorted(k for k in kwargs if k not in params and k not in _SILENT)
-        if dropped:
-            if use_marks and "hist_exog_size" in dropped:
-                raise TypeError(f"{name} does not take hist_exog_size: cannot feed the calendar tokens")
-            warnings.warn(f"{name} does not take {dropped}; using its defaults", stacklevel=2)
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    if "n_series" in params:
-        kwargs["n_series"] = n_series
-    return cls(input_size, horizon, **kwargs)
+    accepted = get_spec(name).arguments
+    dropped = sorted(k for k in kwargs if k not in accepted and k not in _SILENT)
+    if dropped:
+        warnings.warn(f"{name} does not take {dropped}; using its defaults", stacklevel=2)
+    kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    return cls(input_size, horizon, n_series=n_series, hist_exog_size=4 if use_marks else 0, **kwargs)
 
 
 def count_parameters(model: nn.Module) -> int:

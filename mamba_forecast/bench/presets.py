@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..datasets import preset_stand_in
+from ..models import get_spec, model_names
 
 HORIZONS = (96, 192, 336, 720)
 
@@ -65,7 +66,6 @@ def _p(e, d, ds, lr, bs, ep, **kw) -> Preset:
     return Preset(e_layers=e, d_model=d, d_ff=d, d_state=ds, learning_rate=lr, batch_size=bs, epochs=ep, **kw)
 
 
-_OFFICIAL_SM = "S-Mamba official script"
 # S-Mamba, spec section 3.2: {dataset: {horizon: Preset}}
 _SMAMBA: dict[str, dict[int, Preset]] = {
     "ETTh1": {96: _p(2, 256, 2, 7e-5, 32, 10), 192: _p(2, 256, 2, 7e-5, 32, 10),
@@ -96,9 +96,9 @@ _SMAMBA: dict[str, dict[int, Preset]] = {
 # Attention Mamba, spec section 4.3 (official rows: ECL, Weather, Solar).
 _AM_KW = dict(d_conv=2, expand=1)
 _ATTENTION_MAMBA: dict[str, Preset] = {
-    "ECL": _p(1, 512, 64, 1e-5, 16, 20, **_AM_KW, source="AttentionMamba official script"),
-    "Weather": _p(1, 256, 64, 1e-5, 32, 20, **_AM_KW, source="AttentionMamba official script"),
-    "Solar-Energy": _p(1, 512, 128, 1e-5, 32, 20, **_AM_KW, source="AttentionMamba official script"),
+    "ECL": _p(1, 512, 64, 1e-5, 16, 20, **_AM_KW),
+    "Weather": _p(1, 256, 64, 1e-5, 32, 20, **_AM_KW),
+    "Solar-Energy": _p(1, 512, 128, 1e-5, 32, 20, **_AM_KW),
 }
 _ATTENTION_MAMBA_FALLBACK = "Weather"
 
@@ -108,20 +108,52 @@ _TSM2_BATCH = {"ETTh1": 128, "ETTh2": 128, "ETTm1": 128, "ETTm2": 128, "Exchange
 _TSM2_DROPOUT = {"ECL": 0.2, "Traffic": 0.2}
 
 
-def _tsm2(dataset: str) -> Preset:
+def _tsm2_rows(model: str, dataset: str, horizon: int, source: str | None) -> Preset:
     return Preset(
         e_layers=2, d_model=32, d_ff=32, d_state=16, learning_rate=1e-4,
         batch_size=_TSM2_BATCH.get(dataset, 32), epochs=10, d_conv=4,
         expand=1 if dataset == "Traffic" else 2, dropout=_TSM2_DROPOUT.get(dataset, 0.3), input_size=512,
         extra={"patch_len": 16, "stride": 8},
-        source="TSM2 third-party replication config (spec 6.4); Adam + type1 as the protocol",
+        source=source or "no published setting: TSM2's replication config",
     )
 
 
+def _attention_mamba_rows(model: str, dataset: str, horizon: int, source: str | None) -> Preset:
+    if dataset in _ATTENTION_MAMBA:
+        return replace(_ATTENTION_MAMBA[dataset], source=source or "no published setting: AttentionMamba's row")
+    return replace(_ATTENTION_MAMBA[_ATTENTION_MAMBA_FALLBACK],
+                   source=f"no official script for {dataset}: AttentionMamba Weather row")
+
+
+def _smamba_rows(model: str, dataset: str, horizon: int, source: str | None) -> Preset:
+    sm_dataset = dataset if dataset in _SMAMBA else preset_stand_in(dataset)
+    rows = _SMAMBA.get(sm_dataset)
+    if rows is None:
+        raise KeyError(f"no preset for {model} on {dataset}")
+    preset = rows[horizon] if horizon in rows else rows[min(rows, key=lambda h: abs(h - horizon))]
+    if source is None:
+        source = "no published setting: S-Mamba's row (spec 5.2)"
+    elif sm_dataset != dataset:
+        source = f"no official script for {dataset}: S-Mamba {sm_dataset} row"
+    return replace(preset, source=source)
+
+
+# The published tables a model spec's ``bench.preset_table`` may name (``mamba_forecast.models.spec.BenchHook``):
+# each builds the official row of (model, dataset, horizon), given the spec's ``preset_source`` (None when the
+# model borrows the table).
+PRESET_TABLE_BUILDERS = {"smamba": _smamba_rows, "attention_mamba": _attention_mamba_rows, "tsm2": _tsm2_rows}
+
+
 # A tiny per-variate linear model used to check the harness itself (not one of the four forecasters).
+LINEAR = "Linear"
 _LINEAR = _p(1, 1, 1, 1e-3, 32, 10, source="harness smoke-test baseline")
 
-MODELS = ("SMamba", "AttentionMamba", "FMamba", "TSM2", "Linear")
+
+def known_models() -> tuple[str, ...]:
+    """The models the harness runs: every registered model spec, then its Linear check model."""
+    return (*model_names(), LINEAR)
+
+
 PRESET_TABLES = ("official", "tuned")
 TUNED_PRESETS_FILE = Path(__file__).with_name("tuned_presets.json")
 _PRESET_FIELDS = {f.name for f in fields(Preset)}
@@ -162,24 +194,10 @@ def get_preset(model: str, dataset: str, horizon: int, preset: str = "official",
 
 
 def _official_preset(model: str, dataset: str, horizon: int) -> Preset:
-    if model not in MODELS:
-        raise KeyError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
-    if model == "Linear":
+    if model == LINEAR:
         return _LINEAR
-    if model == "TSM2":
-        return _tsm2(dataset)
-    if model == "AttentionMamba":
-        if dataset in _ATTENTION_MAMBA:
-            return _ATTENTION_MAMBA[dataset]
-        base = _ATTENTION_MAMBA[_ATTENTION_MAMBA_FALLBACK]
-        return replace(base, source=f"no official script for {dataset}: AttentionMamba Weather row")
-    sm_dataset = dataset if dataset in _SMAMBA else preset_stand_in(dataset)
-    if sm_dataset not in _SMAMBA:
-        raise KeyError(f"no preset for {model} on {dataset}")
-    rows = _SMAMBA[sm_dataset]
-    preset = rows[horizon] if horizon in rows else rows[min(rows, key=lambda h: abs(h - horizon))]
-    if model == "SMamba":
-        src = _OFFICIAL_SM if sm_dataset == dataset else f"no official script for {dataset}: S-Mamba {sm_dataset} row"
-    else:
-        src = "no published setting: S-Mamba's row (spec 5.2)"
-    return replace(preset, source=src)
+    if model not in model_names():
+        raise KeyError(f"unknown model {model!r}; known: {', '.join(known_models())}")
+    hook = get_spec(model).bench
+    preset = PRESET_TABLE_BUILDERS[hook.preset_table](model, dataset, horizon, hook.preset_source)
+    return apply_settings(preset, hook.preset_defaults) if hook.preset_defaults else preset

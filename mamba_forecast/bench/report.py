@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models import all_specs
 from .runner import read_results
 
-# our model name -> the name in published_results.csv
-PUBLISHED_NAMES = {"SMamba": "S-Mamba", "TSM2": "TSM2", "AttentionMamba": "Attention Mamba", "FMamba": "FMamba"}
+# our model name -> the name in published_results.csv (each model spec's ``bench.published_name``)
+PUBLISHED_NAMES = {spec.name: spec.bench.published_name for spec in all_specs() if spec.bench.published_name}
 
 
 # The published MSE / MAE of the models implemented here, shipped with the package (regenerate it with

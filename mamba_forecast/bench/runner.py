@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..datasets import canonical_name
-from .models import USES_CALENDAR_TOKENS, build_model, count_parameters, forward
+from .models import build_model, count_parameters, forward, uses_calendar_tokens
 from .presets import get_preset
 from .protocol import prepare
 from .train import fit_and_test
@@ -170,7 +170,7 @@ def run_cell(
     preset = replace(preset, epochs=cell.epochs, input_size=cell.input_size, **(overrides or {}))
     data = prepare(cell.dataset, cell.input_size, data_dir=data_dir)
     data.check_windows(cell.horizon)
-    use_marks = USES_CALENDAR_TOKENS.get(cell.model, False) and data.calendar_tokens
+    use_marks = uses_calendar_tokens(cell.model) and data.calendar_tokens
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     notes = []

@@ -6,7 +6,7 @@ test split is never read: ``train`` touches only the train and validation segmen
 split exists during the search. Optuna's TPE sampler proposes the settings and its median pruner stops a trial
 whose validation loss after an epoch is worse than the median of earlier trials at that epoch.
 
-The search space is declared once per model in :data:`SEARCH_SPACES`; every model shares :func:`_common`
+The search space is :func:`search_space`: the model spec's ``bench.tune_space`` on top of :func:`_common`
 (learning rate, optimiser and schedule), so every model gets the same kind of search and the same budget. The
 search runs on top of the cell's official preset (sizes and batch stay the official ones) with a fixed budget
 of :data:`TUNE_EPOCHS` epochs per trial. The winner is written to the tuned table
@@ -24,8 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..datasets import canonical_name
-from .models import USES_CALENDAR_TOKENS, build_model, forward
-from .presets import TUNED_PRESETS_FILE, Preset, apply_settings, get_preset, read_tuned
+from ..models import get_spec
+from .models import build_model, forward, uses_calendar_tokens
+from .presets import LINEAR, TUNED_PRESETS_FILE, Preset, apply_settings, get_preset, known_models, read_tuned
 from .protocol import prepare
 from .runner import append_row, resolve_device, set_seed
 from .train import LR_SCHEDULES, OPTIMIZERS, train
@@ -43,30 +44,17 @@ def _common(trial) -> dict:
     }
 
 
-def _fmamba(trial) -> dict:
-    return {
-        **_common(trial),
-        "position": trial.suggest_categorical("position", ["tokens", "none"]),
-        "kernel": trial.suggest_categorical("kernel", ["gaussian", "performer"]),
-    }
+def search_space(model: str):
+    """Model ``model``'s search: :func:`_common` plus the choices of its spec's ``bench.tune_space``, as a
+    function of an Optuna trial returning preset fields / model arguments."""
+    if model == LINEAR:
+        return _common
+    extra = get_spec(model).bench.tune_space
 
+    def space(trial) -> dict:
+        return {**_common(trial), **{k: trial.suggest_categorical(k, list(c.values)) for k, c in extra.items()}}
 
-def _tsm2(trial) -> dict:
-    return {
-        **_common(trial),
-        "d_state": trial.suggest_categorical("d_state", [8, 16]),
-        "expand": trial.suggest_categorical("expand", [1, 2]),
-    }
-
-
-# One search space per model: a function of an Optuna trial returning preset fields / model arguments.
-SEARCH_SPACES = {
-    "SMamba": _common,
-    "AttentionMamba": _common,
-    "FMamba": _fmamba,
-    "TSM2": _tsm2,
-    "Linear": _common,
-}
+    return space
 
 
 def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
@@ -104,8 +92,8 @@ def tune(
         import optuna
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("`mamba-forecast tune` needs Optuna: pip install optuna") from exc
-    if model not in SEARCH_SPACES:
-        raise ValueError(f"model must be one of {', '.join(SEARCH_SPACES)}, got {model!r}")
+    if model not in known_models():
+        raise ValueError(f"model must be one of {', '.join(known_models())}, got {model!r}")
     if not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials must be a positive integer, got {trials!r}")
     dataset = canonical_name(dataset)
@@ -114,8 +102,8 @@ def tune(
     data = prepare(dataset, base.input_size, data_dir=data_dir, frame=frame)
     data.check_windows(horizon)
     dev = resolve_device(device)
-    use_marks = USES_CALENDAR_TOKENS.get(model, False) and data.calendar_tokens
-    space = SEARCH_SPACES[model]
+    use_marks = uses_calendar_tokens(model) and data.calendar_tokens
+    space = search_space(model)
     log_path = Path(trials_log) if trials_log else None
 
     def objective(trial):

@@ -88,10 +88,15 @@ def fit_and_test_neuralforecast(model_name: str, data: ProtocolData, horizon: in
     if max_train_batches:
         steps_per_epoch = min(steps_per_epoch, max_train_batches)
     df = long_frame(data, b_test[1], use_marks)
-    kwargs = dict(
-        h=horizon, input_size=data.input_size, n_series=data.n_series,
+    architecture = dict(
         d_model=preset.d_model, d_ff=preset.d_ff, e_layers=preset.e_layers, d_state=preset.d_state,
         d_conv=preset.d_conv, expand=preset.expand, dropout=preset.dropout, use_norm=preset.use_norm,
+        **preset.extra,
+    )
+    takes = cls.spec.arguments  # e.g. TSM2 has no d_ff
+    kwargs = dict(
+        h=horizon, input_size=data.input_size, n_series=data.n_series,
+        **{k: v for k, v in architecture.items() if k in takes},
         learning_rate=preset.learning_rate, max_steps=preset.epochs * steps_per_epoch,
         val_check_steps=steps_per_epoch, early_stop_patience_steps=preset.patience,
         batch_size=data.n_series, windows_batch_size=preset.batch_size, valid_batch_size=data.n_series,
@@ -100,7 +105,6 @@ def fit_and_test_neuralforecast(model_name: str, data: ProtocolData, horizon: in
         **_schedule(preset, steps_per_epoch),
         accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
         enable_progress_bar=progress, enable_model_summary=False, logger=False,
-        **preset.extra,
     )
     if use_marks:
         kwargs["hist_exog_list"] = CALENDAR

@@ -4,13 +4,12 @@
 :mod:`mamba_forecast.models` and maps Darts' named tensors onto the core's ``forward``.
 ``_MambaTorchModel`` is the ``MixedCovariatesTorchModel`` base: it validates the hyper-parameters at
 construction, checks the user's series before training and builds the module from a training sample.
-A public ``XxxModel`` only names its core class and lists the architecture arguments explicitly
-(Darts validates constructor kwargs against the ``__init__`` signatures).
+The public ``XxxModel`` classes are written from the model specs by :mod:`._models` (Darts validates
+constructor kwargs against the ``__init__`` signatures, so each lists its architecture arguments explicitly).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -25,19 +24,8 @@ from darts.models.forecasting.torch_forecasting_model import TorchForecastingMod
 from darts.utils.data.torch_datasets.utils import PLModuleInput, PLModuleOutput, TorchTrainingSample
 from darts.utils.likelihood_models.torch import QuantileRegression
 
+from ..models.spec import architecture_arguments
 from ._compat import TorchModelHooks, is_safe_loading_refusal, set_considers_static_covariates
-
-# Core constructor arguments the adapter derives from the data (chunk lengths, number of target components,
-# covariate widths, likelihood parameters); every other core argument is an explicit XxxModel argument.
-_DATA_DERIVED_ARGS = (
-    "input_size",
-    "h",
-    "n_series",
-    "n_outputs",
-    "hist_exog_size",
-    "futr_exog_size",
-    "stat_exog_size",
-)
 
 # core class name -> core class; filled by ``_MambaTorchModel.__init_subclass__`` so that a checkpoint names its
 # architecture by a string (safe to load) and only the registered classes can be resolved from it.
@@ -45,23 +33,9 @@ _CORE_MODELS: dict[str, type[nn.Module]] = {}
 
 
 def core_architecture_defaults(core_cls: type[nn.Module]) -> dict[str, Any]:
-    """Architecture arguments of a core model and their defaults, in signature order.
-
-    Follows ``**kwargs`` up the MRO, so a core class that forwards its shared arguments to a base class still
-    reports them. Arguments without a default map to ``inspect.Parameter.empty``.
-    """
-    params: dict[str, Any] = {}
-    for klass in inspect.getmro(core_cls):
-        if klass is nn.Module or klass is object or "__init__" not in vars(klass):
-            continue
-        sig = inspect.signature(klass.__init__)
-        for name, p in sig.parameters.items():
-            if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or name in _DATA_DERIVED_ARGS:
-                continue
-            params.setdefault(name, p.default)
-        if not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-            break
-    return params
+    """Architecture arguments of a core model and their defaults, in signature order: the one algorithm both
+    hosts use (``mamba_forecast.models.spec.architecture_arguments``, which follows ``**kwargs`` up the MRO)."""
+    return {name: default for name, (default, _) in architecture_arguments(core_cls).items()}
 
 
 class _MambaForecastModule(PLForecastingModule):
@@ -140,7 +114,8 @@ class _MambaForecastModule(PLForecastingModule):
 
 
 class _MambaTorchModel(TorchModelHooks):
-    """Shared behaviour of the Darts Mamba models; subclasses set ``_core_cls`` and list its arguments.
+    """Shared behaviour of the Darts Mamba models; subclasses (see :mod:`._models`) set ``_core_cls`` and list
+    its arguments.
 
     A Darts ``MixedCovariatesTorchModel`` through ``_compat.TorchModelHooks``, which holds every use of Darts'
     private hooks: a subclass's ``__init__`` calls ``super().__init__()`` and then ``self._init_architecture()``.

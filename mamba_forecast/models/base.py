@@ -186,6 +186,9 @@ class InvertedForecaster(Forecaster):
     ``final_norm``) -> ``Linear(D -> h * n_outputs)`` on the first N tokens only (exogenous tokens are dropped).
     """
 
+    # set by the subclass, never by a user: not architecture arguments of a subclass forwarding **kwargs here
+    INTERNAL_ARGS = ("final_norm", "token_embedding")
+
     def __init__(
         self,
         input_size: int,

@@ -7,6 +7,7 @@ import torch.nn as nn
 from ..layers import EncoderLayer
 from ..ssm import BiMamba
 from .base import InvertedForecaster, check_d_conv, check_int
+from .spec import BenchHook, Choice, ModelSpec, Reference, SameAs, register
 
 
 class SMamba(InvertedForecaster):
@@ -84,3 +85,44 @@ class SMamba(InvertedForecaster):
         self.layers.extend(
             EncoderLayer(BiMamba(self.d_model, **mamba), self.d_model, d_ff, self.dropout) for _ in range(e_layers)
         )
+
+
+register(ModelSpec(
+    name="SMamba",
+    core=SMamba,
+    title="S-Mamba",
+    tagline="a bidirectional Mamba over variate tokens",
+    summary=(
+        "Each series' look-back window becomes one token; every encoder layer mixes the tokens with a "
+        "bidirectional Mamba (one scan in series order, one in reverse, separate weights) and then time inside "
+        "each token with a feed-forward network; a linear head maps every series token to its forecast. The cost "
+        "grows linearly with the number of series."
+    ),
+    arg_docs={
+        "d_model": "token width. Default 256 (the official ETTh1 setting; 512 for larger panels).",
+        "d_ff": "hidden width of the feed-forward network (equal to `d_model` in the official scripts).",
+        "e_layers": "number of encoder layers.",
+        "d_state": "Mamba state size (2 for ETT/Weather, 16 or 32 elsewhere in the official scripts).",
+        "d_conv": "Mamba causal convolution width, 2 to 4.",
+        "expand": "Mamba inner expansion factor.",
+        "dropout": "dropout of the embedding and the feed-forward network.",
+    },
+    references=(
+        Reference("Zihan Wang et al.", 2024, "Is Mamba Effective for Time Series Forecasting?",
+                  "https://arxiv.org/abs/2403.11144", "Neurocomputing"),
+        Reference("Albert Gu, Tri Dao", 2023, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
+                  "https://arxiv.org/abs/2312.00752"),
+    ),
+    card="docs/models/smamba.md",
+    search_space={
+        "d_model": Choice([64, 128, 256, 512]), "e_layers": Choice([1, 2, 3, 4]), "d_state": Choice([2, 16, 32]),
+    },
+    derived={"d_ff": SameAs("d_model")},
+    auto_summary=(
+        "token width (with the feed-forward width equal to it, as in the official scripts), depth, Mamba state "
+        "size, and the shared training settings."
+    ),
+    example={"d_model": 16, "d_ff": 16},
+    demo={"d_model": 128, "d_ff": 128, "e_layers": 2, "d_state": 2},
+    bench=BenchHook(preset_table="smamba", preset_source="S-Mamba official script", published_name="S-Mamba"),
+))

@@ -3,8 +3,8 @@
 :class:`MambaForecaster` turns a torch core (``mamba_forecast.models.SMamba`` ...) into a NeuralForecast
 ``BaseModel``: it infers ``n_series`` at ``fit``, maps NeuralForecast's multivariate batches onto the core's
 token inputs, lays the output out the way the configured loss reads it, and checks the panel before training.
-It holds no math. A model class (see ``models.py``) only names its core and declares NeuralForecast's
-signature.
+It holds no math. The model classes (``SMamba`` ...) are written from the model specs by ``_models.py``: each
+only names its core and declares NeuralForecast's signature.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import inspect
 import math
 import numbers
 import pickle
+import sys
+import textwrap
 import warnings
 from typing import ClassVar
 
@@ -22,13 +24,9 @@ import torch
 import torch.nn as nn
 
 from ..models.base import check_int
+from ..models.spec import COMMON_ARG_DOCS, all_specs, architecture_arguments
 from ._compat import BaseModel, ModelHooks, PanelIndex, is_distributed_datamodule, panel_index
 
-# Core arguments the adapter sets itself; every other keyword argument of a core is an architecture argument
-# that the model class exposes under the same name.
-_ADAPTER_SET = frozenset(
-    {"input_size", "h", "n_series", "n_outputs", "hist_exog_size", "futr_exog_size", "stat_exog_size"}
-)
 _BASE_MODEL_ARGS = frozenset(inspect.signature(BaseModel.__init__).parameters) - {"self", "trainer_kwargs"}
 _TRAINER_ARGS = frozenset(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
 
@@ -99,9 +97,11 @@ TRAINING_ARGS_DOC = """loss (PyTorch module): instantiated train loss class from
             (`scan_backend="auto"`), else the Triton scan when `triton` is installed; otherwise (and on CPU)
             the pure PyTorch scan runs."""
 
-SCAN_BACKEND_DOC = """scan_backend (str): selective-scan implementation: "auto" (on a GPU the fused CUDA kernels when
-            `mamba-ssm` is installed, else Triton when `triton` is, else PyTorch; PyTorch on CPU), "cuda",
-            "triton", "torch" or "reference"."""
+# (for a hand-written subclass's "{scan_backend}"; the classes written from the model specs get it from there)
+SCAN_BACKEND_DOC = textwrap.fill(
+    f"scan_backend (str): {COMMON_ARG_DOCS['scan_backend']}", width=112, subsequent_indent=" " * 12,
+    break_on_hyphens=False,
+)
 
 
 def model_arguments(local_vars: dict) -> dict:
@@ -111,20 +111,17 @@ def model_arguments(local_vars: dict) -> dict:
 
 
 def core_defaults(core_class: type) -> dict:
-    """Default values of a core's keyword arguments: the model classes take their defaults from here."""
-    return {
-        name: p.default
-        for name, p in inspect.signature(core_class.__init__).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
+    """Default values of a core's architecture arguments (``mamba_forecast.models.spec.architecture_arguments``,
+    the one algorithm both hosts use): the model classes take their defaults from here."""
+    return {name: default for name, (default, _) in architecture_arguments(core_class).items()}
 
 
 class MambaForecaster(ModelHooks):
     """Base of the NeuralForecast models: a ``mamba_forecast.models`` core behind NeuralForecast's interface.
 
-    A subclass sets ``core_class`` to the torch module class and writes NeuralForecast's standard signature with
-    the core's architecture arguments (same names) in the middle; its ``__init__`` is
-    ``super().__init__(**model_arguments(locals()))``. Everything else lives here:
+    A subclass (one per model spec, written by ``_models.model_class``) sets ``core_class`` to the torch module
+    class and has NeuralForecast's standard signature with the core's architecture arguments (same names) in the
+    middle; its ``__init__`` is ``super().__init__(**model_arguments(locals()))``. Everything else lives here:
 
     * ``n_series`` is optional. The core is built at construction when its size is known (``n_series``
       given, or a core whose layers do not depend on it and no temporal exogenous inputs); otherwise at
@@ -191,9 +188,9 @@ class MambaForecaster(ModelHooks):
 
     @classmethod
     def architecture_names(cls) -> list[str]:
-        """The core's keyword arguments that the model class exposes (all but the sizes the adapter sets)."""
-        parameters = inspect.signature(cls.core_class.__init__).parameters
-        return [k for k, p in parameters.items() if p.kind is p.KEYWORD_ONLY and k not in _ADAPTER_SET]
+        """The core's architecture arguments, which the model class exposes under the same names (all but the
+        sizes the adapter sets; followed up the MRO when the core forwards ``**kwargs``)."""
+        return list(architecture_arguments(cls.core_class))
 
     @classmethod
     def load(cls, path, *args, **kwargs):
@@ -305,7 +302,7 @@ class MambaForecaster(ModelHooks):
             return
         raise ValueError(
             f"{name} has {why}, but NeuralForecast's distributed fit gives each worker only the series of its "
-            f"own partition. Fit {name} on a pandas or polars DataFrame instead, or use SMamba, FMamba or TSM2 "
+            f"own partition. Fit {name} on a pandas or polars DataFrame instead, or use {_untied_models()} "
             f"without hist_exog_list/futr_exog_list for a distributed fit."
         )
 
@@ -360,6 +357,12 @@ class MambaForecaster(ModelHooks):
         if self.loss.is_distribution_output:
             y = y.transpose(2, 3)  # [B, h, m, N]: DistributionLoss splits the last axis into m blocks of N
         return y.reshape(batch, self.h, -1)  # [B, h, N*m]
+
+
+def _untied_models() -> str:
+    """'SMamba, FMamba or TSM2': the registered models whose layers are not sized by the number of series."""
+    names = [spec.name for spec in all_specs() if not spec.fixed_n_series]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
 
 
 def sort_quantiles(y_hat: torch.Tensor, loss) -> torch.Tensor:

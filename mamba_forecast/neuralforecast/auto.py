@@ -5,29 +5,16 @@ The search spaces never contain ``n_series``: the models read it from the data a
 
 from __future__ import annotations
 
+import textwrap
 from typing import Callable, ClassVar
 
 from neuralforecast.losses.pytorch import MAE
 from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
-from .. import models as core
-from ._base import MambaForecaster, core_defaults
+from ..models.spec import TRAINING_SPACE, Choice, LogUniform, ModelSpec, RandInt
+from ._base import MambaForecaster
 from ._compat import BaseAuto, MockTrial, panel_index, ray_config_to_optuna, with_panel_index
-from .attention_mamba import AttentionMamba
-from .fmamba import FMamba
-from .smamba import SMamba
-from .tsm2 import TSM2
-
-# Shared by every space: input_size as multiples of h, the training settings, the seed.
-_TRAINING_SPACE = {
-    "input_size_multiplier": [1, 2, 3, 4, 5],
-    "learning_rate": tune.loguniform(1e-4, 1e-2),
-    "scaler_type": tune.choice(["identity", "robust", "standard"]),
-    "max_steps": tune.choice([500, 1000, 2000]),
-    "windows_batch_size": tune.choice([16, 32, 64, 128]),
-    "random_seed": tune.randint(1, 20),
-}
 
 AUTO_ARGS_DOC = """h (int): forecast horizon.
         n_series (int, optional): number of time series. Not needed: the models read it from the data at `fit`.
@@ -55,16 +42,13 @@ AUTO_ARGS_DOC = """h (int): forecast horizon.
             `study_kwargs={"n_jobs": 2}` runs two trials at a time in threads of this process."""
 
 
-def _same_as(key: str) -> Callable[[dict], object]:
-    return lambda config: config[key]
-
-
 class MambaAuto(BaseAuto):
     """Base of the ``Auto`` classes: NeuralForecast's ``BaseAuto`` with a default space for either backend.
 
-    A subclass sets ``model_class``, ``default_config`` (Ray Tune domains, with ``input_size_multiplier`` as in
-    NeuralForecast) and ``derived``: arguments computed from the sampled ones (e.g. ``d_ff = d_model``), added
-    with ``tune.sample_from`` for Ray and after sampling for Optuna.
+    A subclass (one per registered spec, written by :func:`auto_class`) sets ``model_class``, ``default_config``
+    (Ray Tune domains, with ``input_size_multiplier`` as in NeuralForecast) and ``derived``: arguments computed
+    from the sampled ones (e.g. ``d_ff = d_model``), added with ``tune.sample_from`` for Ray and after sampling
+    for Optuna.
     """
 
     model_class: ClassVar[type[MambaForecaster]]
@@ -155,92 +139,28 @@ class MambaAuto(BaseAuto):
         return optuna_config
 
 
-class AutoSMamba(MambaAuto):
-    """AutoSMamba
-
-    Hyperparameter search for `SMamba`: token width (with the feed-forward width equal to it, as in the
-    official scripts), depth, Mamba state size, and the shared training settings.
-
-    Args:
-        {auto_args}
-    """
-
-    model_class = SMamba
-    default_config = {
-        **_TRAINING_SPACE,
-        "d_model": tune.choice([64, 128, 256, 512]),
-        "e_layers": tune.choice([1, 2, 3, 4]),
-        "d_state": tune.choice([2, 16, 32]),
-    }
-    derived = {"d_ff": _same_as("d_model")}
+def ray_domain(domain):
+    """A plain search-space domain of a spec (``mamba_forecast.models.spec``) as a Ray Tune domain."""
+    if isinstance(domain, Choice):
+        return tune.choice(list(domain.values))
+    if isinstance(domain, LogUniform):
+        return tune.loguniform(domain.low, domain.high)
+    if isinstance(domain, RandInt):
+        return tune.randint(domain.low, domain.high)
+    return domain  # a constant
 
 
-class AutoAttentionMamba(MambaAuto):
-    """AutoAttentionMamba
-
-    Hyperparameter search for `AttentionMamba`: token width (a multiple of 4, with `d_ff` equal to it, as in
-    the official scripts), depth, Mamba state size, and the shared training settings.
-
-    Args:
-        {auto_args}
-    """
-
-    model_class = AttentionMamba
-    default_config = {
-        **_TRAINING_SPACE,
-        "d_model": tune.choice([64, 128, 256, 512]),
-        "e_layers": tune.choice([1, 2]),
-        "d_state": tune.choice([16, 32, 64]),
-    }
-    derived = {"d_ff": _same_as("d_model")}
-
-
-class AutoFMamba(MambaAuto):
-    """AutoFMamba
-
-    Hyperparameter search for `FMamba`: token width (with the MLP width equal to it), depth, Mamba state size,
-    fast-attention kernel, and the shared training settings.
-
-    Args:
-        {auto_args}
-    """
-
-    model_class = FMamba
-    default_config = {
-        **_TRAINING_SPACE,
-        "d_model": tune.choice([64, 128, 256]),
-        "e_layers": tune.choice([1, 2, 3]),
-        "d_state": tune.choice([8, 16, 32]),
-        "kernel": tune.choice(["gaussian", "performer"]),
-    }
-    derived = {"d_ff": _same_as("d_model")}
-
-
-_TSM2_PATCH_LEN = core_defaults(core.TSM2)["patch_len"]
-
-
-class AutoTSM2(MambaAuto):
-    """AutoTSM2
-
-    Hyperparameter search for `TSM2`: patch-token width, depth, Mamba state size, and the shared training
-    settings. Patches are `min(16, input_size)` long with half-overlapping strides, so every sampled
-    `input_size` is valid.
-
-    Args:
-        {auto_args}
-    """
-
-    model_class = TSM2
-    default_config = {
-        **_TRAINING_SPACE,
-        "d_model": tune.choice([16, 32, 64, 128]),
-        "e_layers": tune.choice([1, 2, 3]),
-        "d_state": tune.choice([8, 16, 32]),
-    }
-    derived = {
-        "patch_len": lambda config: min(_TSM2_PATCH_LEN, config["input_size"]),
-        "stride": lambda config: max(1, min(_TSM2_PATCH_LEN, config["input_size"]) // 2),
-    }
+def auto_class(spec: ModelSpec, model: type[MambaForecaster]) -> type[MambaAuto]:
+    """The ``Auto<name>`` class of ``spec``, searching ``model``: the spec's space plus the shared training one."""
+    name = f"Auto{spec.name}"
+    config = {k: ray_domain(v) for k, v in {**TRAINING_SPACE, **spec.search_space}.items()}
+    config["input_size_multiplier"] = list(TRAINING_SPACE["input_size_multiplier"])
+    about = textwrap.fill(f"Hyperparameter search for `{spec.name}`: {spec.auto_summary}", width=112,
+                          break_on_hyphens=False)
+    doc = f"{name}\n\n{textwrap.indent(about, '    ')}\n\n    Args:\n        {AUTO_ARGS_DOC}\n    "
+    namespace = {"__module__": model.__module__, "__qualname__": name, "__doc__": doc, "model_class": model,
+                 "default_config": config, "derived": dict(spec.derived)}
+    return type(name, (MambaAuto,), namespace)
 
 
 def _with_n_series(config, n_series: int):
