@@ -11,7 +11,8 @@ step_size=1)`` over the protocol's test segment (with its look-back rows), so ev
 protocol is forecast by the fitted model without retraining. SML2010's test split is its second recording,
 which ``use_fitted`` handles like any other segment. Errors are scored on the protocol's scale (z-scored with the
 training split's statistics): MSE / MAE over windows x h x series, comparable with ``docs/bench_results.csv``.
-``--set KEY=VALUE`` overrides class arguments (e.g. to try a candidate default). Rows are appended to ``--out``.
+``--set KEY=VALUE`` overrides class arguments (e.g. to try a candidate default). Rows are appended to ``--out``;
+``--markdown`` prints the table of each model's card from it instead of training.
 """
 
 from __future__ import annotations
@@ -82,6 +83,18 @@ def run_one(model_name: str, dataset: str, *, data_dir, horizon=96, input_size=9
                 fit_sec=round(fit_sec, 1), timestamp=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"))
 
 
+def markdown(path: Path, models) -> str:
+    """The defaults table of each model's card, from the rows of ``path`` without overrides."""
+    rows = [r for r in csv.DictReader(open(path)) if r["overrides"] == "{}"]
+    out = []
+    for model in models:
+        out += [f"### {model}", "", "| dataset (H = 96) | MSE | MAE | test windows | fit (s, 1 thread) |", "|---|---|---|---|---|"]
+        out += [f"| {r['dataset']} | {float(r['mse']):.4f} | {float(r['mae']):.4f} | {r['n_windows']} | {float(r['fit_sec']):.0f} |"
+                for r in rows if r["model"] == model]
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=os.environ.get("MAMBA_FORECAST_DATA"))
@@ -93,7 +106,11 @@ def main(argv=None) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="class arguments to override")
     p.add_argument("--out", default="docs/defaults_nf.csv")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--markdown", action="store_true", help="print the model cards' tables from --out and stop")
     args = p.parse_args(argv)
+    if args.markdown:
+        print(markdown(Path(args.out), args.models.split(",")))
+        return
     import torch
 
     torch.set_num_threads(args.threads)

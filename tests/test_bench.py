@@ -1,6 +1,7 @@
 """The benchmark harness: protocol, training loop, presets, resume, CLI and report (fast, CPU)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -397,3 +398,20 @@ def test_tune_refuses_several_datasets_or_none():
         main(["tune", "--model", "Linear", "--dataset", "ETTh1,ETTh2"])
     with pytest.raises(SystemExit, match="either --dataset NAME or --csv PATH"):
         main(["tune", "--model", "Linear"])
+
+
+def test_defaults_benchmark_forecasts_every_protocol_test_window_without_retraining():
+    """benchmarks/defaults_nf.py: a fitted NeuralForecast model scores the protocol's test windows (use_fitted)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "defaults_nf.py"
+    spec = importlib.util.spec_from_file_location("defaults_nf", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    row = module.run_one("SMamba", "ETTh1", data_dir=None, horizon=24, input_size=48,
+                         overrides=dict(max_steps=2, d_model=8, d_ff=8, e_layers=1, inference_windows_batch_size=512))
+    from mamba_forecast.bench.protocol import prepare
+
+    assert row["n_windows"] == prepare("ETTh1", 48).n_windows("test", 24)
+    assert row["train_rows"] == 12 * 30 * 24 + 4 * 30 * 24  # train + validation months of the ETT split
+    assert 0 < row["mse"] < 10 and 0 < row["mae"] < 3
