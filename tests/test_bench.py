@@ -415,3 +415,6 @@ def test_defaults_benchmark_forecasts_every_protocol_test_window_without_retrain
     assert row["n_windows"] == prepare("ETTh1", 48).n_windows("test", 24)
     assert row["train_rows"] == 12 * 30 * 24 + 4 * 30 * 24  # train + validation months of the ETT split
     assert 0 < row["mse"] < 10 and 0 < row["mae"] < 3
+    from mamba_forecast.models import get_spec
+
+    assert row["learning_rate"] == get_spec("SMamba").learning_rate  # the rate the class really trained with

@@ -156,7 +156,9 @@ class ModelSpec:
     written for both hosts. ``arg_docs``: one line per architecture argument (those of ``COMMON_ARG_DOCS`` may
     be left out). ``search_space``: the model's part of the default ``Auto`` space (plain domains), ``derived``:
     arguments computed from a sampled config. ``example``: small architecture settings for docstring examples
-    and tests; ``demo``: the demo's settings.
+    and tests; ``demo``: the demo's settings. ``learning_rate``: the NeuralForecast class's default learning
+    rate (NeuralForecast's usual 1e-3 unless measurements on the benchmark sets support another; the Darts
+    class keeps Darts' optimiser default).
     """
 
     name: str
@@ -178,6 +180,7 @@ class ModelSpec:
     example: Mapping[str, Any] = field(default_factory=dict)
     demo: Mapping[str, Any] = field(default_factory=dict)
     bench: BenchHook = field(default_factory=BenchHook)
+    learning_rate: float = 1e-3
 
     @property
     def fixed_n_series(self) -> bool:

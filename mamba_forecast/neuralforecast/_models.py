@@ -21,7 +21,8 @@ from ._base import LEADING_ARGS_DOC, TRAINING_ARGS_DOC, MambaForecaster, model_a
 MODULE = "mamba_forecast.neuralforecast"
 
 # NeuralForecast's multivariate signature around the architecture arguments (iTransformer's, with input_size 96,
-# an optional n_series and the "standard" scaler; tests/test_neuralforecast.py pins it against iTransformer).
+# an optional n_series, the "standard" scaler and the spec's learning rate; tests/test_neuralforecast.py pins it
+# against iTransformer).
 _LEADING = """h,
 input_size=96,
 n_series=None,
@@ -33,7 +34,7 @@ exclude_insample_y=False,"""
 _TRAINING = """loss=MAE(),
 valid_loss=None,
 max_steps: int = 1000,
-learning_rate: float = 1e-3,
+learning_rate: float = _learning_rate,
 num_lr_decays: int = -1,
 early_stop_patience_steps: int = -1,
 val_monitor: str = "ptl/val_loss",
@@ -109,7 +110,7 @@ def model_class(spec: ModelSpec) -> type[MambaForecaster]:
     parameters = textwrap.indent("\n".join([_LEADING, *architecture, _TRAINING]), " " * 8)
     namespace = {
         "MambaForecaster": MambaForecaster, "model_arguments": model_arguments, "MAE": MAE, "Optional": Optional,
-        "_defaults": spec.defaults(),
+        "_defaults": spec.defaults(), "_learning_rate": spec.learning_rate,
     }
     source = _SOURCE.format(name=spec.name, parameters=parameters)
     # (annotations stay strings: this module's `from __future__ import annotations` is inherited by compile)
