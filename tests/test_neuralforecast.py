@@ -85,8 +85,8 @@ def test_signature_follows_itransformer(cls):
     """Same arguments, order and defaults as NeuralForecast's iTransformer, its architecture in the middle;
     only input_size (96) and n_series (optional) get defaults iTransformer lacks, scaler_type is "standard"
     where iTransformer's is "identity" (benchmarks/defaults_vs_ets.py: with "identity" the loss is on the raw
-    scale, so the largest series dominates training), and SMamba's and AttentionMamba's learning rate is 1e-4
-    (benchmarks/defaults_nf.py)."""
+    scale, so the largest series dominates training), and the learning rate is 1e-4 for SMamba, AttentionMamba
+    and FMamba (benchmarks/defaults_nf.py)."""
     ours = inspect.signature(cls).parameters
     theirs = inspect.signature(iTransformer).parameters
     names, ref = list(ours), list(theirs)
@@ -102,7 +102,7 @@ def test_signature_follows_itransformer(cls):
     assert ours["input_size"].default == 96 and ours["n_series"].default is None
     # the learning rate is the spec's: NeuralForecast's 1e-3 unless benchmarks/defaults_nf.py measured better
     assert ours["learning_rate"].default == cls.spec.learning_rate == cls(h=4).hparams["learning_rate"]
-    measured = {"SMamba": 1e-4, "AttentionMamba": 1e-4}
+    measured = {"SMamba": 1e-4, "AttentionMamba": 1e-4, "FMamba": 1e-4}
     assert cls.spec.learning_rate == measured.get(cls.__name__, theirs["learning_rate"].default)
     assert ours["scaler_type"].default == "standard" and theirs["scaler_type"].default == "identity"
     assert cls(h=4).hparams["scaler_type"] == "standard"

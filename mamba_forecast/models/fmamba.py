@@ -186,4 +186,7 @@ register(ModelSpec(
         preset_table="smamba", published_name="FMamba",
         tune_space={"position": Choice(["tokens", "none"]), "kernel": Choice(["gaussian", "performer"])},
     ),
+    # NeuralForecast's usual 1e-3 lost to 1e-4 on Exchange (-13% MSE) and SML2010 (-22%) and beat it by 1.6% on
+    # ETTh1 (benchmarks/defaults_nf.py, H = 96; the table is on the model card); tuning picked 9e-5 on Exchange.
+    learning_rate=1e-4,
 ))
