@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from mamba_forecast.bench.presets import HORIZONS
-from mamba_forecast.bench.report import PUBLISHED_NAMES, default_published_path, read_published, write_report
+from mamba_forecast.bench.report import (
+    PUBLISHED_NAMES,
+    _f,
+    _fmt,
+    default_published_path,
+    read_published,
+    write_report,
+)
 from mamba_forecast.bench.runner import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,17 +49,6 @@ PEERS = ("AttentionMamba", "FMamba", "TSM2")  # compared with tuned SMamba, cell
 SIDE_BY_SIDE_DATASETS = ("ETTh1", "ETTh2", "ETTm1", "Exchange", "SML2010")
 HELD = 2.0  # %: a peer holds a cell when it is at most this much worse than tuned SMamba
 HELD_TARGET = 12  # cells of 20
-
-
-def _f(v) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _fmt(v, digits=3) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
 def plain_harness(rows: list[dict], seed: str | None = ACCEPT_SEED, preset: str = "official") -> dict[tuple, float]:
