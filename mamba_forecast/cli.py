@@ -230,6 +230,9 @@ def _add_tune(sub) -> None:
                    help="CSV that every trial is appended to (default %(default)s)")
     p.add_argument("--study-file", default=str(Path("docs") / "tuning_studies.journal"),
                    help="Optuna journal that lets a cut-off search resume (default %(default)s)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes sharing the study file (several small models fit one GPU at once); "
+                        "the study still gets exactly --trials trials (default 1)")
     p.add_argument("--max-train-batches", type=int, default=None, help="cap batches per epoch (smoke tests)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=_run_tune)
@@ -249,7 +252,8 @@ def _run_tune(args) -> int:
     tune(args.model, dataset, args.horizon, trials=args.trials, seed=args.seed, data_dir=args.data_dir,
          device=args.device, input_size=args.input_size, epochs=args.epochs or TUNE_EPOCHS,
          max_train_batches=args.max_train_batches, presets_file=args.presets_file or TUNED_PRESETS_FILE,
-         trials_log=args.trials_log, study_file=args.study_file, log=lambda msg: print(msg, flush=True))
+         trials_log=args.trials_log, study_file=args.study_file, jobs=args.jobs,
+         log=lambda msg: print(msg, flush=True))
     return 0
 
 

@@ -225,3 +225,21 @@ def test_bench_runs_tuned_and_official_presets_as_separate_cells(tmp_path, monke
     samples = tmp_path / "figures" / "samples"
     assert sorted(p.name for p in samples.iterdir()) == [
         "ETTh1_Linear_L24_H12_s2023_harness.csv", "ETTh1_Linear_L24_H12_s2023_harness_tuned.csv"]
+
+
+def test_tune_jobs_split_the_trials_between_processes_sharing_the_study(tmp_path):
+    from mamba_forecast.bench.tune import tune
+
+    kw = dict(frame=synthetic_ett(), input_size=24, epochs=1, presets_file=tmp_path / "t.json",
+              trials_log=tmp_path / "trials.csv", study_file=tmp_path / "study.journal", log=lambda *_: None)
+    with pytest.raises(ValueError, match="jobs > 1 needs study_file"):
+        tune("Linear", "ETTh1", 12, trials=3, jobs=2, **{**kw, "study_file": None})
+    entry = tune("Linear", "ETTh1", 12, trials=3, seed=5, jobs=2, **kw)
+    assert entry["trials"] == 3 and entry["source"].startswith("tuned on validation, 3 trials, seed 5")
+    log = pd.read_csv(tmp_path / "trials.csv")
+    assert len(log) == 3 and log["settings"].nunique() == 3  # the two workers did not propose the same settings
+    table = json.loads((tmp_path / "t.json").read_text())
+    assert table["Linear"]["ETTh1"]["val_mse"] == pytest.approx(log["val_mse"].min(), abs=1e-6)
+    # a second call finds the study complete: nothing runs again
+    again = tune("Linear", "ETTh1", 12, trials=3, seed=5, jobs=2, **kw)
+    assert again["trials"] == 3 and len(pd.read_csv(tmp_path / "trials.csv")) == 3

@@ -12,13 +12,16 @@ search runs on top of the cell's official preset (sizes and batch stay the offic
 of :data:`TUNE_EPOCHS` epochs per trial. The winner is written to the tuned table
 (``mamba_forecast/bench/tuned_presets.json``) with its source, validation MSE, trial counts and seed, and every
 trial is appended to a CSV log. With a study file (an Optuna journal) a search that was cut off resumes where it
-stopped: finished trials count towards ``trials`` and are not run again.
+stopped: finished trials count towards ``trials`` and are not run again. With ``jobs`` > 1 that journal is shared
+by as many worker processes (one GPU runs several small models at once); the trials are split between them, so
+the study still has exactly ``trials`` finished trials, and the winner is written once, after they have all ended.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -58,13 +61,23 @@ def search_space(model: str):
 
 
 def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
-    """Put one entry in the tuned table (other entries kept), keys sorted so diffs stay small."""
-    table = read_tuned(path)
-    table.setdefault(model, {})[dataset] = entry
+    """Put one entry in the tuned table (other entries kept), keys sorted so diffs stay small. The read and the
+    write hold a lock file, so searches of other cells finishing at the same moment keep each other's entries."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        json.dump(table, fh, indent=1, sort_keys=True)
-        fh.write("\n")
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - Windows: no lock
+            pass
+        table = read_tuned(path)
+        table.setdefault(model, {})[dataset] = entry
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        with open(tmp, "w") as fh:
+            json.dump(table, fh, indent=1, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
 
 
 def tune(
@@ -84,10 +97,16 @@ def tune(
     trials_log: str | Path | None = None,
     study_file: str | Path | None = None,
     progress: bool = False,
+    jobs: int = 1,
     log=print,
-) -> dict:
+    _worker: tuple[int, int, int] | None = None,
+) -> dict | None:
     """Search ``model``'s space on ``dataset`` at ``horizon``; return (and write, unless ``presets_file`` is
-    None) the tuned entry: ``settings``, ``val_mse``, ``trials``, ``completed``, ``pruned``, ``seed``, ``source``."""
+    None) the tuned entry: ``settings``, ``val_mse``, ``trials``, ``completed``, ``pruned``, ``seed``, ``source``.
+
+    ``jobs`` > 1 runs the trials in that many processes sharing ``study_file`` (required then); each proposes
+    from its own sampler seed, so the search is no longer reproducible trial by trial, but the study has exactly
+    ``trials`` finished trials."""
     try:
         import optuna
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -96,6 +115,11 @@ def tune(
         raise ValueError(f"model must be one of {', '.join(known_models())}, got {model!r}")
     if not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials must be a positive integer, got {trials!r}")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    if jobs > 1 and study_file is None:
+        raise ValueError("jobs > 1 needs study_file: the worker processes share their trials through an Optuna "
+                         "journal (the CLI's --study-file)")
     dataset = canonical_name(dataset)
     base: Preset = get_preset(model, dataset, horizon, "official")
     base = replace(base, epochs=epochs, input_size=input_size or base.input_size)
@@ -162,12 +186,30 @@ def tune(
     )
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done = sum(t.state in finished for t in study.trials)
-    # a resumed search draws new proposals (seed + finished trials), not the first ones again
-    study.sampler = optuna.samplers.TPESampler(seed=seed + done, n_startup_trials=max(1, min(4, trials // 2)))
+    # a resumed search draws new proposals (seed + finished trials), not the first ones again; a parallel worker
+    # draws from its own seed and counts the others' running trials as bad ("constant liar")
+    if _worker is None:
+        sampler_seed, parallel = seed + done, False
+    else:
+        sampler_seed, parallel = seed + _worker[2] + 7919 * _worker[0], True
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=parallel,
+                                               n_startup_trials=max(1, min(4, trials // 2)))
+    remaining = max(0, trials - done)
+    if _worker is not None:  # the parent decided this worker's share when it started them all
+        if _worker[1]:
+            study.optimize(objective, n_trials=_worker[1])
+        return None
     if done:
         log(f"[tune {model} {dataset} H={horizon}] resuming: {done} of {trials} trials already finished")
-    if trials > done:
-        study.optimize(objective, n_trials=trials - done)
+    if jobs > 1 and remaining > 1:
+        n = min(jobs, remaining)
+        _run_workers([(i, remaining // n + (i < remaining % n), done) for i in range(n)], dict(
+            model=model, dataset=dataset, horizon=horizon, trials=trials, seed=seed, data_dir=data_dir,
+            frame=frame, device=device, input_size=input_size, epochs=epochs, max_train_batches=max_train_batches,
+            trials_log=trials_log, study_file=study_file))
+        study = optuna.load_study(study_name=study.study_name, storage=storage)
+    elif remaining:
+        study.optimize(objective, n_trials=remaining)
     states = [t.state for t in study.trials if t.state in finished]
     completed = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
     pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)
@@ -191,3 +233,27 @@ def tune(
     if presets_file is not None:
         write_tuned(Path(presets_file), model, dataset, entry)
     return entry
+
+
+def _worker_main(share: tuple[int, int, int], kwargs: dict) -> None:
+    tune(**kwargs, presets_file=None, log=lambda msg: print(f"[worker {share[0]}] {msg}", flush=True),
+         _worker=share)
+
+
+def _run_workers(shares: list[tuple[int, int, int]], kwargs: dict) -> None:
+    """Run the remaining trials in processes that share the study's journal, ``(index, trials, finished before)``
+    each; raise if one fails."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no forked CUDA or thread state
+    procs = [ctx.Process(target=_worker_main, args=(share, kwargs), daemon=False) for share in shares]
+    n = len(procs)
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"tune: worker(s) {failed} of {n} failed (exit codes "
+                           f"{[procs[i].exitcode for i in failed]}); finished trials are kept in the study file "
+                           f"and a rerun resumes them")
