@@ -51,9 +51,9 @@ def run_scan(inputs, backend, *, use_d, use_z, use_bias, softplus, last_state, s
     )
     out, last = out if last_state else (out, None)
     g = torch.Generator().manual_seed(seed)
-    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype).to(out.device)).sum()
     if last is not None and last_in_loss:
-        loss = loss + (last * torch.randn(last.shape, generator=g, dtype=last.dtype)).sum()
+        loss = loss + (last * torch.randn(last.shape, generator=g, dtype=last.dtype).to(last.device)).sum()
     loss.backward()
     grads = {k: leaves[k].grad for k in GRAD_NAMES if leaves[k].grad is not None}
     return out.detach(), (None if last is None else last.detach()), grads

@@ -106,8 +106,8 @@ def run_scan(selective_scan, inputs, backend, *, use_d, use_z, use_bias, softplu
     )
     g = torch.Generator().manual_seed(seed)
     # rounded to cotangent_dtype: a bf16 output then gets the same cotangent as the fp64 reference
-    w_out = torch.randn(out.shape, generator=g, dtype=torch.float64).to(cotangent_dtype or out.dtype).double()
-    w_last = torch.randn(last.shape, generator=g, dtype=torch.float64)
+    w_out = torch.randn(out.shape, generator=g, dtype=torch.float64).to(cotangent_dtype or out.dtype).double().to(out.device)
+    w_last = torch.randn(last.shape, generator=g, dtype=torch.float64).to(last.device)
     terms = []
     if loss in ("both", "out"):
         terms.append((out.double() * w_out).sum())

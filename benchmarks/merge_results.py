@@ -1,0 +1,139 @@
+"""Merge benchmark results produced elsewhere (a GPU call's ``grid.tar.gz``, another worktree) into this tree.
+
+    python benchmarks/merge_results.py SOURCE_DIR [--samples DIR]
+
+SOURCE_DIR holds any of ``bench_results.csv``, ``tuning_trials.csv``, ``tuning_studies.journal``,
+``tuned_presets.json`` (the names ``benchmarks/gpu_grid.sh`` packs) and ``samples/``. What is merged:
+
+- result cells whose key (dataset, model, input, horizon, seed, via, epochs, preset) is not in
+  ``docs/bench_results.csv`` yet (a cell already here is kept as it is);
+- trial-log rows not in ``docs/tuning_trials.csv`` yet;
+- tuned-table entries that are new, or newer (their timestamp) than the entry here;
+- Optuna studies: when this tree's journal is a prefix of the incoming one (the call started from this tree), the
+  incoming journal replaces it; otherwise each study this journal lacks is copied in (``optuna.copy_study``) and a
+  study both hold with different trials is reported, not merged;
+- sample files (one test window per cell, for the report's figures) that are not here yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mamba_forecast.bench.presets import TUNED_PRESETS_FILE, read_tuned  # noqa: E402
+from mamba_forecast.bench.runner import COLUMNS, KEY, append_row, read_results  # noqa: E402
+from mamba_forecast.bench.tune import TRIAL_COLUMNS, write_tuned  # noqa: E402
+
+
+def merge_cells(src: Path, dst: Path) -> int:
+    have = {tuple(str(r.get(k, "")) for k in KEY) for r in read_results(dst)}
+    added = 0
+    for row in read_results(src):
+        key = tuple(str(row.get(k, "")) for k in KEY)
+        if key not in have:
+            append_row(dst, row, COLUMNS)
+            have.add(key)
+            added += 1
+    return added
+
+
+def _rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def merge_trials(src: Path, dst: Path) -> int:
+    ident = ("dataset", "model", "horizon", "seed", "trial", "timestamp")
+    have = {tuple(r.get(k, "") for k in ident) for r in _rows(dst)}
+    added = 0
+    for row in _rows(src):
+        key = tuple(row.get(k, "") for k in ident)
+        if key not in have:
+            append_row(dst, row, TRIAL_COLUMNS)
+            have.add(key)
+            added += 1
+    return added
+
+
+def merge_tuned(src: Path, dst: Path) -> list[str]:
+    mine, theirs = read_tuned(dst), read_tuned(src)
+    changed = []
+    for model, per in theirs.items():
+        for dataset, entry in per.items():
+            old = mine.get(model, {}).get(dataset)
+            if old is None or entry.get("timestamp", "") > old.get("timestamp", ""):
+                write_tuned(dst, model, dataset, entry)
+                changed.append(f"{model}/{dataset}")
+    return changed
+
+
+def merge_journal(src: Path, dst: Path) -> list[str]:
+    mine = dst.read_bytes() if dst.exists() else b""
+    theirs = src.read_bytes()
+    if theirs.startswith(mine):
+        if len(theirs) > len(mine):
+            shutil.copyfile(src, dst)
+            return ["(journal extended)"]
+        return []
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    a = JournalStorage(JournalFileBackend(str(dst)))
+    b = JournalStorage(JournalFileBackend(str(src)))
+    here = {s.study_name: s for s in optuna.get_all_study_summaries(a)}
+    notes = []
+    for s in optuna.get_all_study_summaries(b):
+        if s.study_name not in here:
+            optuna.copy_study(from_study_name=s.study_name, from_storage=b, to_storage=a)
+            notes.append(f"copied {s.study_name}")
+        else:
+            ours = [(t.params, t.value, t.state) for t in optuna.load_study(study_name=s.study_name, storage=a).trials]
+            other = [(t.params, t.value, t.state) for t in optuna.load_study(study_name=s.study_name, storage=b).trials]
+            if ours != other and other[: len(ours)] != ours:
+                notes.append(f"NOT merged (both hold different trials): {s.study_name}")
+    return notes
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("source", type=Path)
+    ap.add_argument("--root", type=Path, default=ROOT, help="tree to merge into (default: this repository)")
+    args = ap.parse_args(argv)
+    src, root = args.source, args.root
+    docs = root / "docs"
+    if (src / "bench_results.csv").exists():
+        print("cells added:", merge_cells(src / "bench_results.csv", docs / "bench_results.csv"))
+    if (src / "tuning_trials.csv").exists():
+        print("trial rows added:", merge_trials(src / "tuning_trials.csv", docs / "tuning_trials.csv"))
+    if (src / "tuned_presets.json").exists():
+        tuned = root / TUNED_PRESETS_FILE.relative_to(ROOT)
+        print("tuned entries:", ", ".join(merge_tuned(src / "tuned_presets.json", tuned)) or "none")
+    if (src / "tuning_studies.journal").exists():
+        print("studies:", "; ".join(merge_journal(src / "tuning_studies.journal",
+                                                  docs / "tuning_studies.journal")) or "nothing new")
+    samples = src / "samples"
+    if not samples.is_dir() and (src / "figures" / "samples").is_dir():
+        samples = src / "figures" / "samples"
+    if samples.is_dir():
+        dst = docs / "figures" / "samples"
+        dst.mkdir(parents=True, exist_ok=True)
+        new = [p for p in samples.iterdir() if p.is_file() and not (dst / p.name).exists()]
+        for p in new:
+            shutil.copy2(p, dst / p.name)
+        print("samples added:", len(new))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
