@@ -10,8 +10,9 @@ SOURCE_DIR holds any of ``bench_results.csv``, ``tuning_trials.csv``, ``tuning_s
 - trial-log rows not in ``docs/tuning_trials.csv`` yet;
 - tuned-table entries that are new, or newer (their timestamp) than the entry here;
 - Optuna studies: when this tree's journal is a prefix of the incoming one (the call started from this tree), the
-  incoming journal replaces it; otherwise each study this journal lacks is copied in (``optuna.copy_study``) and a
-  study both hold with different trials is reported, not merged;
+  incoming journal replaces it; otherwise each study this journal lacks is copied in (``optuna.copy_study``), a
+  study whose trials here already include the incoming ones is left alone, and any other study both hold is
+  reported, not merged;
 - sample files (one test window per cell, for the report's figures) that are not here yet.
 """
 
@@ -100,7 +101,9 @@ def merge_journal(src: Path, dst: Path) -> list[str]:
         else:
             ours = [(t.params, t.value, t.state) for t in optuna.load_study(study_name=s.study_name, storage=a).trials]
             other = [(t.params, t.value, t.state) for t in optuna.load_study(study_name=s.study_name, storage=b).trials]
-            if ours != other and other[: len(ours)] != ours:
+            if other[: len(ours)] == ours and len(other) > len(ours):
+                notes.append(f"NOT merged (the incoming study has more trials; copy them by hand): {s.study_name}")
+            elif ours[: len(other)] != other:
                 notes.append(f"NOT merged (both hold different trials): {s.study_name}")
     return notes
 

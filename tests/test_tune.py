@@ -243,3 +243,54 @@ def test_tune_jobs_split_the_trials_between_processes_sharing_the_study(tmp_path
     # a second call finds the study complete: nothing runs again
     again = tune("Linear", "ETTh1", 12, trials=3, seed=5, jobs=2, **kw)
     assert again["trials"] == 3 and len(pd.read_csv(tmp_path / "trials.csv")) == 3
+
+
+def test_merge_results_adds_only_what_is_new(tmp_path):
+    """benchmarks/merge_results.py: cells by key, trial rows, newer tuned entries, journals and samples."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "merge_results.py"
+    spec = importlib.util.spec_from_file_location("merge_results", path)
+    mr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mr)
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    root, src = tmp_path / "root", tmp_path / "src"
+    (root / "docs").mkdir(parents=True)
+    src.mkdir()
+    cell = dict(dataset="ETTh1", model="SMamba", input_size=96, horizon=96, seed=2023, via="harness",
+                max_epochs=10, preset="tuned", mse="0.39")
+    append_row(root / "docs" / "bench_results.csv", cell)
+    append_row(src / "bench_results.csv", {**cell, "mse": "0.50"})  # same cell measured elsewhere: kept as is
+    append_row(src / "bench_results.csv", {**cell, "horizon": 192, "mse": "0.44"})
+    assert mr.merge_cells(src / "bench_results.csv", root / "docs" / "bench_results.csv") == 1
+    rows = read_results(root / "docs" / "bench_results.csv")
+    assert [(r["horizon"], r["mse"]) for r in rows] == [("96", "0.39"), ("192", "0.44")]
+
+    old = {"settings": {"learning_rate": 1e-3}, "val_mse": 0.7, "timestamp": "2026-01-01T00:00:00+00:00"}
+    new = {**old, "val_mse": 0.6, "timestamp": "2026-02-01T00:00:00+00:00"}
+    (root / "t.json").write_text(json.dumps({"SMamba": {"ETTh1": new}}))
+    (src / "t.json").write_text(json.dumps({"SMamba": {"ETTh1": old, "ETTh2": old}}))
+    assert mr.merge_tuned(src / "t.json", root / "t.json") == ["SMamba/ETTh2"]  # the older ETTh1 entry loses
+    assert json.loads((root / "t.json").read_text())["SMamba"]["ETTh1"]["val_mse"] == 0.6
+
+    def study(path, name, values):
+        s = optuna.create_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))),
+                                load_if_exists=True)
+        for v in values:
+            s.enqueue_trial({"x": v})
+        s.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=len(values))
+
+    mine, theirs = root / "j.journal", src / "j.journal"
+    study(mine, "a", [0.1])
+    theirs.write_bytes(mine.read_bytes())
+    study(theirs, "a", [0.2])  # the same study, carried on elsewhere: the journal is extended
+    assert mr.merge_journal(theirs, mine) == ["(journal extended)"] and mine.read_bytes() == theirs.read_bytes()
+    other = tmp_path / "other.journal"
+    study(other, "b", [0.3])
+    study(other, "a", [0.9])  # a different history of study "a": reported, not merged
+    notes = mr.merge_journal(other, mine)
+    assert "copied b" in notes and any(n.startswith("NOT merged") and n.endswith(": a") for n in notes)
+    loaded = optuna.load_study(study_name="b", storage=JournalStorage(JournalFileBackend(str(mine))))
+    assert [t.params["x"] for t in loaded.trials] == [0.3]
