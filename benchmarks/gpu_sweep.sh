@@ -21,6 +21,7 @@
 #   tsm2-weather  TSM2 at input 512 on Weather (official preset)
 #   smamba        SMamba's official preset on every dataset and horizon (the paper reproduction)
 #   grid          the four models at input 96 with tuned presets on ETTh1, ETTh2, ETTm1, Exchange, SML2010
+#                 (cells only; the searches that write the tuned presets, with their cells, are benchmarks/gpu_grid.sh)
 #   weather       the four models at input 96 with tuned presets on Weather (tuned where an entry exists)
 set -euo pipefail
 

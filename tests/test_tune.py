@@ -294,3 +294,45 @@ def test_merge_results_adds_only_what_is_new(tmp_path):
     assert "copied b" in notes and any(n.startswith("NOT merged") and n.endswith(": a") for n in notes)
     loaded = optuna.load_study(study_name="b", storage=JournalStorage(JournalFileBackend(str(mine))))
     assert [t.params["x"] for t in loaded.trials] == [0.3]
+
+
+@pytest.mark.integration  # about two minutes on a 2-core CPU: spawned tune workers, six bench processes
+def test_gpu_grid_script_runs_a_chain_end_to_end_on_a_cpu(tmp_path):
+    """benchmarks/gpu_grid.sh in a copy of the tree: one chain (a 2-trial search split over 2 processes, then the
+    four horizons and two extra seeds), everything packed into grid.tar.gz."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tarfile
+
+    repo = Path(__file__).resolve().parents[1]
+    data = repo.parent / "shared" / "datasets"
+    if not (data / "NEW-DATA-1.T15.txt").exists():
+        pytest.skip("SML2010 files not found")
+    tree = tmp_path / "tree"
+    shutil.copytree(repo / "mamba_forecast", tree / "mamba_forecast",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.lock"))
+    shutil.copytree(repo / "benchmarks", tree / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    (tree / "docs").mkdir()
+    for name in ("bench_results.csv", "tuning_trials.csv", "tuning_studies.journal"):
+        shutil.copy(repo / "docs" / name, tree / "docs" / name)
+    out = tmp_path / "out"
+    env = {**os.environ, "DEVICE": "cpu", "BUDGET_S": "500", "TRIALS": "2", "GPU_TESTS": "0", "OUT": str(out),
+           "EXTRA": "--max-train-batches 2 --epochs 1", "MAMBA_FORECAST_DATA": str(data),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(["bash", "benchmarks/gpu_grid.sh", "tsm2-SML2010"], cwd=tree, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "chain tsm2-SML2010 done (rc 0)" in proc.stdout
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(out / "grid.tar.gz") as tar:
+        tar.extractall(unpacked)
+    new = [r for r in read_results(unpacked / "bench_results.csv")
+           if r["model"] == "TSM2" and r["dataset"] == "SML2010" and r["max_epochs"] == "1"]
+    assert sorted((int(r["horizon"]), int(r["seed"])) for r in new) == [
+        (96, 2023), (96, 2024), (96, 2025), (192, 2023), (336, 2023), (720, 2023)]
+    assert all(r["preset"] == "tuned" and r["input_size"] == "96" for r in new)
+    entry = json.loads((unpacked / "tuned_presets.json").read_text())["TSM2"]["SML2010"]
+    assert entry["trials"] == 2 and entry["settings"]["epochs"] == 1
+    assert len(list((unpacked / "samples").glob("SML2010_TSM2_L96_H*_s202?_harness_tuned.csv"))) == 6
