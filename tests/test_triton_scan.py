@@ -546,9 +546,10 @@ def test_triton_matches_torch_backend_on_cuda(dtype):
         x = make_inputs(batch, channels, length, d_state, seed=trial)
         low = {k: (v.float() if k in ("A", "D", "delta_bias") and dtype == torch.bfloat16 else v.to(dtype)).cuda()
                for k, v in x.items()}
-        out_t, last_t, g_t = run_scan(selective_scan, low, "triton", **FULL)
+        # the same (rounded) cotangent for both: a bf16 output's gradient arrives in bf16
+        out_t, last_t, g_t = run_scan(selective_scan, low, "triton", **FULL, cotangent_dtype=dtype)
         exact = {k: v.double() for k, v in low.items()}
-        out_r, last_r, g_r = run_scan(selective_scan, exact, "torch", **FULL)
+        out_r, last_r, g_r = run_scan(selective_scan, exact, "torch", **FULL, cotangent_dtype=dtype)
         tol = 8e-3 if dtype == torch.bfloat16 else 1e-5
         shape = (batch, channels, length, d_state)
         assert rel_err(out_t, out_r) < tol, shape
