@@ -86,16 +86,23 @@ def run_one(model_name: str, dataset: str, *, data_dir, horizon=96, input_size=9
 
 
 def markdown(path: Path, models) -> str:
-    """The defaults table of each model's card from the rows of ``path``: the class defaults, and any other
-    learning rate tried (rows with no other override)."""
-    rows = [r for r in csv.DictReader(open(path)) if set(json.loads(r["overrides"])) <= {"learning_rate"}]
+    """The defaults table of each model's card from the rows of ``path``: the class defaults, each other learning
+    rate tried, and each other argument tried (its own column)."""
+    rows = list(csv.DictReader(open(path)))
+
+    def others(row) -> str:
+        extra = {k: v for k, v in json.loads(row["overrides"]).items() if k != "learning_rate"}
+        return ", ".join(f"{k}={v!r}" for k, v in sorted(extra.items())) or "–"
+
     out = []
     for model in models:
-        out += [f"### {model}", "", "| dataset (H = 96) | learning_rate | MSE | MAE | test windows |",
-                "|---|---|---|---|---|"]
-        out += [f"| {r['dataset']} | {float(r['learning_rate']):g} | {float(r['mse']):.4f} | {float(r['mae']):.4f} | "
-                f"{r['n_windows']} |" for r in sorted((r for r in rows if r["model"] == model),
-                                                     key=lambda r: (r["dataset"], -float(r["learning_rate"])))]
+        out += [f"### {model}", "",
+                "| dataset (H = 96) | learning_rate | other arguments | MSE | MAE | test windows |",
+                "|---|---|---|---|---|---|"]
+        mine = sorted((r for r in rows if r["model"] == model),
+                      key=lambda r: (r["dataset"], others(r) != "–", others(r), -float(r["learning_rate"])))
+        out += [f"| {r['dataset']} | {float(r['learning_rate']):g} | {others(r)} | {float(r['mse']):.4f} | "
+                f"{float(r['mae']):.4f} | {r['n_windows']} |" for r in mine]
         out.append("")
     return "\n".join(out)
 
