@@ -11,8 +11,8 @@ SOURCE_DIR holds any of ``bench_results.csv``, ``tuning_trials.csv``, ``tuning_s
 - tuned-table entries that are new, or newer (their timestamp) than the entry here;
 - Optuna studies: when this tree's journal is a prefix of the incoming one (the call started from this tree), the
   incoming journal replaces it; otherwise each study this journal lacks is copied in (``optuna.copy_study``), a
-  study whose trials here already include the incoming ones is left alone, and any other study both hold is
-  reported, not merged;
+  study whose trials here already include the incoming ones is left alone, one the incoming journal has carried
+  on is replaced by the incoming copy, and any other study both hold is reported, not merged;
 - sample files (one test window per cell, for the report's figures) that are not here yet.
 """
 
@@ -101,8 +101,14 @@ def merge_journal(src: Path, dst: Path) -> list[str]:
         else:
             ours = [(t.params, t.value, t.state) for t in optuna.load_study(study_name=s.study_name, storage=a).trials]
             other = [(t.params, t.value, t.state) for t in optuna.load_study(study_name=s.study_name, storage=b).trials]
-            if other[: len(ours)] == ours and len(other) > len(ours):
-                notes.append(f"NOT merged (the incoming study has more trials; copy them by hand): {s.study_name}")
+            running = optuna.trial.TrialState.RUNNING
+            carried_on = len(other) >= len(ours) and other != ours and all(
+                o[2] == running or o == t for o, t in zip(ours, other))
+            if carried_on:
+                # the same study carried on elsewhere (a trial running then may have finished since): take it whole
+                optuna.delete_study(study_name=s.study_name, storage=a)
+                optuna.copy_study(from_study_name=s.study_name, from_storage=b, to_storage=a)
+                notes.append(f"updated {s.study_name}")
             elif ours[: len(other)] != other:
                 notes.append(f"NOT merged (both hold different trials): {s.study_name}")
     return notes

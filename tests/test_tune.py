@@ -294,6 +294,10 @@ def test_merge_results_adds_only_what_is_new(tmp_path):
     assert "copied b" in notes and any(n.startswith("NOT merged") and n.endswith(": a") for n in notes)
     loaded = optuna.load_study(study_name="b", storage=JournalStorage(JournalFileBackend(str(mine))))
     assert [t.params["x"] for t in loaded.trials] == [0.3]
+    study(other, "b", [0.4])  # study "b" carried on where it came from: the copy here catches up
+    assert "updated b" in mr.merge_journal(other, mine)
+    loaded = optuna.load_study(study_name="b", storage=JournalStorage(JournalFileBackend(str(mine))))
+    assert [t.params["x"] for t in loaded.trials] == [0.3, 0.4]
 
 
 @pytest.mark.integration  # about two minutes on a 2-core CPU: spawned tune workers, six bench processes
