@@ -13,7 +13,11 @@
 # Each device call, with carry [".whl", ".data", ".pydeps"] (about 47 MiB):
 #   bash benchmarks/gpu_grid.sh [CHAIN ...]        (default: every chain below)
 # It returns $OUT/grid.tar.gz: bench_results.csv, tuning_trials.csv, tuning_studies.journal, tuned_presets.json,
-# samples/ and logs/. Back here:  tar -xzf grid.tar.gz -C /tmp/grid  and merge (benchmarks/gpu_grid_merge.py).
+# samples/ and logs/. Back here, merge them into the tree (and commit) before the next call, which starts from it:
+#   mkdir -p /tmp/grid && tar -xzf grid.tar.gz -C /tmp/grid && python benchmarks/merge_results.py /tmp/grid
+#   MPLBACKEND=Agg python benchmarks/acceptance.py       # docs/benchmarks.md
+# The default chains took 498 s on an H200 (2026-11-29). The four ETTm1 chains (four times the rows per epoch)
+# need about two calls: bash benchmarks/gpu_grid.sh smamba-ETTm1 attentionmamba-ETTm1 fmamba-ETTm1 tsm2-ETTm1
 # Dry run on a CPU, in a copy of the tree (it writes the journal, trial log and tuned table like a real run):
 #   DEVICE=cpu BUDGET_S=120 TRIALS=2 EXTRA="--max-train-batches 2 --epochs 1" bash benchmarks/gpu_grid.sh tsm2-ETTh1
 set -uo pipefail
