@@ -418,3 +418,28 @@ def test_defaults_benchmark_forecasts_every_protocol_test_window_without_retrain
     from mamba_forecast.models import get_spec
 
     assert row["learning_rate"] == get_spec("SMamba").learning_rate  # the rate the class really trained with
+
+
+def test_bench_set_takes_model_arguments_and_refuses_unknown_names(tmp_path, monkeypatch):
+    """`--set` takes preset fields and the model's own arguments; a typo is a ValueError before any training."""
+    from mamba_forecast.bench import runner
+
+    csv_path = _shop_csv(tmp_path / "shop.csv")
+    base = ["bench", "--csv", str(csv_path), "--model", "FMamba", "--horizon", "12", "--input-size", "24",
+            "--epochs", "1", "--max-train-batches", "1", "--out", str(tmp_path / "r.csv"), "--no-progress",
+            "--device", "cpu"]
+    trained = []
+    monkeypatch.setattr(runner, "fit_and_test", lambda *a, **k: trained.append(1))
+    for bad, match in ((["--set", "kernal=performer"], r"'kernal' is not a preset field .* nor an argument of FMamba"),
+                       (["--set", "epochs=3"], "use --epochs instead")):
+        with pytest.raises(ValueError, match=match):
+            main(base + bad)
+    assert trained == [] and not (tmp_path / "r.csv").exists()
+    monkeypatch.undo()
+    built = []
+    real = runner.build_model
+    monkeypatch.setattr(runner, "build_model", lambda *a, **k: built.append(a[1]) or real(*a, **k))
+    main(base + ["--set", "kernel=performer,d_model=16,d_ff=16"])
+    (row,) = read_results(tmp_path / "r.csv")
+    assert built[0].extra["kernel"] == "performer" and built[0].d_model == 16
+    assert "overrides kernel=performer d_model=16 d_ff=16" in row["notes"]

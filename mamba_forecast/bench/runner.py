@@ -17,7 +17,7 @@ import torch
 
 from ..datasets import canonical_name
 from .models import build_model, count_parameters, forward, uses_calendar_tokens
-from .presets import get_preset
+from .presets import LINEAR, Preset, apply_settings, get_preset
 from .protocol import prepare
 from .train import fit_and_test
 
@@ -167,7 +167,7 @@ def run_cell(
     cell = cell.resolved()
     dev = resolve_device(device)
     preset = cell.get_preset()
-    preset = replace(preset, epochs=cell.epochs, input_size=cell.input_size, **(overrides or {}))
+    preset = apply_settings(preset, overrides or {}, epochs=cell.epochs, input_size=cell.input_size)
     data = prepare(cell.dataset, cell.input_size, data_dir=data_dir)
     data.check_windows(cell.horizon)
     use_marks = uses_calendar_tokens(cell.model) and data.calendar_tokens
@@ -253,6 +253,26 @@ def _claim(out: Path, key: tuple) -> Path | None:
     return None
 
 
+def check_overrides(models, overrides: dict | None) -> None:
+    """Refuse, before anything trains, an override that is neither a preset field nor an argument of every model
+    in ``models`` (a typo would otherwise be a TypeError deep inside, or silently dropped)."""
+    from dataclasses import fields
+
+    from ..models import get_spec
+
+    preset_fields = {f.name for f in fields(Preset)} - {"extra", "source", "table"}
+    for key in overrides or {}:
+        if key in ("epochs", "input_size"):
+            raise ValueError(f"--set {key}=...: use --{key.replace('_', '-')} instead (it is part of the cell's key)")
+        if key in preset_fields:
+            continue
+        missing = [m for m in models if m == LINEAR or key not in get_spec(m).arguments]
+        if missing:
+            raise ValueError(
+                f"--set {key}=...: {key!r} is not a preset field ({', '.join(sorted(preset_fields))}) nor an "
+                f"argument of {', '.join(missing)}; check the name (each model's arguments: its card in docs/models)")
+
+
 def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[dict]:
     """Run every cell not already in ``out`` (matched on dataset, model, input, horizon, seed, via, epochs).
 
@@ -260,6 +280,7 @@ def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[di
     one CSV (each skips what another has finished or is running).
     """
     out = Path(out)
+    check_overrides(sorted({c.model for c in cells}), kwargs.get("overrides"))
     rows = []
     for i, cell in enumerate(cells, 1):
         key = cell.key()
