@@ -164,7 +164,7 @@ def side_by_side(rows: list[dict], published: dict) -> list[str]:
         lines.append(f"* {missing} model-cells of the {len(SIDE_BY_SIDE_DATASETS) * len(HORIZONS) * len(PEERS)} "
                      "are not run yet.")
     spread = []
-    for ds in ("ETTh1", "SML2010"):
+    for ds in SIDE_BY_SIDE_DATASETS:  # the seed cells (ETTh1-96, SML2010-96) and any other cell with seeds
         ref = _seed_spread(rows, ds, "SMamba", "tuned")
         for m in ("SMamba",) + PEERS:
             v = _seed_spread(rows, ds, m, "tuned")
