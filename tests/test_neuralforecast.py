@@ -102,7 +102,7 @@ def test_signature_follows_itransformer(cls):
     assert ours["input_size"].default == 96 and ours["n_series"].default is None
     # the learning rate is the spec's: NeuralForecast's 1e-3 unless benchmarks/defaults_nf.py measured better
     assert ours["learning_rate"].default == cls.spec.learning_rate == cls(h=4).hparams["learning_rate"]
-    measured = {"SMamba": 1e-4, "AttentionMamba": 1e-4, "FMamba": 1e-4}
+    measured = {"SMamba": 1e-4, "AttentionMamba": 1e-4, "FMamba": 1e-4, "TSM2": 1e-4}
     assert cls.spec.learning_rate == measured.get(cls.__name__, theirs["learning_rate"].default)
     assert ours["scaler_type"].default == "standard" and theirs["scaler_type"].default == "identity"
     assert cls(h=4).hparams["scaler_type"] == "standard"
