@@ -17,7 +17,7 @@ import torch
 
 from ..datasets import canonical_name
 from .models import build_model, count_parameters, forward, uses_calendar_tokens
-from .presets import LINEAR, Preset, apply_settings, get_preset
+from .presets import _PRESET_FIELDS, LINEAR, apply_settings, get_preset
 from .protocol import prepare
 from .train import fit_and_test
 
@@ -256,11 +256,9 @@ def _claim(out: Path, key: tuple) -> Path | None:
 def check_overrides(models, overrides: dict | None) -> None:
     """Refuse, before anything trains, an override that is neither a preset field nor an argument of every model
     in ``models`` (a typo would otherwise be a TypeError deep inside, or silently dropped)."""
-    from dataclasses import fields
-
     from ..models import get_spec
 
-    preset_fields = {f.name for f in fields(Preset)} - {"extra", "source", "table"}
+    preset_fields = _PRESET_FIELDS - {"extra", "source", "table"}
     for key in overrides or {}:
         if key in ("epochs", "input_size"):
             raise ValueError(f"--set {key}=...: use --{key.replace('_', '-')} instead (it is part of the cell's key)")
