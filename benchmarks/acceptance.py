@@ -172,9 +172,9 @@ def side_by_side(rows: list[dict], published: dict) -> list[str]:
                 if m == "SMamba" or len(ref) < 2:
                     versus = "– | –"
                 else:  # separated: the two models' seed ranges do not overlap
-                    apart = min(v) > max(ref) or max(v) < min(ref)
-                    versus = (f"{100 * (np.mean(v) / np.mean(ref) - 1):+.1f}% | "
-                              + ("yes, " + ("worse" if min(v) > max(ref) else "better") if apart else "no"))
+                    separated = ("yes, worse" if min(v) > max(ref) else "yes, better" if max(v) < min(ref)
+                                 else "no")
+                    versus = f"{100 * (np.mean(v) / np.mean(ref) - 1):+.1f}% | {separated}"
                 spread.append(f"| {ds}-96 | {m} | {len(v)} | {np.mean(v):.4f} | {np.std(v):.4f} | "
                               f"{min(v):.4f} – {max(v):.4f} | {versus} |")
     if spread:

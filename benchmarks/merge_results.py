@@ -29,15 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mamba_forecast.bench.presets import TUNED_PRESETS_FILE, read_tuned  # noqa: E402
-from mamba_forecast.bench.runner import COLUMNS, KEY, append_row, read_results  # noqa: E402
+from mamba_forecast.bench.runner import COLUMNS, append_row, done_keys, read_results, row_key  # noqa: E402
 from mamba_forecast.bench.tune import TRIAL_COLUMNS, write_tuned  # noqa: E402
 
 
 def merge_cells(src: Path, dst: Path) -> int:
-    have = {tuple(str(r.get(k, "")) for k in KEY) for r in read_results(dst)}
+    have = done_keys(dst)
     added = 0
     for row in read_results(src):
-        key = tuple(str(row.get(k, "")) for k in KEY)
+        key = row_key(row)
         if key not in have:
             append_row(dst, row, COLUMNS)
             have.add(key)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..datasets import canonical_name
+from ..models import get_spec
 from .models import build_model, count_parameters, forward, uses_calendar_tokens
 from .presets import _PRESET_FIELDS, LINEAR, apply_settings, get_preset
 from .protocol import prepare
@@ -98,8 +99,13 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def row_key(row: dict) -> tuple:
+    """A results row's cell key (the CSV's text values of :data:`KEY`)."""
+    return tuple(str(row.get(k, "")) for k in KEY)
+
+
 def done_keys(path) -> set[tuple]:
-    return {tuple(str(r.get(k, "")) for k in KEY) for r in read_results(path)}
+    return {row_key(r) for r in read_results(path)}
 
 
 def append_row(path, row: dict, columns: list[str] = COLUMNS) -> None:
@@ -256,8 +262,6 @@ def _claim(out: Path, key: tuple) -> Path | None:
 def check_overrides(models, overrides: dict | None) -> None:
     """Refuse, before anything trains, an override that is neither a preset field nor an argument of every model
     in ``models`` (a typo would otherwise be a TypeError deep inside, or silently dropped)."""
-    from ..models import get_spec
-
     preset_fields = _PRESET_FIELDS - {"extra", "source", "table"}
     for key in overrides or {}:
         if key in ("epochs", "input_size"):
