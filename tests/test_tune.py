@@ -191,6 +191,7 @@ def test_tune_logs_pruned_trials_and_resumes_a_cut_off_search(tmp_path, monkeypa
     assert (first["completed"], first["pruned"], first["trials"]) == (1, 1, 2)
     log = pd.read_csv(tmp_path / "trials.csv")
     assert list(log["state"]) == ["complete", "pruned"] and log["epochs_run"].tolist() == [2, 1]
+    assert log["input_size"].tolist() == [24, 24]  # the look-back is logged: searches at two L stay apart
     # asking for 4 trials on the same study runs only the 2 missing ones
     second = tune("Linear", "ETTh1", 12, trials=4, seed=3, **kw)
     assert (second["completed"], second["pruned"], second["trials"]) == (2, 2, 4)

@@ -35,8 +35,8 @@ from .runner import append_row, resolve_device, set_seed
 from .train import LR_SCHEDULES, OPTIMIZERS, train
 
 TUNE_EPOCHS = 10
-TRIAL_COLUMNS = ["dataset", "model", "horizon", "seed", "trial", "state", "val_mse", "epochs_run", "best_epoch",
-                 "sec", "settings", "timestamp"]
+TRIAL_COLUMNS = ["dataset", "model", "input_size", "horizon", "seed", "trial", "state", "val_mse", "epochs_run",
+                 "best_epoch", "sec", "settings", "timestamp"]
 
 
 def _common(trial) -> dict:
@@ -164,7 +164,8 @@ def tune(
                 f"{time.time() - t0:.0f}s, {settings}")
             if log_path is not None:
                 append_row(log_path, columns=TRIAL_COLUMNS, row=dict(
-                    dataset=dataset, model=model, horizon=horizon, seed=seed, trial=trial.number, state=state,
+                    dataset=dataset, model=model, input_size=base.input_size, horizon=horizon, seed=seed,
+                    trial=trial.number, state=state,
                     val_mse=f"{value:.6f}", epochs_run=len(seen), best_epoch=result.best_epoch if result else "",
                     sec=f"{time.time() - t0:.1f}", settings=json.dumps(settings, sort_keys=True),
                     timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
