@@ -16,8 +16,10 @@
 # samples/ and logs/. Back here, merge them into the tree (and commit) before the next call, which starts from it:
 #   mkdir -p /tmp/grid && tar -xzf grid.tar.gz -C /tmp/grid && python benchmarks/merge_results.py /tmp/grid
 #   MPLBACKEND=Agg python benchmarks/acceptance.py       # docs/benchmarks.md
-# The default chains took 498 s on an H200 (2026-11-29). The four ETTm1 chains (four times the rows per epoch)
-# need about two calls: bash benchmarks/gpu_grid.sh smamba-ETTm1 attentionmamba-ETTm1 fmamba-ETTm1 tsm2-ETTm1
+# The default chains took 498 s on an H200 (2026-11-29). The ETTm1 chains (four times the rows per epoch) need a
+# call of their own; SMamba's, FMamba's and AttentionMamba's ran on the 2-core CPU instead (about 1.5 h each; the
+# tuned table keeps them), so what is left of the grid is: bash benchmarks/gpu_grid.sh tsm2-ETTm1
+# (on one CPU core TSM2 ETTm1 at L=96 is far slower: 40 training batches and one validation pass took 263 s).
 # Dry run on a CPU, in a copy of the tree (it writes the journal, trial log and tuned table like a real run):
 #   DEVICE=cpu BUDGET_S=120 TRIALS=2 EXTRA="--max-train-batches 2 --epochs 1" bash benchmarks/gpu_grid.sh tsm2-ETTh1
 set -uo pipefail
