@@ -165,8 +165,8 @@ def tune(
             if log_path is not None:
                 append_row(log_path, columns=TRIAL_COLUMNS, row=dict(
                     dataset=dataset, model=model, input_size=base.input_size, horizon=horizon, seed=seed,
-                    trial=trial.number, state=state,
-                    val_mse=f"{value:.6f}", epochs_run=len(seen), best_epoch=result.best_epoch if result else "",
+                    trial=trial.number, state=state, val_mse=f"{value:.6f}", epochs_run=len(seen),
+                    best_epoch=result.best_epoch if result else "",
                     sec=f"{time.time() - t0:.1f}", settings=json.dumps(settings, sort_keys=True),
                     timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 ))
