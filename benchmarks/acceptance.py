@@ -232,10 +232,11 @@ NOTES = """\
   over 3 or 4 processes sharing the Optuna journal (`tune --jobs`). Each process has its own sampler seed, with the
   "constant liar" for running trials, so a parallel search does not propose the same trials as a sequential one.
   AttentionMamba ETTh2 (3 trials) and FMamba ETTh1 (2 trials) started on the CPU and finished on the GPU.
-* **ETTm1 at L = 96, tuned**: SMamba's and FMamba's searches and cells ran on the CPU, with one core each. A
-  search took about 40 minutes and a cell about 6. AttentionMamba's and TSM2's are not run: AttentionMamba's searches
-  are the slowest on a CPU, 33 to 40 minutes on ETTh, so ETTm1 would take hours. On a GPU they are one call:
-  `bash benchmarks/gpu_grid.sh attentionmamba-ETTm1 tsm2-ETTm1`.
+* **ETTm1 at L = 96, tuned**: SMamba's, FMamba's and AttentionMamba's searches and cells ran on the CPU, one core
+  per process. SMamba's and FMamba's searches took about 30 minutes each and their cells 4 to 10 minutes.
+  AttentionMamba's search took about 70 minutes, its last 7 trials split over both cores (`tune --jobs 2`), and its
+  cells 24 to 33 minutes each. TSM2's is not run yet; on a GPU it is one call:
+  `bash benchmarks/gpu_grid.sh tsm2-ETTm1`.
 * **TSM2 at L = 512** (the paper's table) with the replication's preset: ETTh1 and ETTh2 were run on the GPU. They are
   8% to 22% above the TSM2 paper, except ETTh2-720. With these sizes the replication does not reach the paper's
   numbers; the paper publishes no per-dataset hyper-parameters to try instead.
