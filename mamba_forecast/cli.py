@@ -144,6 +144,13 @@ def _model_name(text: str) -> str:
     return name
 
 
+def _existing_file(text: str) -> str:
+    """A file argument that must exist already (a table to read)."""
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return text
+
+
 def _model_list(text: str) -> str:
     """``--model`` of ``bench``: comma-separated registered models, checked before any data is read."""
     for name in _csv_list(text):
@@ -169,6 +176,9 @@ def _add_bench(sub) -> None:
                    help="train with the harness loop or through mamba_forecast.neuralforecast")
     p.add_argument("--preset", default="tuned", choices=["tuned", "official"],
                    help="preset table: tuned (default; the official row where nothing was tuned) or official")
+    p.add_argument("--presets-file", type=_existing_file, default=None,
+                   help="tuned table that --preset tuned reads, e.g. one `tune --presets-file` wrote (default: the "
+                        "package's)")
     p.add_argument("--out", default=str(DEFAULT_RESULTS), help="results CSV (appended; default %(default)s)")
     p.add_argument("--samples-dir", default=None,
                    help="where one test window per cell is saved for the report (default: <out dir>/figures/samples)")
@@ -196,7 +206,7 @@ def _run_bench(args) -> int:
         torch.set_num_threads(args.threads)
     cells = [
         Cell(dataset=d, model=m, horizon=h, seed=s, input_size=args.input_size, epochs=args.epochs, via=args.via,
-             preset=args.preset)
+             preset=args.preset, tuned_path=args.presets_file)
         for d in datasets
         for m in _csv_list(args.model)
         for h in _csv_list(args.horizon, int)

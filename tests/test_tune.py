@@ -159,6 +159,29 @@ def test_tune_rejects_bad_arguments():
         tune("SMamba", "ETTh1", trials=0, presets_file=None)
 
 
+def test_tune_refuses_an_unwritable_output_before_training(tmp_path, monkeypatch):
+    import mamba_forecast.bench.tune as tune_module
+
+    read_only = tmp_path / "site-packages"
+    read_only.mkdir()
+
+    def access(path, mode):  # the tests may run as root, which chmod cannot stop
+        return not Path(path).is_relative_to(read_only)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the search started before its outputs were checked")
+
+    monkeypatch.setattr(tune_module.os, "access", access)
+    monkeypatch.setattr(tune_module, "prepare", no_training)
+    with pytest.raises(ValueError, match=r"presets_file \(--presets-file\): cannot write .*pass --presets-file"):
+        tune_module.tune("Linear", "ETTh1", trials=1, presets_file=read_only / "tuned.json")
+    with pytest.raises(ValueError, match=r"trials_log \(--trials-log\)"):  # a folder still to be made: its parent
+        tune_module.tune("Linear", "ETTh1", trials=1, presets_file=None, trials_log=read_only / "new" / "t.csv")
+    with pytest.raises(AssertionError, match="before its outputs were checked"):  # writable: the search goes on
+        tune_module.tune("Linear", "ETTh1", trials=1, presets_file=tmp_path / "tuned.json",
+                         trials_log=tmp_path / "new" / "t.csv", study_file=tmp_path / "s.journal")
+
+
 def test_set_overrides_parse_booleans_and_numbers():
     assert _overrides(["use_norm=False,d_model=64", "learning_rate=1e-4,lradj=cosine"]) == {
         "use_norm": False, "d_model": 64, "learning_rate": 1e-4, "lradj": "cosine"}
@@ -226,6 +249,27 @@ def test_bench_runs_tuned_and_official_presets_as_separate_cells(tmp_path, monke
     samples = tmp_path / "figures" / "samples"
     assert sorted(p.name for p in samples.iterdir()) == [
         "ETTh1_Linear_L24_H12_s2023_harness.csv", "ETTh1_Linear_L24_H12_s2023_harness_tuned.csv"]
+
+
+def test_bench_reads_the_tuned_table_that_tune_wrote_elsewhere(tmp_path, capsys):
+    from mamba_forecast.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    synthetic_ett().to_csv(data / "ETTh1.csv", index=False)
+    mine = tmp_path / "mine" / "tuned.json"
+    common = ["--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", "24", "--epochs", "1",
+              "--data-dir", str(data)]
+    main(["tune", *common, "--trials", "2", "--presets-file", str(mine), "--trials-log", str(tmp_path / "t.csv"),
+          "--study-file", str(tmp_path / "s.journal"), "--device", "cpu"])
+    tuned_lr = json.loads(mine.read_text())["Linear"]["ETTh1"]["settings"]["learning_rate"]
+    out = tmp_path / "results.csv"
+    main(["bench", *common, "--presets-file", str(mine), "--out", str(out), "--no-progress"])
+    (row,) = read_results(out)
+    assert row["preset"] == "tuned" and float(row["learning_rate"]) == pytest.approx(tuned_lr)
+    with pytest.raises(SystemExit):  # a mistyped table is refused, not read as empty
+        main(["bench", *common, "--presets-file", str(tmp_path / "typo.json"), "--out", str(out)])
+    assert "--presets-file: no such file" in capsys.readouterr().err
 
 
 def test_tune_jobs_split_the_trials_between_processes_sharing_the_study(tmp_path):

@@ -45,9 +45,10 @@ class Cell:
     epochs: int | None = None  # None: the preset's
     via: str = "harness"
     preset: str = "tuned"  # preset table: tuned (falls back to official where nothing was tuned) | official
+    tuned_path: str | None = None  # the tuned table to read; None: the package's
 
     def get_preset(self):
-        return get_preset(self.model, canonical_name(self.dataset), self.horizon, self.preset)
+        return get_preset(self.model, canonical_name(self.dataset), self.horizon, self.preset, self.tuned_path)
 
     def resolved(self) -> "Cell":
         preset = self.get_preset()

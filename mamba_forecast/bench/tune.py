@@ -80,6 +80,18 @@ def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
         os.replace(tmp, path)
 
 
+def _check_writable(name: str, flag: str, path) -> None:
+    """Raise, before any training, when ``path`` cannot be written: a search that ends after an hour must not
+    fail on saving (the default tuned table is inside the installed package, which may be read-only)."""
+    if path is None:
+        return
+    path = Path(path)
+    target = path if path.exists() else next(p for p in path.absolute().parents if p.exists())
+    if not os.access(target, os.W_OK):
+        raise ValueError(f"{name} ({flag}): cannot write {path} ({target} is read-only); pass {flag} with a "
+                         f"path you can write to")
+
+
 def tune(
     model: str,
     dataset: str,
@@ -120,6 +132,9 @@ def tune(
     if jobs > 1 and study_file is None:
         raise ValueError("jobs > 1 needs study_file: the worker processes share their trials through an Optuna "
                          "journal (the CLI's --study-file)")
+    for name, flag, path in (("presets_file", "--presets-file", presets_file),
+                             ("trials_log", "--trials-log", trials_log), ("study_file", "--study-file", study_file)):
+        _check_writable(name, flag, path)
     dataset = canonical_name(dataset)
     base: Preset = get_preset(model, dataset, horizon, "official")
     base = replace(base, epochs=epochs, input_size=input_size or base.input_size)
