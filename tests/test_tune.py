@@ -290,6 +290,28 @@ def test_tune_jobs_split_the_trials_between_processes_sharing_the_study(tmp_path
     assert again["trials"] == 3 and len(pd.read_csv(tmp_path / "trials.csv")) == 3
 
 
+def test_a_tune_worker_claims_trials_until_the_study_has_enough(tmp_path):
+    """Workers take trials one at a time from the shared study, not a fixed share each: a worker left alone runs
+    all that remain, a trial another worker is running counts, and one left RUNNING by a killed search does not."""
+    from mamba_forecast.bench.tune import tune
+
+    journal = tmp_path / "study.journal"
+    kw = dict(frame=synthetic_ett(), input_size=24, epochs=1, presets_file=None, study_file=journal, seed=5,
+              log=lambda *_: None)
+    study = optuna.create_study(study_name="Linear-ETTh1-L24-H12-s5-e1", direction="minimize",
+                                storage=optuna.storages.JournalStorage(
+                                    optuna.storages.journal.JournalFileBackend(str(journal))))
+    running = study.ask()  # another worker's trial in progress (or a killed one's)
+
+    def finished():
+        return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+
+    tune("Linear", "ETTh1", 12, trials=3, _worker=(0, 0, frozenset()), **kw)  # the running trial counts
+    assert finished() == 2
+    tune("Linear", "ETTh1", 12, trials=4, _worker=(1, 2, frozenset({running.number})), **kw)  # stale: not counted
+    assert finished() == 4 and study.trials[running.number].state == optuna.trial.TrialState.RUNNING
+
+
 def test_merge_results_adds_only_what_is_new(tmp_path):
     """benchmarks/merge_results.py: cells by key, trial rows, newer tuned entries, journals and samples."""
     import importlib.util

@@ -19,6 +19,7 @@ the study still has exactly ``trials`` finished trials, and the winner is writte
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -60,10 +61,9 @@ def search_space(model: str):
     return space
 
 
-def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
-    """Put one entry in the tuned table (other entries kept), keys sorted so diffs stay small. The read and the
-    write hold a lock file, so searches of other cells finishing at the same moment keep each other's entries."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``<path>.lock`` (other processes wait; no lock on Windows)."""
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         try:
             import fcntl
@@ -71,6 +71,14 @@ def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         except ImportError:  # pragma: no cover - Windows: no lock
             pass
+        yield
+
+
+def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
+    """Put one entry in the tuned table (other entries kept), keys sorted so diffs stay small. The read and the
+    write hold a lock file, so searches of other cells finishing at the same moment keep each other's entries."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path):
         table = read_tuned(path)
         table.setdefault(model, {})[dataset] = entry
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
@@ -111,7 +119,7 @@ def tune(
     progress: bool = False,
     jobs: int = 1,
     log=print,
-    _worker: tuple[int, int, int] | None = None,
+    _worker: tuple[int, int, frozenset] | None = None,
 ) -> dict | None:
     """Search ``model``'s space on ``dataset`` at ``horizon``; return (and write, unless ``presets_file`` is
     None) the tuned entry: ``settings``, ``val_mse``, ``trials``, ``completed``, ``pruned``, ``seed``, ``source``.
@@ -207,19 +215,19 @@ def tune(
     if _worker is None:
         sampler_seed, parallel = seed + done, False
     else:
-        sampler_seed, parallel = seed + _worker[2] + 7919 * _worker[0], True
+        sampler_seed, parallel = seed + _worker[1] + 7919 * _worker[0], True
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=parallel,
                                                n_startup_trials=max(1, min(4, trials // 2)))
     remaining = max(0, trials - done)
-    if _worker is not None:  # the parent decided this worker's share when it started them all
-        if _worker[1]:
-            study.optimize(objective, n_trials=_worker[1])
+    if _worker is not None:
+        _claim_trials(study, objective, trials, Path(study_file), stale=_worker[2])
         return None
     if done:
         log(f"[tune {model} {dataset} H={horizon}] resuming: {done} of {trials} trials already finished")
     if jobs > 1 and remaining > 1:
         n = min(jobs, remaining)
-        _run_workers([(i, remaining // n + (i < remaining % n), done) for i in range(n)], dict(
+        stale = frozenset(t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING)
+        _run_workers([(i, done, stale) for i in range(n)], dict(
             model=model, dataset=dataset, horizon=horizon, trials=trials, seed=seed, data_dir=data_dir,
             frame=frame, device=device, input_size=input_size, epochs=epochs, max_train_batches=max_train_batches,
             trials_log=trials_log, study_file=study_file))
@@ -251,14 +259,41 @@ def tune(
     return entry
 
 
-def _worker_main(share: tuple[int, int, int], kwargs: dict) -> None:
+def _claim_trials(study, objective, trials: int, study_file: Path, stale: frozenset) -> None:
+    """One worker's loop: while the study has fewer than ``trials`` trials finished or running (``stale``: trials
+    left RUNNING by a process killed before this search started, not counted), claim the next one and run it.
+    Claiming holds a lock on the study file, so the workers together run exactly ``trials``, and a worker whose
+    trials end early (pruned) takes the next one instead of idling while another works through a fixed share."""
+    import optuna
+
+    TrialState = optuna.trial.TrialState
+    while True:
+        with _locked(study_file.with_name(study_file.name + ".claim")):  # not <journal>.lock: Optuna's own
+            claimed = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                          or (t.state == TrialState.RUNNING and t.number not in stale)
+                          for t in study.get_trials(deepcopy=False))
+            if claimed >= trials:
+                return
+            trial = study.ask()
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        else:
+            study.tell(trial, value)
+
+
+def _worker_main(share: tuple[int, int, frozenset], kwargs: dict) -> None:
     tune(**kwargs, presets_file=None, log=lambda msg: print(f"[worker {share[0]}] {msg}", flush=True),
          _worker=share)
 
 
-def _run_workers(shares: list[tuple[int, int, int]], kwargs: dict) -> None:
-    """Run the remaining trials in processes that share the study's journal, ``(index, trials, finished before)``
-    each; raise if one fails."""
+def _run_workers(shares: list[tuple[int, int, frozenset]], kwargs: dict) -> None:
+    """Run the remaining trials in processes that share the study's journal, ``(index, trials finished before,
+    stale running trials)`` each; raise if one fails."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no forked CUDA or thread state
