@@ -2,11 +2,17 @@
 
 Each subcommand is one ``_add_<name>`` function that declares its arguments and one handler; register it in
 ``_COMMANDS`` and it appears in ``mamba-forecast --help``.
+
+``main`` raises what the library raises (for scripts and tests); ``run``, the console entry point, prints a
+``ValueError``/``TypeError`` (bad input, refused before anything trains) or a handler's own refusal as one
+``mamba-forecast: error:`` line and exits 2, as argparse does for its own checks. ``MAMBA_FORECAST_TRACEBACK=1``
+keeps the whole traceback of a library error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -330,5 +336,24 @@ def main(argv: list[str] | None = None) -> int:
     return args.func(args)
 
 
+TRACEBACK_ENV = "MAMBA_FORECAST_TRACEBACK"
+
+
+def run(argv: list[str] | None = None) -> int:
+    """The ``mamba-forecast`` console script: ``main`` with bad input reported as one line (exit status 2)."""
+    try:
+        return main(argv)
+    except SystemExit as exc:  # a handler's own refusal: the same line and status as the library's
+        if not isinstance(exc.code, str):
+            raise
+        print(f"mamba-forecast: error: {exc.code.removeprefix('error: ')}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError) as exc:
+        if os.environ.get(TRACEBACK_ENV, "").strip() not in ("", "0"):
+            raise
+        print(f"mamba-forecast: error: {exc}\n(set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

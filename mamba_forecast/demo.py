@@ -136,10 +136,12 @@ def run(args) -> pd.DataFrame:
 
     t_start = time.perf_counter()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     if args.data:
         source = args.data
-        long = to_long(pd.read_csv(args.data))
+        try:
+            long = to_long(pd.read_csv(args.data))
+        except (OSError, ValueError) as exc:  # a missing or unreadable file, or one in neither layout
+            raise SystemExit(f"--data {args.data}: {exc}") from None
     else:
         source = DEMO_CREDIT
         long = to_long(load_demo_data())
@@ -164,6 +166,7 @@ def run(args) -> pd.DataFrame:
             "inferred. Fill the missing dates, or pass --freq (a pandas frequency such as h, D, W)."
         )
     season = args.season if args.season is not None else season_for(freq)
+    out.mkdir(parents=True, exist_ok=True)  # only once the input is known to be usable
     n_series = long["unique_id"].nunique()
     print(f"data: {source}\n      {n_series} series x {lengths.min()} steps (freq {freq}, season {season}"
           f"{'' if args.season is not None else ' from the frequency'}); "

@@ -329,11 +329,36 @@ def test_bench_refuses_bad_data_arguments_before_training(tmp_path, args, match)
     assert not (tmp_path / "r.csv").exists()
 
 
-def test_bench_csv_too_short_for_the_horizon_is_refused(tmp_path):
-    csv_path = _shop_csv(tmp_path / "short.csv", n_rows=60)
+@pytest.mark.parametrize("n_rows", [60, 2])  # 2 rows: too few for pandas to infer a frequency, the same refusal
+def test_bench_csv_too_short_for_the_horizon_is_refused(tmp_path, n_rows):
+    csv_path = _shop_csv(tmp_path / "short.csv", n_rows=n_rows)
     with pytest.raises(ValueError, match="no window for input_size=24 \\+ horizon=12"):
         main(["bench", "--csv", str(csv_path), "--model", "Linear", "--horizon", "12", "--input-size", "24",
               "--out", str(tmp_path / "r.csv"), "--no-progress", "--device", "cpu"])
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_the_console_script_reports_bad_input_in_one_line(tmp_path, capsys, monkeypatch):
+    """`mamba-forecast` (cli.run) prints the refusal as one error line and exits 2; the env switch keeps the traceback."""
+    from importlib.metadata import entry_points
+
+    from mamba_forecast.cli import TRACEBACK_ENV, run
+
+    (script,) = entry_points(group="console_scripts", name="mamba-forecast")
+    assert script.value == "mamba_forecast.cli:run"
+    argv = ["bench", "--csv", str(_shop_csv(tmp_path / "short.csv", n_rows=60)), "--model", "Linear", "--horizon",
+            "12", "--input-size", "24", "--out", str(tmp_path / "r.csv"), "--no-progress", "--device", "cpu"]
+    monkeypatch.delenv(TRACEBACK_ENV, raising=False)
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mamba-forecast: error: ") and "no window for input_size=24 + horizon=12" in err
+    assert "Traceback" not in err and TRACEBACK_ENV in err
+    monkeypatch.setenv(TRACEBACK_ENV, "1")
+    with pytest.raises(ValueError, match="no window for input_size=24"):
+        run(argv)
+    assert not (tmp_path / "r.csv").exists()
+    assert run(["tune", "--model", "Linear"]) == 2  # the command's own checks read the same
+    assert capsys.readouterr().err == "mamba-forecast: error: pass either --dataset NAME or --csv PATH (one of them)\n"
 
 
 def test_report_from_a_clean_install_compares_with_the_shipped_published_numbers(tmp_path):

@@ -96,6 +96,13 @@ def test_demo_reads_a_user_csv_and_rejects_a_short_one(tmp_path):
     assert set(table["model"]) == {"SeasonalNaive", "AutoETS", "SMamba"}
     with pytest.raises(SystemExit, match="shortest series"):
         main(["demo", "--data", str(path), "--input-size", "380", "--horizon", "24", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()  # refused before the output folder is made
+    with pytest.raises(SystemExit, match=r"^--data .*missing\.csv: .*No such file"):
+        main(["demo", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "x")])
+    (tmp_path / "bad.csv").write_text("when,value\n1,2\n")
+    with pytest.raises(SystemExit, match=r"^--data .*bad\.csv: "):
+        main(["demo", "--data", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
 
 
 def test_demo_device_is_one_lightning_knows_never_silently_the_cpu(capsys):

@@ -240,8 +240,10 @@ def register_csv(path: str | os.PathLike, target: str | None = None) -> str:
     else:
         if name not in _CUSTOM:
             name = f"csv-{name}"  # never shadow a registered set
+    # pandas needs 3 dates to infer a frequency; a shorter file is refused later, with the window sizes it lacks
+    freq = pd.infer_freq(df["date"].iloc[:100]) if len(df) >= 3 else None
     _CUSTOM[name] = DatasetSpec(
-        name, (DataFile(str(path)),), "ratio", pd.infer_freq(df["date"].iloc[:100]) or "unknown",
+        name, (DataFile(str(path)),), "ratio", freq or "unknown",
         df.shape[1] - 1, len(df), target=df.columns[-1], horizons=(), source=str(path),
     )
     return name
