@@ -17,9 +17,9 @@
 #   mkdir -p /tmp/grid && tar -xzf grid.tar.gz -C /tmp/grid && python benchmarks/merge_results.py /tmp/grid
 #   MPLBACKEND=Agg python benchmarks/acceptance.py       # docs/benchmarks.md
 # The default chains took 498 s on an H200 (2026-11-29). The ETTm1 chains (four times the rows per epoch) need a
-# call of their own; SMamba's, FMamba's and AttentionMamba's ran on the 2-core CPU instead (1 to 2 hours each; the
-# tuned table keeps them), so what is left of the grid is: bash benchmarks/gpu_grid.sh tsm2-ETTm1 (its search has 7
-# of 8 trials in the journal from a CPU run; the chain resumes it, then runs the four cells)
+# call of their own; all four ran on the 2-core CPU instead (SMamba's and FMamba's about an hour each,
+# AttentionMamba's about 3.5 hours, TSM2's about 6 hours of core time; the tuned table, trial log and results CSV keep
+# them), so the whole grid is in the tree and a call here only reruns chains whose results were removed.
 # Dry run on a CPU, in a copy of the tree (it writes the journal, trial log and tuned table like a real run):
 #   DEVICE=cpu BUDGET_S=120 TRIALS=2 EXTRA="--max-train-batches 2 --epochs 1" bash benchmarks/gpu_grid.sh tsm2-ETTh1
 set -uo pipefail
