@@ -66,19 +66,19 @@ def _datasets(args) -> list[str]:
     from .datasets import canonical_name, register_csv
 
     if (args.dataset is None) == (args.csv is None):
-        raise SystemExit("error: pass either --dataset NAME or --csv PATH (one of them)")
+        raise SystemExit("pass either --dataset NAME or --csv PATH (one of them)")
     if args.target is not None and args.csv is None:
-        raise SystemExit("error: --target goes with --csv (a registered set's target is fixed by the registry)")
+        raise SystemExit("--target goes with --csv (a registered set's target is fixed by the registry)")
     if args.csv is not None:
         try:
             return [register_csv(args.csv, args.target)]
         except (FileNotFoundError, ValueError) as exc:
-            raise SystemExit(f"error: {exc}") from None
+            raise SystemExit(str(exc)) from None
     names = _csv_list(args.dataset)
     try:
         return [canonical_name(n) for n in names]
     except KeyError as exc:
-        raise SystemExit(f"error: --dataset: {exc.args[0]}") from None
+        raise SystemExit(f"--dataset: {exc.args[0]}") from None
 
 
 def _add_data(sub) -> None:
@@ -261,7 +261,7 @@ def _run_tune(args) -> int:
 
     datasets = _datasets(args)
     if len(datasets) != 1:
-        raise SystemExit(f"error: tune searches one dataset at a time; got --dataset {args.dataset}")
+        raise SystemExit(f"tune searches one dataset at a time; got --dataset {args.dataset}")
     (dataset,) = datasets
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -343,16 +343,16 @@ def run(argv: list[str] | None = None) -> int:
     """The ``mamba-forecast`` console script: ``main`` with bad input reported as one line (exit status 2)."""
     try:
         return main(argv)
-    except SystemExit as exc:  # a handler's own refusal: the same line and status as the library's
+    except SystemExit as exc:  # a handler's own refusal (a message, not a status): reported like the library's
         if not isinstance(exc.code, str):
             raise
-        print(f"mamba-forecast: error: {exc.code.removeprefix('error: ')}", file=sys.stderr)
-        return 2
+        message = exc.code
     except (ValueError, TypeError) as exc:
         if os.environ.get(TRACEBACK_ENV, "").strip() not in ("", "0"):
             raise
-        print(f"mamba-forecast: error: {exc}\n(set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr)
-        return 2
+        message = f"{exc}\n(set {TRACEBACK_ENV}=1 for the traceback)"
+    print(f"mamba-forecast: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
