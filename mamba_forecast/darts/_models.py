@@ -125,7 +125,8 @@ _EXAMPLE = """>>> import numpy as np
 ...     output_chunk_length=7,
 {arguments}...     n_epochs=2,
 ...     random_state=42,
-...     pl_trainer_kwargs={{"accelerator": "cpu", "enable_progress_bar": False, "logger": False}},
+...     pl_trainer_kwargs={{"accelerator": "cpu", "enable_progress_bar": False, "logger": False,
+...                        "enable_model_summary": False}},
 ... )
 >>> model = model.fit(target.astype(np.float32), future_covariates=future_cov.astype(np.float32))
 >>> pred = model.predict(7)
