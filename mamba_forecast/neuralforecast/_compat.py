@@ -26,15 +26,20 @@ Touchpoints
    ``freq`` attributes (``core.py:919``; NeuralForecast's own TODO at ``core.py:683`` is to make them dataset
    properties), and hands a model's ``fit`` only the dataset. ``panel_index`` reads them, in order, from what
    ``with_panel_index`` attached to the dataset, from the dataset's own ``uids``/``ds``/``freq`` (a later
-   NeuralForecast), or from the ``NeuralForecast`` object that holds this very dataset, found among the
-   dataset's referrers (``gc.get_referrers``: no call-stack walking, and no cost unless a model fits). It relies
-   on ``BaseAuto`` handing its trials the dataset object it got, pickled whole for Ray (``_base_auto.py:360``).
+   NeuralForecast), or from the ``NeuralForecast`` object whose ``fit``/``cross_validation`` is calling the
+   model: the ``self`` of a frame up the call stack (``inspect.currentframe``, a few frames, at most
+   ``_MAX_FRAMES``), whose ``dataset`` is this very dataset (``core.py:1069`` and ``core.py:2365`` call
+   ``model.fit(self.dataset, ...)``). An ``Auto`` model looks it up in its own ``fit``, still inside that call,
+   and hands its trials a copy that carries it (``with_panel_index``: ``BaseAuto`` pickles the dataset whole for
+   Ray, ``_base_auto.py:360``). A model fit called outside NeuralForecast without ``ds=`` finds nothing; the
+   model then checks what the dataset alone shows (equal lengths, finite values, enough rows) and warns that the
+   timestamps could not be checked.
 """
 
 from __future__ import annotations
 
 import copy
-import gc
+import inspect
 import sys
 from typing import Any, Callable, NamedTuple
 
@@ -132,22 +137,24 @@ def with_panel_index(dataset, index: PanelIndex):
     return carrier
 
 
+_MAX_FRAMES = 32  # NeuralForecast's fit is 1 to 3 frames above the model's; an Auto trial's, a few more
+
+
 def _neuralforecast_attributes(dataset) -> dict | None:
-    """The attributes of the ``NeuralForecast`` object whose ``dataset`` is ``dataset``, if there is one."""
+    """The attributes of the ``NeuralForecast`` object fitting ``dataset`` up the call stack, if there is one."""
     core = sys.modules.get("neuralforecast.core")
     if core is None:
         return None
-    holder_class = core.NeuralForecast
-    for referrer in gc.get_referrers(dataset):
-        if isinstance(referrer, holder_class):
-            attributes = vars(referrer)
-        elif isinstance(referrer, dict) and referrer.get("dataset") is dataset and "ds" in referrer:
-            # the object's attribute dict: make sure it belongs to a NeuralForecast object
-            if not any(isinstance(o, holder_class) and vars(o) is referrer for o in gc.get_referrers(referrer)):
-                continue
-            attributes = referrer
-        else:
-            continue
-        if attributes.get("dataset") is dataset:
-            return attributes
-    return None
+    frame = inspect.currentframe()
+    try:
+        for _ in range(_MAX_FRAMES):
+            if frame is None:
+                break
+            if "self" in frame.f_code.co_varnames:  # reading f_locals builds a dict: only where a self can be
+                holder = frame.f_locals.get("self")
+                if isinstance(holder, core.NeuralForecast) and getattr(holder, "dataset", None) is dataset:
+                    return vars(holder)
+            frame = frame.f_back
+        return None
+    finally:
+        del frame  # a frame kept in a local would keep every caller's locals alive
