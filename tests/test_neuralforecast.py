@@ -440,6 +440,20 @@ def test_misaligned_timestamps_are_refused():
     _fit_error(shifted, r"same timestamps.*'s2'")
 
 
+def test_panel_checks_find_the_timestamps_without_walking_the_heap(monkeypatch):
+    """The timestamps come from the NeuralForecast object calling the model's fit, not from a scan of every live
+    object (``gc.get_referrers`` took 50-80 ms a fit): with the heap scan unavailable, the checks still run."""
+    import gc
+
+    def heap_walk(*_):
+        raise AssertionError("the panel lookup walked the heap")
+
+    monkeypatch.setattr(gc, "get_referrers", heap_walk)
+    df = panel()
+    _fit_error(df.assign(ds=df["ds"] + pd.Timedelta(hours=1) * (df["unique_id"] == "s2")), r"same timestamps.*'s2'")
+    _fit_error(df[df["ds"] != df["ds"].iloc[50]], r"not consecutive freq='h' steps.*missing")
+
+
 def test_direct_fit_checks_the_timestamps_it_is_given():
     """``model.fit(TimeSeriesDataset)`` outside NeuralForecast: the dataset holds no timestamps, so the caller passes
     the ones ``TimeSeriesDataset.from_df`` returns, and the panel checks run as under ``NeuralForecast.fit``."""
