@@ -179,7 +179,8 @@ def test_register_refuses_an_inconsistent_spec(change, message):
 
 def test_register_refuses_a_taken_name():
     """A name is taken by the spec of another core (here: a core of another module)."""
-    with pytest.raises(ValueError, match=r"'SMamba' is already registered \(core mamba_forecast.models.smamba.SMamba\)"):
+    taken = r"'SMamba' is already registered \(core mamba_forecast.models.smamba.SMamba\)"
+    with pytest.raises(ValueError, match=taken):
         register(toy_spec(name="SMamba"))
     assert get_spec("SMamba").core is SMamba
 
