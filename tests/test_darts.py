@@ -40,7 +40,7 @@ from darts.utils import likelihood_models as lm  # noqa: E402
 import mamba_forecast.darts as mdarts  # noqa: E402
 from conftest import MODEL_NAMES, count_darts_quantile_crossings, small_arguments  # noqa: E402
 from mamba_forecast.darts import AttentionMambaModel, FMambaModel, SMambaModel, TSM2Model  # noqa: E402
-from mamba_forecast.darts._base import _MambaForecastModule, core_architecture_defaults  # noqa: E402
+from mamba_forecast.darts._base import _MambaForecastModule  # noqa: E402
 from mamba_forecast.models import get_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +109,7 @@ def test_architecture_arguments_are_the_core_arguments_with_its_defaults(cls):
     own = {n: p.default for n, p in params.items()
            if n not in ("self", "kwargs", "input_chunk_length", "output_chunk_length", "output_chunk_shift",
                         "use_static_covariates")}
-    assert own == core_architecture_defaults(cls._core_cls)
+    assert own == get_spec(cls.spec.name).defaults()
     assert issubclass(cls, TorchForecastingModel)
     assert cls.__name__ == cls.spec.name + "Model" and cls._core_cls is cls.spec.core
 
@@ -394,6 +394,18 @@ def test_save_load_reproduces_forecasts(cls, tmp_path):
     np.testing.assert_array_equal(got.all_values(), expected.all_values())
 
 
+def test_load_a_model_saved_under_the_package_path(tmp_path, monkeypatch):
+    """Models saved before the classes had modules of their own name their class by the package's path
+    (``mamba_forecast.darts.SMambaModel``); safe loading still accepts them."""
+    model = make(SMambaModel).fit(series(2))
+    monkeypatch.setattr(SMambaModel, "__module__", "mamba_forecast.darts")  # how such a file names the class
+    model.save(str(tmp_path / "old.pt"))
+    monkeypatch.undo()
+    assert b"mamba_forecast.darts\nSMambaModel" in (tmp_path / "old.pt").read_bytes()
+    loaded = SMambaModel.load(str(tmp_path / "old.pt"))
+    np.testing.assert_array_equal(loaded.predict(OCL).values(), model.predict(OCL).values())
+
+
 def test_automatic_checkpoints_reload(tmp_path):
     target, val = series(2, length=60), series(2, length=40, seed=5)
     model = make(n_epochs=2, save_checkpoints=True, work_dir=str(tmp_path), model_name="smamba")
@@ -432,7 +444,7 @@ sys.modules["neuralforecast"] = None  # as if NeuralForecast were not installed
 import numpy as np
 from darts.utils.serialization import get_safe_globals
 from mamba_forecast.darts import FMambaModel
-assert not any("neuralforecast" in c.__module__ for c in get_safe_globals())
+assert not any("neuralforecast" in (c[0] if isinstance(c, tuple) else c).__module__ for c in get_safe_globals())
 loaded = FMambaModel.load({str(tmp_path / "fmamba.pt")!r})
 np.testing.assert_array_equal(loaded.predict({OCL}).values(), np.load({str(tmp_path / "expected.npy")!r}))
 """

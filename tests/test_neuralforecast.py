@@ -384,6 +384,42 @@ def test_model_save_load_round_trip(cls, tmp_path):
     torch.testing.assert_close(loaded(batch), model(batch))
 
 
+@pytest.mark.parametrize("model_name, auto_name, owner", [
+    ("iTransformer", None, "iTransformer"),  # the model's own key
+    ("MyMamba", "AutoPatchTST", "PatchTST"),  # an Auto key: NeuralForecast maps autopatchtst to PatchTST
+])
+def test_register_model_refuses_a_name_neuralforecast_owns(model_name, auto_name, owner):
+    """``NeuralForecast.load`` picks a saved model's class by its lower-cased name: a class registered under
+    one of NeuralForecast's own names would load that model's checkpoints. Refused, naming the owner, and
+    nothing is registered."""
+    import neuralforecast.models
+    from neuralforecast.core import MODEL_FILENAME_DICT
+
+    model = type(model_name, (SMamba,), {})
+    auto = type(auto_name, (AutoSMamba,), {"model_class": model}) if auto_name else None
+    before = dict(MODEL_FILENAME_DICT)
+    owner_cls = getattr(neuralforecast.models, owner)
+    with pytest.raises(ValueError, match=rf"{auto_name or model_name} cannot be registered .*"
+                                         rf"'{(auto_name or model_name).lower()}', which belongs to "
+                                         rf"{owner_cls.__module__}\.{owner}.*another name"):
+        mnf.register_model(model, auto)
+    assert MODEL_FILENAME_DICT == before
+
+
+def test_register_model_again_replaces_the_entry():
+    """Registering a class again, or its re-created self (a reload of its module), is no clash."""
+    from neuralforecast.core import MODEL_FILENAME_DICT
+
+    mnf.register_model(SMamba, AutoSMamba)
+    reloaded = type("SMamba", (SMamba,), {"__module__": SMamba.__module__, "__qualname__": SMamba.__qualname__})
+    try:
+        mnf.register_model(reloaded, AutoSMamba)
+        assert MODEL_FILENAME_DICT["smamba"] is MODEL_FILENAME_DICT["autosmamba"] is reloaded
+    finally:
+        mnf.register_model(SMamba, AutoSMamba)
+    assert MODEL_FILENAME_DICT["smamba"] is MODEL_FILENAME_DICT["autosmamba"] is SMamba
+
+
 # ----------------------------------------------------------------------------------------------------
 # NeuralForecast workflows
 # ----------------------------------------------------------------------------------------------------

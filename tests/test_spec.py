@@ -1,13 +1,16 @@
-"""The model registry (``mamba_forecast.models.spec``): one spec per model, everything else derived from it.
+"""The model registry (``mamba_forecast.models.spec``): one spec per model, the rest written or read from it.
 
-A fifth model defined here (a core and a spec, registered inside the test) gets a NeuralForecast class that
-fits, predicts, saves and loads through ``NeuralForecast``, a Darts class that does the same, and an ``Auto``
-class that runs a trial, with no other edit. The four built-in models' classes, the demo, the harness and the
-CLI all read the registry.
+A fifth model defined here (a core and a spec, registered inside the test) gets its host classes the way a new
+model of the package does: ``tools/host_classes.py`` writes a NeuralForecast module (the model class and its
+``Auto`` class) and a Darts module from the spec (here into a temporary folder), which are imported and registered
+for saving as the host packages register theirs. The NeuralForecast class then fits, predicts, saves and loads
+through ``NeuralForecast``, the Darts class does the same, and the ``Auto`` class runs a trial. The demo, the
+harness and the CLI read the registry.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import subprocess
@@ -80,7 +83,7 @@ def toy_spec(name="Toy", **changes) -> ModelSpec:
 
 @pytest.fixture
 def toy():
-    """The toy model registered for one test (host adapters already imported: they pick it up at once)."""
+    """The toy model's spec, registered for one test."""
     spec = register(toy_spec())
     try:
         yield spec
@@ -88,7 +91,41 @@ def toy():
         unregister("Toy")
 
 
+@pytest.fixture
+def toy_hosts(toy, tmp_path, monkeypatch):
+    """The toy's NeuralForecast and Darts modules, as ``tools/host_classes.py`` writes them from its spec,
+    imported and registered for saving the way ``mamba_forecast.neuralforecast`` and ``mamba_forecast.darts``
+    register the built-in models."""
+    from darts.utils.serialization import add_safe_globals
+    from neuralforecast.core import MODEL_FILENAME_DICT
+
+    from mamba_forecast.neuralforecast import register_model
+    from test_host_classes import host_classes_tool
+
+    tool = host_classes_tool()
+    (tmp_path / "toy_nf.py").write_text(tool.neuralforecast_module(toy))
+    (tmp_path / "toy_darts.py").write_text(tool.darts_module(toy))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    nf_module, darts_module = importlib.import_module("toy_nf"), importlib.import_module("toy_darts")
+    register_model(nf_module.Toy, nf_module.AutoToy)
+    add_safe_globals([darts_module.ToyModel])
+    try:
+        yield nf_module, darts_module
+    finally:
+        for key in ("toy", "autotoy"):
+            MODEL_FILENAME_DICT.pop(key, None)
+        for module in ("toy_nf", "toy_darts"):
+            sys.modules.pop(module, None)
+
+
 H, L = 4, 16
+
+
+def run_python(code: str) -> None:
+    """Run ``code`` in a fresh interpreter (a clean registry and no host library imported yet)."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def panel(n_series=3, length=80, seed=0) -> pd.DataFrame:
@@ -141,8 +178,46 @@ def test_register_refuses_an_inconsistent_spec(change, message):
 
 
 def test_register_refuses_a_taken_name():
-    with pytest.raises(ValueError, match="already registered"):
+    """A name is taken by the spec of another core (here: a core of another module)."""
+    taken = r"'SMamba' is already registered \(core mamba_forecast.models.smamba.SMamba\)"
+    with pytest.raises(ValueError, match=taken):
         register(toy_spec(name="SMamba"))
+    assert get_spec("SMamba").core is SMamba
+
+
+def test_reloading_a_model_module_replaces_its_spec():
+    """`importlib.reload` of a model module (IPython's autoreload does the same) re-registers its spec: the entry
+    is replaced in place, keeping the registry's order, and the reloaded module's core is the registered one."""
+    code = (
+        "import importlib\n"
+        "import mamba_forecast.models.smamba as module\n"
+        "from mamba_forecast.models import get_spec, model_names\n"
+        "before, old = model_names(), module.SMamba\n"
+        "importlib.reload(module)\n"
+        "assert module.SMamba is not old and get_spec('SMamba').core is module.SMamba\n"
+        "assert model_names() == before, model_names()\n"
+    )
+    run_python(code)
+
+
+def test_registering_a_spec_leaves_the_host_packages_alone():
+    """The registry is data: registering a spec adds no class to the host packages and writes nothing into
+    NeuralForecast's save/load table, so a model named like one of NeuralForecast's own (PatchTST) cannot take
+    over ``NeuralForecast.load`` for that model's checkpoints."""
+    from neuralforecast.core import MODEL_FILENAME_DICT
+    from neuralforecast.models import PatchTST
+
+    import mamba_forecast.darts as mdarts
+    import mamba_forecast.neuralforecast as mnf
+
+    exported = list(mnf.__all__), list(mdarts.__all__)
+    register(toy_spec(name="PatchTST"))
+    try:
+        assert MODEL_FILENAME_DICT["patchtst"] is PatchTST and MODEL_FILENAME_DICT["autopatchtst"] is PatchTST
+        assert not hasattr(mnf, "AutoPatchTST") and not hasattr(mdarts, "PatchTSTModel")
+        assert (list(mnf.__all__), list(mdarts.__all__)) == exported
+    finally:
+        unregister("PatchTST")
 
 
 def test_unknown_model_lists_the_registered_ones():
@@ -151,16 +226,14 @@ def test_unknown_model_lists_the_registered_ones():
 
 
 # ----------------------------------------------------------------------------------------------------
-# a fifth model: its core and its spec, nothing else
+# a fifth model: its core and its spec, and the host modules written from the spec
 
 
-def test_toy_model_through_neuralforecast(toy, tmp_path):
+def test_toy_model_through_neuralforecast(toy, toy_hosts, tmp_path):
     from neuralforecast import NeuralForecast
     from neuralforecast.core import MODEL_FILENAME_DICT
 
-    import mamba_forecast.neuralforecast as mnf
-
-    cls = mnf.Toy
+    cls = toy_hosts[0].Toy
     params = inspect.signature(cls).parameters
     assert {n: params[n].default for n in ("width", "depth", "dropout", "use_norm", "scan_backend")} == toy.defaults()
     assert "width (int): hidden width of the MLP." in cls.__doc__ and "https://example.org/toy" in cls.__doc__
@@ -177,12 +250,10 @@ def test_toy_model_through_neuralforecast(toy, tmp_path):
     pd.testing.assert_frame_equal(loaded.predict(), forecast)
 
 
-def test_toy_model_through_darts(toy, tmp_path):
+def test_toy_model_through_darts(toy, toy_hosts, tmp_path):
     from darts import TimeSeries
 
-    import mamba_forecast.darts as mdarts
-
-    cls = mdarts.ToyModel
+    cls = toy_hosts[1].ToyModel
     params = inspect.signature(cls.__init__).parameters
     assert {n: params[n].default for n in ("width", "depth", "dropout", "use_norm", "scan_backend")} == toy.defaults()
     assert "\n        width\n            Hidden width of the MLP.\n" in cls.__init__.__doc__
@@ -197,17 +268,17 @@ def test_toy_model_through_darts(toy, tmp_path):
     assert forecast.shape == (H, 2, 1) and np.isfinite(forecast.values()).all()
     path = str(tmp_path / "toy.pt")
     model.save(path)
-    loaded = cls.load(path)  # safe loading: the class was allow-listed at registration
+    loaded = cls.load(path)  # safe loading: the class is allow-listed
     assert loaded.model_params["width"] == 4
     np.testing.assert_allclose(loaded.predict(H, series=series).values(), forecast.values(), rtol=1e-5, atol=1e-6)
 
 
-def test_toy_model_auto_runs_a_trial(toy):
-    import mamba_forecast.neuralforecast as mnf
+def test_toy_model_auto_runs_a_trial(toy_hosts):
     from neuralforecast import NeuralForecast
 
-    auto = mnf.AutoToy
-    assert auto.model_class is mnf.Toy
+    toy_nf = toy_hosts[0]
+    auto = toy_nf.AutoToy
+    assert auto.model_class is toy_nf.Toy
     assert {"width", "depth", "learning_rate", "input_size_multiplier"} <= set(auto.default_config)
 
     def config(trial):
@@ -217,22 +288,8 @@ def test_toy_model_auto_runs_a_trial(toy):
     nf = NeuralForecast(models=[auto(h=H, config=config, num_samples=1, backend="optuna")], freq="h")
     nf.fit(panel())
     assert len(nf.models[0].results.trials) == 1
-    assert type(nf.models[0].model) is mnf.Toy and nf.models[0].model.hparams["width"] in (4, 8)
+    assert type(nf.models[0].model) is toy_nf.Toy and nf.models[0].model.hparams["width"] in (4, 8)
     assert np.isfinite(nf.predict()["AutoToy"]).all()
-
-
-def test_unregister_removes_the_derived_classes():
-    from neuralforecast.core import MODEL_FILENAME_DICT
-
-    import mamba_forecast.darts as mdarts
-    import mamba_forecast.neuralforecast as mnf
-
-    register(toy_spec())
-    assert hasattr(mnf, "Toy") and hasattr(mnf, "AutoToy") and hasattr(mdarts, "ToyModel")
-    unregister("Toy")
-    assert not hasattr(mnf, "Toy") and not hasattr(mnf, "AutoToy") and not hasattr(mdarts, "ToyModel")
-    assert "toy" not in MODEL_FILENAME_DICT and "Toy" not in model_names()
-    assert "Toy" not in mnf.__all__ and "ToyModel" not in mdarts.__all__
 
 
 def test_cli_model_choices_come_from_the_registry(toy):
@@ -282,6 +339,4 @@ def test_core_and_registry_import_with_torch_alone():
         "loaded = [m for m in hosts if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_python(code)

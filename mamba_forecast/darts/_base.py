@@ -4,8 +4,9 @@
 :mod:`mamba_forecast.models` and maps Darts' named tensors onto the core's ``forward``.
 ``_MambaTorchModel`` is the ``MixedCovariatesTorchModel`` base: it validates the hyper-parameters at
 construction, checks the user's series before training and builds the module from a training sample.
-The public ``XxxModel`` classes are written from the model specs by :mod:`._models` (Darts validates
-constructor kwargs against the ``__init__`` signatures, so each lists its architecture arguments explicitly).
+The public ``XxxModel`` classes (``smamba.py`` ...) only name their spec and core and list the architecture
+arguments (Darts validates constructor kwargs against the ``__init__`` signature); ``tools/host_classes.py``
+writes them from the model specs.
 """
 
 from __future__ import annotations
@@ -24,18 +25,12 @@ from darts.models.forecasting.torch_forecasting_model import TorchForecastingMod
 from darts.utils.data.torch_datasets.utils import PLModuleInput, PLModuleOutput, TorchTrainingSample
 from darts.utils.likelihood_models.torch import QuantileRegression
 
-from ..models.spec import architecture_arguments
+from ..models.spec import ModelSpec, architecture_arguments
 from ._compat import TorchModelHooks, is_safe_loading_refusal, set_considers_static_covariates
 
 # core class name -> core class; filled by ``_MambaTorchModel.__init_subclass__`` so that a checkpoint names its
 # architecture by a string (safe to load) and only the registered classes can be resolved from it.
 _CORE_MODELS: dict[str, type[nn.Module]] = {}
-
-
-def core_architecture_defaults(core_cls: type[nn.Module]) -> dict[str, Any]:
-    """Architecture arguments of a core model and their defaults, in signature order: the one algorithm both
-    hosts use (``mamba_forecast.models.spec.architecture_arguments``, which follows ``**kwargs`` up the MRO)."""
-    return {name: default for name, (default, _) in architecture_arguments(core_cls).items()}
 
 
 class _MambaForecastModule(PLForecastingModule):
@@ -114,13 +109,14 @@ class _MambaForecastModule(PLForecastingModule):
 
 
 class _MambaTorchModel(TorchModelHooks):
-    """Shared behaviour of the Darts Mamba models; subclasses (see :mod:`._models`) set ``_core_cls`` and list
-    its arguments.
+    """Shared behaviour of the Darts Mamba models; subclasses set ``spec`` (their ``ModelSpec``) and ``_core_cls``
+    (its core) and list the core's architecture arguments.
 
     A Darts ``MixedCovariatesTorchModel`` through ``_compat.TorchModelHooks``, which holds every use of Darts'
     private hooks: a subclass's ``__init__`` calls ``super().__init__()`` and then ``self._init_architecture()``.
     """
 
+    spec: ModelSpec | None = None
     _core_cls: type[nn.Module] | None = None
 
     def __init_subclass__(cls, **kwargs):
@@ -131,11 +127,12 @@ class _MambaTorchModel(TorchModelHooks):
     def _init_architecture(self) -> None:
         """Collect the core arguments from ``model_params`` and reject invalid ones now, before any training.
 
-        Call at the end of the subclass ``__init__``, after the two ``_extract_*`` lines.
+        Call at the end of the subclass ``__init__``, after ``super().__init__()`` (which hands ``model_params`` to
+        Darts' model and module).
         """
         name = self.__class__.__name__
         params = self.model_params
-        self._core_kwargs = {k: params[k] for k in core_architecture_defaults(self._core_cls) if k in params}
+        self._core_kwargs = {k: params[k] for k in architecture_arguments(self._core_cls) if k in params}
 
         for key in ("input_chunk_length", "output_chunk_length"):
             value = params.get(key)

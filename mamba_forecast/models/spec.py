@@ -1,4 +1,4 @@
-"""One declarative spec per forecaster, and the registry every host adapter, the demo and the harness read.
+"""One declarative spec per forecaster, and the registry the host classes, the demo and the harness read.
 
 A spec (:class:`ModelSpec`) says everything about a model that is not math: its name, its torch core class, a
 one-line doc for each architecture argument, its default ``Auto`` search space (plain data), its demo settings,
@@ -7,11 +7,10 @@ docs card. The architecture arguments themselves and their defaults are read fro
 (:func:`architecture_arguments`), so a default is written once, in the core.
 
 Adding a model is its core file in ``mamba_forecast/models/`` with a ``register(ModelSpec(...))`` at the
-bottom (``mamba_forecast.models`` imports every module of the folder), plus its docs card. The NeuralForecast
-class (``mamba_forecast.neuralforecast.<name>``), its ``Auto<name>``, the Darts class
-(``mamba_forecast.darts.<name>Model``), the demo, the harness's model list and the CLI choices follow from the
-registry. Torch only: nothing here imports a host library.
-"""
+bottom, imported by ``mamba_forecast/models/__init__.py``, plus its docs card. The demo, the harness's model list
+and the CLI choices read the registry. The host classes (``mamba_forecast.neuralforecast.<name>``, its
+``Auto<name>``, ``mamba_forecast.darts.<name>Model``) are ordinary modules that ``tools/host_classes.py`` writes
+from the spec. Torch only: nothing here imports a host library."""
 
 from __future__ import annotations
 
@@ -247,27 +246,29 @@ def architecture_arguments(core: type) -> dict[str, tuple[Any, str]]:
 # ----------------------------------------------------------------------------------------------------
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_LISTENERS: list[Callable[[str, ModelSpec], None]] = []
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
 
 def register(spec: ModelSpec) -> ModelSpec:
-    """Add ``spec`` to the registry (and to the host adapters already imported); returns it.
+    """Add ``spec`` to the registry; returns it.
 
-    Checks, before anything is built: a class-name-like ``name`` not yet taken, a core with the forecaster
+    Checks, before anything is registered: a class-name-like ``name`` not yet taken, a core with the forecaster
     interface, a default for every architecture argument and a doc for each, and search-space/example keys
-    that are architecture arguments.
+    that are architecture arguments. A name is taken by the spec of another core; the same core class re-created
+    by a re-import of its module (``importlib.reload``, IPython's autoreload) replaces its entry, in place.
     """
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"register() takes a ModelSpec, got {type(spec).__name__}.")
     if not _NAME.fullmatch(spec.name or ""):
         raise ValueError(f"ModelSpec.name must be a class name such as 'SMamba', got {spec.name!r}.")
-    if _REGISTRY.get(spec.name) is spec:
-        return spec  # registered already (e.g. its module imported twice)
-    if spec.name in _REGISTRY:
-        raise ValueError(f"a model named {spec.name!r} is already registered; pick another name or unregister() it.")
     if not (isinstance(spec.core, type) and callable(getattr(spec.core, "forward", None))):
         raise TypeError(f"{spec.name}: ModelSpec.core must be a torch module class, got {spec.core!r}.")
+    taken = _REGISTRY.get(spec.name)
+    if taken is not None and _core_path(taken) != _core_path(spec):
+        raise ValueError(
+            f"a model named {spec.name!r} is already registered (core {_core_path(taken)}); pick another name or "
+            "unregister() it."
+        )
     parameters = inspect.signature(spec.core.__init__).parameters
     missing = [a for a in ("input_size", "h", "n_series") if a not in parameters]
     if missing:
@@ -288,16 +289,16 @@ def register(spec: ModelSpec) -> ModelSpec:
                 f"take; its architecture arguments are {', '.join(arguments)}."
             )
     _REGISTRY[spec.name] = spec
-    for listener in list(_LISTENERS):
-        listener("register", spec)
     return spec
 
 
+def _core_path(spec: ModelSpec) -> str:
+    return f"{spec.core.__module__}.{spec.core.__qualname__}"
+
+
 def unregister(name: str) -> ModelSpec:
-    """Remove a model from the registry and from the host adapters (for tests and experiments)."""
+    """Remove a model from the registry (for tests and experiments)."""
     spec = get_spec(name)
-    for listener in list(_LISTENERS):
-        listener("unregister", spec)
     del _REGISTRY[name]
     return spec
 
@@ -319,8 +320,3 @@ def model_names() -> tuple[str, ...]:
     """The registered model names, in registration order."""
     return tuple(_REGISTRY)
 
-
-def subscribe(listener: Callable[[str, ModelSpec], None]) -> None:
-    """Call ``listener(event, spec)`` on every later ``register``/``unregister`` (``event`` is the function's
-    name). A host adapter subscribes once at import, after building the classes of the specs already there."""
-    _LISTENERS.append(listener)

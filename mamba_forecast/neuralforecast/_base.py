@@ -3,8 +3,8 @@
 :class:`MambaForecaster` turns a torch core (``mamba_forecast.models.SMamba`` ...) into a NeuralForecast
 ``BaseModel``: it infers ``n_series`` at ``fit``, maps NeuralForecast's multivariate batches onto the core's
 token inputs, lays the output out the way the configured loss reads it, and checks the panel before training.
-It holds no math. The model classes (``SMamba`` ...) are written from the model specs by ``_models.py``: each
-only names its core and declares NeuralForecast's signature.
+It holds no math. The model classes (``SMamba`` in ``smamba.py`` ...) only name their spec and core and declare
+NeuralForecast's signature; ``tools/host_classes.py`` writes them from the model specs.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import inspect
 import math
 import numbers
 import pickle
-import sys
-import textwrap
 import warnings
 from typing import ClassVar
 
@@ -24,84 +22,11 @@ import torch
 import torch.nn as nn
 
 from ..models.base import check_int
-from ..models.spec import COMMON_ARG_DOCS, all_specs, architecture_arguments
+from ..models.spec import ModelSpec, all_specs, architecture_arguments
 from ._compat import BaseModel, ModelHooks, PanelIndex, is_distributed_datamodule, panel_index
 
 _BASE_MODEL_ARGS = frozenset(inspect.signature(BaseModel.__init__).parameters) - {"self", "trainer_kwargs"}
 _TRAINER_ARGS = frozenset(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
-
-
-# Docstring pieces shared by every model class, in NeuralForecast's Google style. A model's docstring holds
-# "{leading_args}" and "{training_args}" where these go (filled in by MambaForecaster.__init_subclass__).
-LEADING_ARGS_DOC = """h (int): forecast horizon.
-        input_size (int): autoregressive input size (look-back window), y=[1,2,3,4] input_size=2 -> y_[t-2:t]=[1,2].
-        n_series (int, optional): number of time series. Optional: when None it is read from the data at `fit`
-            (all series go into every batch). Set it only to fix the number of series in advance (Darts'
-            `NeuralForecastModel` does); `fit` and `predict` then refuse data with a different number.
-        futr_exog_list (str list, optional): future exogenous columns, known over the horizon. Each column of
-            each series becomes one extra token embedded from its `input_size + h` values.
-        hist_exog_list (str list, optional): historical exogenous columns. Each column of each series becomes
-            one extra token embedded from its `input_size` past values.
-        stat_exog_list (str list, optional): static exogenous columns (from `static_df`), appended to each
-            series' look-back before the embedding.
-        exclude_insample_y (bool): if True the model does not see the past target values, only the exogenous
-            inputs; the core's instance normalisation (`use_norm`) is then turned off, since there is no
-            look-back to normalise by. NeuralForecast's window scaler (`scaler_type`, "standard" by default)
-            still scales each window by its look-back's mean and deviation: pass `scaler_type="identity"` too
-            for forecasts that do not depend on past target values at all."""
-
-TRAINING_ARGS_DOC = """loss (PyTorch module): instantiated train loss class from [losses collection](https://nixtlaverse.nixtla.io/neuralforecast/losses.pytorch.html).
-            Point losses, `MQLoss`/`HuberMQLoss`, `IQLoss` and `DistributionLoss` are supported; the head is
-            sized by `loss.outputsize_multiplier`.
-        valid_loss (PyTorch module): instantiated valid loss class from [losses collection](https://nixtlaverse.nixtla.io/neuralforecast/losses.pytorch.html).
-        max_steps (int): maximum number of training steps.
-        learning_rate (float): learning rate between (0, 1).
-        num_lr_decays (int): number of learning rate decays, evenly distributed across max_steps.
-        early_stop_patience_steps (int): number of validation iterations before early stopping.
-        val_monitor (str): metric to monitor for early stopping. Valid options: "ptl/val_loss", "valid_loss",
-            "train_loss". Default: "ptl/val_loss".
-        val_check_steps (int): number of training steps between every validation loss check.
-        batch_size (int): number of different series in each batch; raised to the number of series, since a
-            multivariate model sees all series together.
-        valid_batch_size (int): number of different series in each validation and test batch, if None uses
-            batch_size; raised to the number of series as well.
-        windows_batch_size (int): number of windows to sample in each training batch.
-        inference_windows_batch_size (int): number of windows to sample in each inference batch, -1 uses all.
-        start_padding_enabled (bool): if True, the model will pad the time series with zeros at the beginning,
-            by input size.
-        training_data_availability_threshold (Union[float, List[float]]): minimum fraction of valid data points
-            required for training windows. Single float applies to both insample and outsample; list of two
-            floats specifies [insample_fraction, outsample_fraction]. Default 0.0.
-        step_size (int): step size between each window of temporal data.
-        scaler_type (str): type of scaler for temporal inputs normalization see [temporal scalers](https://github.com/Nixtla/neuralforecast/blob/main/neuralforecast/common/_scalers.py).
-            Default "standard" (NeuralForecast's own models default to "identity"): each window of each series is
-            standardised before the loss, so series of very different scales weigh alike in training; with
-            "identity" a point loss is computed on the raw scale and the largest series dominates.
-        random_seed (int): random seed for the pytorch initializer (also of layers built lazily at `fit`) and
-            the numpy generators.
-        drop_last_loader (bool): if True `TimeSeriesDataLoader` drops last non-full batch.
-        alias (str): optional, custom name of the model.
-        optimizer (Subclass of 'torch.optim.Optimizer'): optional, user specified optimizer instead of the
-            default choice (Adam).
-        optimizer_kwargs (dict): optional, list of parameters used by the user specified `optimizer`.
-        lr_scheduler (Subclass of 'torch.optim.lr_scheduler.LRScheduler'): optional, user specified
-            lr_scheduler instead of the default choice (StepLR).
-        lr_scheduler_kwargs (dict): optional, list of parameters used by the user specified `lr_scheduler`.
-        dataloader_kwargs (dict): optional, list of parameters passed into the PyTorch Lightning dataloader by
-            the `TimeSeriesDataLoader`.
-        **trainer_kwargs (int): keyword trainer arguments inherited from [PyTorch Lightning's trainer](https://pytorch-lightning.readthedocs.io/en/stable/api/pytorch_lightning.trainer.trainer.Trainer.html?highlight=trainer).
-            Device choice goes here: `accelerator="cpu"` or `"gpu"`, `devices=1`. When CUDA is available and
-            these are not given, NeuralForecast trains on the GPU with `devices=-1`, i.e. on every visible GPU
-            (the windows, not the series, are split across them); pass `devices=1` (or `devices=[k]`) to use a
-            single GPU. On a GPU the fused selective-scan kernels of `mamba-ssm` are used when installed
-            (`scan_backend="auto"`), else the Triton scan when `triton` is installed; otherwise (and on CPU)
-            the pure PyTorch scan runs."""
-
-# (for a hand-written subclass's "{scan_backend}"; the classes written from the model specs get it from there)
-SCAN_BACKEND_DOC = textwrap.fill(
-    f"scan_backend (str): {COMMON_ARG_DOCS['scan_backend']}", width=112, subsequent_indent=" " * 12,
-    break_on_hyphens=False,
-)
 
 
 def model_arguments(local_vars: dict) -> dict:
@@ -110,18 +35,13 @@ def model_arguments(local_vars: dict) -> dict:
     return {**arguments, **local_vars.get("trainer_kwargs", {})}
 
 
-def core_defaults(core_class: type) -> dict:
-    """Default values of a core's architecture arguments (``mamba_forecast.models.spec.architecture_arguments``,
-    the one algorithm both hosts use): the model classes take their defaults from here."""
-    return {name: default for name, (default, _) in architecture_arguments(core_class).items()}
-
-
 class MambaForecaster(ModelHooks):
     """Base of the NeuralForecast models: a ``mamba_forecast.models`` core behind NeuralForecast's interface.
 
-    A subclass (one per model spec, written by ``_models.model_class``) sets ``core_class`` to the torch module
-    class and has NeuralForecast's standard signature with the core's architecture arguments (same names) in the
-    middle; its ``__init__`` is ``super().__init__(**model_arguments(locals()))``. Everything else lives here:
+    A subclass (one per model spec) sets ``spec`` to its ``ModelSpec`` and ``core_class`` to the spec's torch
+    module class, and has NeuralForecast's standard signature with the core's architecture arguments (same names)
+    in the middle; its ``__init__`` is ``super().__init__(**model_arguments(locals()))``. Everything else lives
+    here:
 
     * ``n_series`` is optional. The core is built at construction when its size is known (``n_series``
       given, or a core whose layers do not depend on it and no temporal exogenous inputs); otherwise at
@@ -150,14 +70,8 @@ class MambaForecaster(ModelHooks):
     MULTIVARIATE = True
     RECURRENT = False
 
+    spec: ClassVar[ModelSpec]
     core_class: ClassVar[type[nn.Module]]
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.__doc__:
-            cls.__doc__ = cls.__doc__.replace("{leading_args}", LEADING_ARGS_DOC).replace(
-                "{training_args}", TRAINING_ARGS_DOC
-            ).replace("{scan_backend}", SCAN_BACKEND_DOC)
 
     def __init__(self, **arguments):
         name = type(self).__name__

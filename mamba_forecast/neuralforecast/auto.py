@@ -5,7 +5,6 @@ The search spaces never contain ``n_series``: the models read it from the data a
 
 from __future__ import annotations
 
-import textwrap
 from typing import Callable, ClassVar
 
 from neuralforecast.losses.pytorch import MAE
@@ -16,49 +15,18 @@ from ..models.spec import TRAINING_SPACE, Choice, LogUniform, ModelSpec, RandInt
 from ._base import MambaForecaster
 from ._compat import BaseAuto, MockTrial, panel_index, ray_config_to_optuna, with_panel_index
 
-AUTO_ARGS_DOC = """h (int): forecast horizon.
-        n_series (int, optional): number of time series. Not needed: the models read it from the data at `fit`.
-            When given, it is fixed in the search space.
-        loss (PyTorch module): instantiated train loss class from [losses collection](https://nixtlaverse.nixtla.io/neuralforecast/losses.pytorch.html).
-        valid_loss (PyTorch module): instantiated valid loss class from [losses collection](https://nixtlaverse.nixtla.io/neuralforecast/losses.pytorch.html).
-        config (dict or callable): search space: a dict of Ray Tune domains (`backend="ray"`) or a function of
-            an Optuna trial returning a dict (`backend="optuna"`). None uses `get_default_config(h, backend)`.
-            It must not hold `h`, `loss` or `valid_loss`. Device settings (`accelerator`, `devices`) go here too.
-        search_alg (ray.tune.search variant or optuna.sampler): for Ray see https://docs.ray.io/en/latest/tune/api_docs/suggestion.html,
-            for Optuna see https://optuna.readthedocs.io/en/stable/reference/samplers/index.html.
-        num_samples (int): number of configurations tried.
-        time_budget (int, optional): time budget of the search in seconds.
-        refit_with_val (bool): whether the refit of the best configuration keeps the validation split.
-        cpus (int): no longer supported by NeuralForecast 3.2+; use `ray_options=RayOptions(cpus=...)`.
-        gpus (int): no longer supported by NeuralForecast 3.2+; use `ray_options=RayOptions(gpus=...)`.
-        verbose (bool): print the progress of the search.
-        alias (str, optional): custom name of the model.
-        backend (str): "ray" or "optuna".
-        callbacks (list of callable, optional): functions called during the search (Ray or Optuna callbacks).
-        ray_options (RayOptions, optional): Ray-only options (`run_config`, `scheduler`, `cpus`, `gpus`).
-            `cpus`/`gpus` are per trial: Ray runs as many trials at once as the cluster has room for (call
-            `ray.init(...)` first; unset, `cpus` is every core of the machine, i.e. one trial at a time).
-        optuna_options (OptunaOptions, optional): Optuna-only options (`study_kwargs`, `create_study_kwargs`).
-            `study_kwargs={"n_jobs": 2}` runs two trials at a time in threads of this process."""
-
-
 class MambaAuto(BaseAuto):
     """Base of the ``Auto`` classes: NeuralForecast's ``BaseAuto`` with a default space for either backend.
 
-    A subclass (one per registered spec, written by :func:`auto_class`) sets ``model_class``, ``default_config``
-    (Ray Tune domains, with ``input_size_multiplier`` as in NeuralForecast) and ``derived``: arguments computed
-    from the sampled ones (e.g. ``d_ff = d_model``), added with ``tune.sample_from`` for Ray and after sampling
-    for Optuna.
+    A subclass (``AutoSMamba`` ..., one per model, next to its model class) sets ``model_class``,
+    ``default_config`` (Ray Tune domains, with ``input_size_multiplier`` as in NeuralForecast: see
+    :func:`ray_search_space`) and ``derived``: arguments computed from the sampled ones (e.g. ``d_ff = d_model``),
+    added with ``tune.sample_from`` for Ray and after sampling for Optuna.
     """
 
     model_class: ClassVar[type[MambaForecaster]]
     default_config: ClassVar[dict]
     derived: ClassVar[dict[str, Callable[[dict], object]]] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.__doc__:
-            cls.__doc__ = cls.__doc__.replace("{auto_args}", AUTO_ARGS_DOC)
 
     def __init__(
         self,
@@ -150,17 +118,12 @@ def ray_domain(domain):
     return domain  # a constant
 
 
-def auto_class(spec: ModelSpec, model: type[MambaForecaster]) -> type[MambaAuto]:
-    """The ``Auto<name>`` class of ``spec``, searching ``model``: the spec's space plus the shared training one."""
-    name = f"Auto{spec.name}"
+def ray_search_space(spec: ModelSpec) -> dict:
+    """The default ``Auto`` search space of ``spec`` as Ray Tune domains: the model's part (``spec.search_space``)
+    over the training part every model shares, with NeuralForecast's ``input_size_multiplier``."""
     config = {k: ray_domain(v) for k, v in {**TRAINING_SPACE, **spec.search_space}.items()}
     config["input_size_multiplier"] = list(TRAINING_SPACE["input_size_multiplier"])
-    about = textwrap.fill(f"Hyperparameter search for `{spec.name}`: {spec.auto_summary}", width=112,
-                          break_on_hyphens=False)
-    doc = f"{name}\n\n{textwrap.indent(about, '    ')}\n\n    Args:\n        {AUTO_ARGS_DOC}\n    "
-    namespace = {"__module__": model.__module__, "__qualname__": name, "__doc__": doc, "model_class": model,
-                 "default_config": config, "derived": dict(spec.derived)}
-    return type(name, (MambaAuto,), namespace)
+    return config
 
 
 def _with_n_series(config, n_series: int):
