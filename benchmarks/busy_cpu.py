@@ -8,10 +8,11 @@ Times forward+backward of three implementations of the same selective scan on th
 as in ``benchmarks/scan.py``: delta = softplus(x + dt_bias), A = -(1..d_state), D, z and delta_bias given,
 gradients of every input):
 
-* ``torch``: this package's torch backend as it ships: on the CPU, blocks of rows scanned by parallel
-  workers with one intra-op thread each (2 cores), the other ops on no more threads than there are free cores;
-* ``torch-uncapped``: the same backend with both switched off (``scan._ADAPT_THREADS = False``): the whole
-  batch in one loop whose every op runs on all of torch's threads, as before issue #16 item 4;
+* ``torch``: this package's torch backend as it ships (the default): the whole batch in one loop whose every
+  op runs on all of torch's threads;
+* ``torch-adaptive``: the same backend with its opt-in load-adaptive threading
+  (``mamba_forecast.ssm.cpu_scan_threading()``): on the CPU, blocks of rows scanned by parallel workers with
+  one intra-op thread each (2 cores), the other ops on no more threads than there are free cores;
 * ``mambapy``: mambapy's CPU path (``mambapy.mamba.MambaBlock.selective_scan``: ``exp(delta A)``,
   ``delta B x``, its Blelloch ``pscan`` autograd Function, ``<h, C>``, ``D x``) followed by the same
   ``silu(z)`` gate, built here from mambapy's ``pscan`` on inputs of the same values in its layouts.
@@ -64,7 +65,7 @@ def _steps(leaves):
     import torch
     import torch.nn.functional as F
 
-    from mamba_forecast.ssm import scan, selective_scan
+    from mamba_forecast.ssm import cpu_scan_threading, selective_scan
 
     u, delta, A, B, C, D, z, bias = leaves
 
@@ -77,14 +78,11 @@ def _steps(leaves):
         out.backward(torch.ones_like(out))
         clear()
 
-    def uncapped():
-        scan._ADAPT_THREADS = False
-        try:
+    def adaptive():
+        with cpu_scan_threading():
             ours()
-        finally:
-            scan._ADAPT_THREADS = True
 
-    steps = {"torch": ours, "torch-uncapped": uncapped}
+    steps = {"torch": ours, "torch-adaptive": adaptive}
     try:
         from mambapy.pscan import pscan
     except ImportError:
@@ -169,7 +167,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--per-op", action="store_true",
                         help="also time one small and one big elementwise op at 1 and N threads in every phase")
-    parser.add_argument("--impls", default=None, help="comma-separated subset of torch,torch-uncapped,mambapy")
+    parser.add_argument("--impls", default=None, help="comma-separated subset of torch,torch-adaptive,mambapy")
     args = parser.parse_args(argv)
 
     import torch

@@ -2,19 +2,20 @@
 
     python benchmarks/scan.py                      # every available backend, the four standard shapes
     python benchmarks/scan.py --backends torch --shapes 32,321,512,16 --reps 7
+    python benchmarks/scan.py --device cpu --backends torch,torch-adaptive   # the CPU threading off / on
 
 Shapes are (batch, length, channels, d_state) with Mamba-like inputs: delta = softplus(x + dt_bias) with the
 dt bias of a freshly initialised Mamba, A = -(1..d_state), D, z and delta_bias given. Each (backend, shape)
 runs in its own subprocess so the peak memory is that run's alone: on CUDA torch's peak allocated bytes; on
 CPU the growth of the process's peak RSS over its RSS once the inputs exist. Times are medians after one
-warm-up. Prints a markdown table.
+warm-up. Prints a markdown table. ``torch-adaptive`` is the torch backend with its opt-in load-adaptive CPU
+threading (``mamba_forecast.ssm.set_cpu_scan_threading(True)``); ``torch`` is the default, without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 
 from _common import machine, run_child, scan_inputs, time_steps
@@ -22,11 +23,16 @@ from _common import machine, run_child, scan_inputs, time_steps
 SHAPES = [(32, 7, 128, 16), (32, 21, 512, 16), (32, 321, 512, 16), (16, 862, 128, 16)]
 
 
-def _one(backend: str, shape: tuple[int, int, int, int], reps: int, device: str) -> dict:
+def _one(backend: str, shape: tuple[int, int, int, int], reps: int, device: str, threads: int | None) -> dict:
     import torch
 
-    from mamba_forecast.ssm import selective_scan
+    from mamba_forecast.ssm import selective_scan, set_cpu_scan_threading
 
+    if threads:
+        torch.set_num_threads(threads)
+    if backend == "torch-adaptive":
+        set_cpu_scan_threading(True)
+        backend = "torch"
     batch, length, channels, d_state = shape
     leaves = scan_inputs(batch, length, channels, d_state, device)
     u, delta, A, B, C, D, z, bias = leaves
@@ -44,23 +50,28 @@ def _one(backend: str, shape: tuple[int, int, int, int], reps: int, device: str)
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default=None, help="comma-separated; default: every available one")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated, of cuda, triton, torch, torch-adaptive, reference; default: every "
+                             "available one but torch-adaptive")
     parser.add_argument("--shapes", default=None, help="batch,length,channels,d_state[;...]")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--reference-reps", type=int, default=2, help="reps for the slow sequential oracle")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
         spec = json.loads(args.child)
-        print(json.dumps(_one(spec["backend"], tuple(spec["shape"]), spec["reps"], spec["device"])))
+        print(json.dumps(_one(spec["backend"], tuple(spec["shape"]), spec["reps"], spec["device"], spec["threads"])))
         return
 
     import torch
 
     from mamba_forecast.ssm import cuda_scan_available, triton_scan_available
 
+    if args.threads:
+        torch.set_num_threads(args.threads)  # for the machine line; each child sets its own
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.backends:
         backends = args.backends.split(",")
@@ -76,7 +87,8 @@ def main(argv=None) -> None:
     for shape in shapes:
         for backend in backends:
             reps = args.reference_reps if backend == "reference" else args.reps
-            r = run_child(__file__, {"backend": backend, "shape": shape, "reps": reps, "device": device})
+            r = run_child(__file__, {"backend": backend, "shape": shape, "reps": reps, "device": device,
+                                     "threads": args.threads})
             if "error" in r:
                 print(f"| {backend} | {shape} | failed: {r['error']} | | |")
                 continue

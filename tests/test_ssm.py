@@ -11,8 +11,9 @@ try:
 except ImportError:  # the GPU machine has no hypothesis; this file's GPU tests must still import there
     given = None
 
-from mamba_forecast.ssm import BiMamba, Mamba, resolve_backend, selective_scan
+from mamba_forecast.ssm import BiMamba, Mamba, resolve_backend, selective_scan, set_default_scan_backend
 from mamba_forecast.ssm import scan as scan_module
+from mamba_forecast.ssm import torch_scan
 
 from conftest import rel_err
 
@@ -110,12 +111,12 @@ def test_large_batches_are_scanned_in_slices_with_the_same_result(monkeypatch, l
     inputs = make_inputs(7, 5, length, 6, seed=11)
     flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
     calls = []
-    apply = scan_module._ChunkedScan.apply
-    monkeypatch.setattr(scan_module._ChunkedScan, "apply", lambda *a: calls.append(a[0].shape[1]) or apply(*a))
+    apply = torch_scan._ChunkedScan.apply
+    monkeypatch.setattr(torch_scan._ChunkedScan, "apply", lambda *a: calls.append(a[0].shape[1]) or apply(*a))
     out_whole, last_whole, grads_whole = run_scan(inputs, "torch", **flags)
     assert calls == [7]
     calls.clear()
-    monkeypatch.setattr(scan_module, "_MAX_WORK_ELEMENTS", 3 * 6 * 5)  # at most 3 rows per slice, whatever the chunk
+    monkeypatch.setattr(torch_scan, "_MAX_WORK_ELEMENTS", 3 * 6 * 5)  # at most 3 rows per slice, whatever the chunk
     out_sliced, last_sliced, grads_sliced = run_scan(inputs, "torch", **flags)
     assert sum(calls) == 7 and len(calls) >= 3 and max(calls) <= 3
     out_ref, last_ref, grads_ref = run_scan(inputs, "reference", **flags)
@@ -125,192 +126,6 @@ def test_large_batches_are_scanned_in_slices_with_the_same_result(monkeypatch, l
     for name in GRAD_NAMES:
         assert rel_err(grads_sliced[name], grads_whole[name]) < 1e-6, name
         assert rel_err(grads_sliced[name], grads_ref[name]) < 1e-5, name
-
-
-@pytest.fixture
-def two_threads(monkeypatch):
-    """torch at 2 intra-op threads for the test (conftest runs at 1), the free-core probe's cache emptied."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.mark.parametrize("free", [1, 2, None])
-def test_cpu_scan_runs_on_the_free_cores_and_restores_the_thread_count(monkeypatch, two_threads, free):
-    # With a core taken by another process every intra-op op of the scan would wait on a descheduled thread;
-    # the scan caps torch's threads to the free cores for its forward and backward, and gives them back.
-    seen = []
-    chunk_states = scan_module._chunk_states
-    monkeypatch.setattr(scan_module, "_free_cpus", lambda: free)
-    monkeypatch.setattr(
-        scan_module, "_chunk_states", lambda *a: seen.append(torch.get_num_threads()) or chunk_states(*a)
-    )
-    inputs = make_inputs(3, 5, 40, 6, seed=5)
-    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
-    out, last, grads = run_scan(inputs, "torch", **flags)
-    assert torch.get_num_threads() == 2
-    assert len(seen) >= 2 and set(seen) == {1 if free == 1 else 2}  # forward and backward alike
-    out_r, last_r, grads_r = run_scan(inputs, "reference", **flags)
-    assert rel_err(out, out_r) < 1e-5 and rel_err(last, last_r) < 1e-5
-    for name in GRAD_NAMES:
-        assert rel_err(grads[name], grads_r[name]) < 1e-5, name
-
-
-@pytest.mark.parametrize("clamp_scale", [0.5, 60.0])
-def test_rows_scanned_by_several_threads_give_the_same_result(monkeypatch, two_threads, clamp_scale):
-    # On the CPU blocks of rows run on parallel workers (no per-op barrier); every output and gradient must
-    # match the single-threaded scan and the reference, and the thread count must come back.
-    import threading
-
-    inputs = make_inputs(7, 5, 40, 6, seed=13, delta_scale=clamp_scale)
-    flags = dict(use_d=True, use_z=True, use_bias=True, softplus=True, last_state=True)
-    monkeypatch.setattr(scan_module, "_free_cpus", lambda: 2)
-    ref = run_scan(inputs, "reference", **flags)
-    monkeypatch.setattr(scan_module, "_MIN_BLOCK_ELEMENTS", 1)
-    idents, rows = set(), []
-    chunk_states = scan_module._chunk_states
-
-    def spy(k, dt, *rest):
-        idents.add(threading.get_ident())
-        rows.append(dt.shape[1])
-        return chunk_states(k, dt, *rest)
-
-    monkeypatch.setattr(scan_module, "_chunk_states", spy)
-    out_p, last_p, grads_p = run_scan(inputs, "torch", **flags)
-    assert torch.get_num_threads() == 2
-    assert max(rows) < 7 and len(idents) >= 1  # blocks of rows, not the whole batch
-    monkeypatch.setattr(scan_module, "_ADAPT_THREADS", False)
-    rows.clear()
-    out_1, last_1, grads_1 = run_scan(inputs, "torch", **flags)
-    assert set(rows) == {7}
-    assert rel_err(out_p, out_1) < 1e-6 and rel_err(last_p, last_1) < 1e-6
-    assert rel_err(out_p, ref[0]) < 1e-5 and rel_err(last_p, ref[1]) < 1e-5
-    assert grads_p.keys() == set(GRAD_NAMES)
-    for name in GRAD_NAMES:
-        assert rel_err(grads_p[name], grads_1[name]) < 1e-6, name
-        assert rel_err(grads_p[name], ref[2][name]) < 1e-5, name
-
-
-def test_row_blocks_cover_every_row_once_on_several_threads(monkeypatch, two_threads):
-    import threading
-    import time
-
-    monkeypatch.setattr(scan_module, "_MIN_BLOCK_ELEMENTS", 1)
-    seen, idents = [], set()
-
-    def fn(r0, r1):
-        assert torch.get_num_threads() == 1 and not torch.is_grad_enabled()
-        idents.add(threading.get_ident())
-        time.sleep(0.05)  # long enough that the second worker takes a block
-        seen.extend(range(r0, r1))
-
-    scan_module._over_row_blocks(9, 10, 2, fn)
-    assert sorted(seen) == list(range(9)) and len(idents) == 2
-    assert torch.get_num_threads() == 2 and torch.is_grad_enabled()
-    seen.clear()
-    scan_module._over_row_blocks(9, 10, 1, lambda r0, r1: seen.append((r0, r1)))
-    assert seen == [(0, 9)]
-
-    def boom(r0, r1):
-        raise ValueError("block failed")
-
-    with pytest.raises(ValueError, match="block failed"):
-        scan_module._over_row_blocks(9, 10, 2, boom)
-    assert torch.get_num_threads() == 2
-
-
-@pytest.mark.skipif(not hasattr(scan_module.os, "fork"), reason="needs os.fork")
-def test_row_workers_still_run_in_a_forked_child(monkeypatch, two_threads):
-    # a DataLoader-style fork after the pool exists: the child must get threads of its own, not hang
-    import os
-    import time
-
-    monkeypatch.setattr(scan_module, "_MIN_BLOCK_ELEMENTS", 1)
-    seen = []
-    scan_module._over_row_blocks(4, 10, 2, lambda r0, r1: time.sleep(0.05) or seen.append(r0))
-    assert sorted(seen) == [0, 1, 2, 3]
-    pid = os.fork()
-    if pid == 0:  # child
-        done = []
-        try:
-            scan_module._over_row_blocks(4, 10, 2, lambda r0, r1: done.extend(range(r0, r1)))
-        finally:
-            os._exit(0 if sorted(done) == [0, 1, 2, 3] else 1)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        finished, status = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child hung in _over_row_blocks")
-    assert os.waitstatus_to_exitcode(status) == 0
-
-
-def test_thread_count_is_restored_when_the_scan_fails(monkeypatch, two_threads):
-    monkeypatch.setattr(scan_module, "_free_cpus", lambda: 1)
-
-    def fail(*args):
-        assert torch.get_num_threads() == 1
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(scan_module, "_chunk_states", fail)
-    inputs = make_inputs(1, 2, 8, 3)
-    with pytest.raises(RuntimeError, match="boom"):
-        selective_scan(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], backend="torch")
-    assert torch.get_num_threads() == 2
-
-
-def test_thread_cap_can_be_switched_off(monkeypatch, two_threads):
-    monkeypatch.setattr(scan_module, "_free_cpus", lambda: 1)
-    monkeypatch.setattr(scan_module, "_ADAPT_THREADS", False)
-    seen = []
-    chunk_states = scan_module._chunk_states
-    monkeypatch.setattr(
-        scan_module, "_chunk_states", lambda *a: seen.append(torch.get_num_threads()) or chunk_states(*a)
-    )
-    inputs = make_inputs(1, 2, 8, 3)
-    selective_scan(inputs["u"], inputs["delta"], inputs["A"], inputs["B"], inputs["C"], backend="torch")
-    assert seen and set(seen) == {2}
-
-
-def test_free_cores_count_other_runnable_processes(monkeypatch):
-    cpus = len(scan_module.os.sched_getaffinity(0))
-    total = scan_module.os.cpu_count()
-    for others, expected in ((0, cpus), (10**6, 1)):
-        monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
-        monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: others)
-        assert scan_module._free_cpus() == expected
-    if cpus == total:
-        monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
-        monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: 1)
-        assert scan_module._free_cpus() == max(1, cpus - 1)
-    # unknown (no /proc): no cap, and the answer is cached
-    monkeypatch.setattr(scan_module, "_free_cpus_cache", [float("-inf"), None])
-    monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: None)
-    assert scan_module._free_cpus() is None
-    monkeypatch.setattr(scan_module, "_running_elsewhere", lambda: 0)
-    assert scan_module._free_cpus() is None
-
-
-@pytest.mark.skipif(not scan_module.os.path.exists("/proc/loadavg"), reason="needs Linux /proc")
-def test_probe_sees_a_competing_process():
-    import subprocess
-    import sys
-    import time
-
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.5)
-        # the competitor busy-loops, so it is runnable at every sample; our own threads are not counted
-        assert all(scan_module._running_elsewhere() >= 1 for _ in range(5))
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.mark.parametrize("delta_scale", [5.0, 60.0])
@@ -353,20 +168,63 @@ def test_half_precision_inputs_accumulate_in_fp32(dtype):
     assert rel_err(out.float(), ref) < tol
 
 
-def test_env_var_and_argument_choose_the_backend(monkeypatch):
-    monkeypatch.delenv("MAMBA_FORECAST_SCAN", raising=False)
-    assert resolve_backend("auto", torch.device("cpu")) == "torch"
-    monkeypatch.setenv("MAMBA_FORECAST_SCAN", "reference")
-    assert resolve_backend("auto", torch.device("cpu")) == "reference"
-    assert resolve_backend("torch", torch.device("cpu")) == "torch"  # explicit argument wins
-    monkeypatch.setenv("MAMBA_FORECAST_SCAN", "fast")
+@pytest.fixture
+def scan_env(monkeypatch):
+    """``scan_env(value)`` sets $MAMBA_FORECAST_SCAN (None: unset) as a new process would see it: the scan reads
+    it again at its next call. The process's setting comes back after the test."""
+
+    def set_(value):
+        if value is None:
+            monkeypatch.delenv("MAMBA_FORECAST_SCAN", raising=False)
+        else:
+            monkeypatch.setenv("MAMBA_FORECAST_SCAN", value)
+        monkeypatch.setattr(scan_module, "_default", None)
+
+    return set_
+
+
+def test_env_var_and_argument_choose_the_backend(scan_env):
+    cpu = torch.device("cpu")
+    scan_env(None)
+    assert resolve_backend("auto", cpu) == "torch"
+    scan_env("reference")
+    assert resolve_backend("auto", cpu) == "reference"
+    assert resolve_backend("torch", cpu) == "torch"  # explicit argument wins
+    scan_env("fast")
     with pytest.raises(ValueError, match="MAMBA_FORECAST_SCAN"):
         resolve_backend("auto")
     with pytest.raises(ValueError, match="backend must be one of"):
         resolve_backend("fast")
 
 
-def test_env_var_reaches_the_scan(monkeypatch):
+def test_env_var_is_read_once_and_set_default_scan_backend_changes_it(scan_env, monkeypatch):
+    # Read at the first scan, not at every call: changing the environment later changes nothing.
+    cpu = torch.device("cpu")
+    scan_env("reference")
+    reads = []
+    read = scan_module._env_default
+    monkeypatch.setattr(scan_module, "_env_default", lambda: reads.append(1) or read())
+    assert [resolve_backend("auto", cpu) for _ in range(3)] == ["reference"] * 3
+    selective_scan(**make_inputs(1, 2, 5, 3))
+    assert len(reads) == 1
+    monkeypatch.setenv("MAMBA_FORECAST_SCAN", "torch")
+    assert resolve_backend("auto", cpu) == "reference"
+    # the run-time switch: a backend name, "auto" for the automatic choice, None to read the variable again
+    assert set_default_scan_backend("auto") == "reference"
+    assert resolve_backend("auto", cpu) == "torch"
+    assert set_default_scan_backend("reference") == "auto"
+    assert resolve_backend("auto", cpu) == "reference" and resolve_backend("torch", cpu) == "torch"
+    assert set_default_scan_backend(None) == "reference"  # re-reads $MAMBA_FORECAST_SCAN=torch
+    assert resolve_backend("auto", cpu) == "torch"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        set_default_scan_backend("fast")
+    monkeypatch.setenv("MAMBA_FORECAST_SCAN", "fast")
+    with pytest.raises(ValueError, match="MAMBA_FORECAST_SCAN='fast'"):
+        set_default_scan_backend(None)
+    assert resolve_backend("auto", cpu) == "torch"  # a refused setting leaves the old one
+
+
+def test_env_var_reaches_the_scan(monkeypatch, scan_env):
     calls = []
     real = scan_module.selective_scan_reference
 
@@ -375,7 +233,7 @@ def test_env_var_reaches_the_scan(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(scan_module, "selective_scan_reference", spy)
-    monkeypatch.setenv("MAMBA_FORECAST_SCAN", "reference")
+    scan_env("reference")
     selective_scan(**make_inputs(1, 2, 5, 3))
     assert calls
 

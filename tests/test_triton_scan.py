@@ -283,9 +283,24 @@ CUDA = torch.device("cuda")
 
 
 @pytest.fixture
-def probes(monkeypatch):
+def scan_env(monkeypatch):
+    """``scan_env(value)`` sets $MAMBA_FORECAST_SCAN (None: unset) as a new process would see it: the scan reads
+    it again at its next call. The process's setting comes back after the test."""
+
+    def set_(value):
+        if value is None:
+            monkeypatch.delenv("MAMBA_FORECAST_SCAN", raising=False)
+        else:
+            monkeypatch.setenv("MAMBA_FORECAST_SCAN", value)
+        monkeypatch.setattr(scan_module, "_default", None)
+
+    return set_
+
+
+@pytest.fixture
+def probes(monkeypatch, scan_env):
     """Set what is 'available' without a GPU: probes(cuda=..., triton=...)."""
-    monkeypatch.delenv("MAMBA_FORECAST_SCAN", raising=False)
+    scan_env(None)
 
     def set_(cuda: bool, triton: bool):
         monkeypatch.setattr(scan_module, "cuda_scan_available", lambda: cuda)
@@ -322,25 +337,25 @@ def test_explicit_cuda_falls_back_for_dtypes_the_kernel_rejects(probes):
         assert resolve_backend("cuda", CUDA, torch.float64, 16) == "torch"
 
 
-def test_env_var_selects_triton(probes, monkeypatch):
+def test_env_var_selects_triton(probes, scan_env):
     probes(cuda=True, triton=True)
-    monkeypatch.setenv("MAMBA_FORECAST_SCAN", "triton")
+    scan_env("triton")
     assert resolve_backend("auto", CUDA, torch.float32, 16) == "triton"
     assert resolve_backend("torch", CUDA, torch.float32, 16) == "torch"  # an explicit argument wins
     probes(cuda=True, triton=False)
-    monkeypatch.setenv("MAMBA_FORECAST_SCAN", "triton")
+    scan_env("triton")
     with pytest.raises(RuntimeError, match="triton"):
         resolve_backend("auto", CUDA, torch.float32, 16)
 
 
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="checks the message outside the interpreter")
-def test_triton_on_cpu_says_to_use_torch(monkeypatch):
-    monkeypatch.delenv("MAMBA_FORECAST_SCAN", raising=False)
+def test_triton_on_cpu_says_to_use_torch(scan_env):
+    scan_env(None)
     x = {"u": torch.randn(1, 2, 5), "delta": torch.rand(1, 2, 5), "A": -torch.rand(2, 3), "B": torch.randn(1, 3, 5),
          "C": torch.randn(1, 3, 5)}
     with pytest.raises(RuntimeError, match="backend='torch'"):
         selective_scan(**x, backend="triton")
-    monkeypatch.setenv("MAMBA_FORECAST_SCAN", "triton")
+    scan_env("triton")
     with pytest.raises(RuntimeError, match="backend='torch'"):
         selective_scan(**x)
 

@@ -1,4 +1,4 @@
-"""The selective scan (Mamba's S6 recurrence) with three interchangeable backends.
+"""The selective scan (Mamba's S6 recurrence): one entry point, ``selective_scan``, and the choice of its backend.
 
 ``selective_scan`` has the signature, tensor layouts and semantics of mamba-ssm's ``selective_scan_fn``::
 
@@ -20,20 +20,20 @@ Backends:
 * ``"triton"``: Triton kernels, forward and backward (``mamba_forecast.ssm.triton_scan``; needs ``triton`` and
   CUDA tensors, or CPU tensors under Triton's interpreter, ``TRITON_INTERPRET=1``, which is for tests only).
   The backward recomputes the states from chunk-start checkpoints. fp32 accumulation (fp64 for fp64 inputs).
-* ``"torch"``: pure PyTorch, no Python loop over the length. The length is cut into chunks; inside a
-  chunk the recurrence is solved in closed form with cumulative log-decays
-  (``h_t = e^{S_t} (h_0 + sum_{s<=t} e^{-S_s} x_s)``, the prefix sum done as one small matmul), and a
-  short loop carries the state across chunks. A hand-written backward recomputes each chunk from the
-  saved chunk-start states, so memory grows with the chunk, not with batch x channels x length x d_state.
-  Computation is in fp32 whatever the input dtype, and autocast (``torch.autocast``, Lightning's
-  ``precision="bf16-mixed"`` / ``"16-mixed"``) is switched off inside the scan, forward and backward, so the
-  recurrence never runs in bf16/fp16. Runs on CPU, CUDA and MPS.
-* ``"reference"``: the plain sequential recurrence, the oracle for tests.
+* ``"torch"``: pure PyTorch, chunked closed form with a hand-written backward (``torch_scan``); memory grows
+  with the chunk, not with the length. Runs on CPU, CUDA and MPS. On the CPU its load-adaptive threading is
+  opt-in (``set_cpu_scan_threading``, ``cpu_threads``).
+* ``"reference"``: the plain sequential recurrence, the oracle for tests (``reference``).
+
+The ``"torch"`` and ``"reference"`` backends compute in fp32 whatever the input dtype, and autocast
+(``torch.autocast``, Lightning's ``precision="bf16-mixed"`` / ``"16-mixed"``) is switched off inside the scan,
+forward and backward, so the recurrence never runs in bf16/fp16.
 
 ``"auto"`` (the default) picks, for CUDA tensors, ``"cuda"`` when mamba-ssm's compiled kernel really loads and
 takes the inputs' dtype, else ``"triton"`` when ``triton`` imports, else ``"torch"``; for any other device,
 ``"torch"``. The environment variable ``MAMBA_FORECAST_SCAN`` (``cuda``, ``triton``, ``torch`` or
-``reference``) overrides ``"auto"``; an explicit ``backend=`` argument overrides both.
+``reference``) overrides ``"auto"``; it is read once, at the first scan, and ``set_default_scan_backend``
+changes the override at run time. An explicit ``backend=`` argument overrides both.
 
 The gradient of the returned last state: ``"torch"``, ``"triton"`` and ``"reference"`` propagate it (a loss
 on the last state reaches every input); mamba-ssm's kernel (``"cuda"``) ignores it, as mamba-ssm documents:
@@ -42,38 +42,22 @@ with ``"cuda"`` only the output's gradient flows back.
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import functools
 import importlib
-import math
 import os
-import threading
-import time
 import warnings
 
 import torch
-import torch.nn.functional as F
+
+from .reference import selective_scan_reference
+from .torch_scan import _autocast_off, selective_scan_torch
 
 BACKENDS = ("auto", "cuda", "triton", "torch", "reference")
 ENV_VAR = "MAMBA_FORECAST_SCAN"
 
-# Largest chunk the torch backend uses, and the largest spread of log-decay allowed inside one chunk.
-# exp(+-_MAX_LOG_DECAY) stays far from fp32 overflow and keeps the rounding of the decays below 1e-6.
-_MAX_CHUNK = 16
-_MAX_LOG_DECAY = 24.0
-# The torch backend holds a few [rows, chunk, d_state, channels] work tensors per chunk. Above this many elements
-# per tensor (128 MiB in fp32) the batch is scanned in slices of rows, so a large batch of short sequences (TSM2's
-# time mixer over thousands of series, say) does not materialise every row's states at once.
-_MAX_WORK_ELEMENTS = 1 << 25
-# On the CPU the torch backend scans blocks of rows on parallel workers (_over_row_blocks) and runs its other ops
-# with no more intra-op threads than there are free cores (_scan_threads); False switches both off (the
-# benchmarks' "torch-uncapped"). The count of free cores is probed at most every _FREE_CPUS_TTL seconds.
-_ADAPT_THREADS = True
-_FREE_CPUS_TTL = 0.5
-# On the CPU, blocks of rows are scanned by several threads at once (each running its ops single-threaded on 2
-# cores) when every block's work tensor has at least this many elements.
-_MIN_BLOCK_ELEMENTS = 1 << 18
+# What backend="auto" runs: "auto" (the automatic choice), another name of BACKENDS, or a bad value of $ENV_VAR
+# kept to be reported at use. None until the first scan reads $ENV_VAR.
+_default = None
 
 _CUDA_INSTALL_HINT = (
     "Install the fused kernels with `pip install mamba-forecast[cuda]` (mamba-ssm and causal-conv1d, "
@@ -170,6 +154,52 @@ def _auto_backend(device, dtype=None, d_state=None) -> str:
     return "torch"
 
 
+def _env_default() -> str:
+    return os.environ.get(ENV_VAR, "").strip().lower() or "auto"
+
+
+def _default_backend() -> str:
+    """What ``"auto"`` stands for now: $MAMBA_FORECAST_SCAN as read at the first call, unless set since."""
+    global _default
+    if _default is None:
+        _default = _env_default()
+    return _default
+
+
+def set_default_scan_backend(backend: str | None = None) -> str:
+    """Set what ``backend="auto"`` runs, for the whole process; this replaces ``$MAMBA_FORECAST_SCAN``.
+
+    The environment variable is read once, at the first scan (or at the first call of this function), so
+    changing ``os.environ`` later has no effect; call this instead. An explicit ``backend=`` argument of
+    ``selective_scan`` (or ``scan_backend=`` of a model) still wins.
+
+    Args:
+        backend: ``"cuda"``, ``"triton"``, ``"torch"`` or ``"reference"`` to run that backend wherever
+            ``"auto"`` is asked for; ``"auto"`` for the automatic choice (as with the variable unset); ``None``
+            to read ``$MAMBA_FORECAST_SCAN`` again.
+
+    Returns:
+        The previous setting, so that a caller can restore it.
+
+    Raises:
+        ValueError: ``backend`` (or, with ``None``, ``$MAMBA_FORECAST_SCAN``) is not a backend name; the
+            setting is then left as it was.
+    """
+    global _default
+    if backend is None:
+        new = _env_default()
+        if new not in BACKENDS:
+            raise ValueError(
+                f"${ENV_VAR}={new!r} is not a scan backend; use one of cuda, triton, torch, reference (or unset it)."
+            )
+    elif backend in BACKENDS:
+        new = backend
+    else:
+        raise ValueError(f"backend must be one of {BACKENDS} or None (read ${ENV_VAR} again), got {backend!r}.")
+    previous, _default = _default_backend(), new
+    return previous
+
+
 def resolve_backend(
     backend: str = "auto", device: torch.device | None = None, dtype: torch.dtype | None = None,
     d_state: int | None = None,
@@ -181,27 +211,27 @@ def resolve_backend(
     kernel rejects (fp64, say) falls back the same way, with a warning.
 
     Raises:
-        ValueError: ``backend`` (or ``$MAMBA_FORECAST_SCAN``) is not a known backend name.
+        ValueError: ``backend`` (or ``$MAMBA_FORECAST_SCAN``, for ``"auto"``) is not a known backend name.
         RuntimeError: ``"cuda"`` or ``"triton"`` was asked for where it cannot run; the message says what is
             missing.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
     if backend == "auto":
-        env = os.environ.get(ENV_VAR, "").strip().lower()
-        if env:
-            if env not in BACKENDS:
-                raise ValueError(
-                    f"${ENV_VAR}={env!r} is not a scan backend; use one of cuda, triton, torch, reference "
-                    "(or unset it)."
-                )
-            backend = env
+        backend = _default_backend()
+        if backend not in BACKENDS:
+            raise ValueError(
+                f"${ENV_VAR}={backend!r} is not a scan backend; use one of cuda, triton, torch, reference (or unset "
+                "it) before the process starts, or call mamba_forecast.ssm.set_default_scan_backend('auto')."
+            )
     if backend == "auto":
         return _auto_backend(device, dtype, d_state)
     if backend == "cuda":
         fn = _mamba_ssm_scan()
         if isinstance(fn, Exception):
-            raise RuntimeError(f"The 'cuda' scan backend needs mamba-ssm, which failed to load ({fn}). {_CUDA_INSTALL_HINT}")
+            raise RuntimeError(
+                f"The 'cuda' scan backend needs mamba-ssm, which failed to load ({fn}). {_CUDA_INSTALL_HINT}"
+            )
         if device is not None and torch.device(device).type != "cuda":
             raise RuntimeError(
                 f"The 'cuda' scan backend needs CUDA tensors, got tensors on {torch.device(device)}. "
@@ -301,398 +331,9 @@ def _run_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_s
             return _triton_module().selective_scan_triton(
                 u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
             )
-    scan = selective_scan_reference if backend == "reference" else _selective_scan_torch
+    scan = selective_scan_reference if backend == "reference" else selective_scan_torch
     # Under autocast, matmul/bmm/einsum would otherwise run in bf16/fp16 even on fp32 copies of the inputs:
     # the state recurrence (and its cumulative log-decays) must accumulate in fp32. The output keeps u's dtype,
     # as mamba-ssm's kernel does.
     with _autocast_off(u.device):
         return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-
-
-def _autocast_off(device: torch.device):
-    """A context that disables autocast for ``device`` (a no-op where autocast does not exist for it)."""
-    kind = torch.device(device).type
-    available = getattr(torch.amp, "is_autocast_available", None)  # torch >= 2.4
-    if not (available(kind) if available is not None else kind in ("cpu", "cuda")):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=kind, enabled=False)
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """fp64 stays fp64; everything else (fp32, fp16, bf16) is computed in fp32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
-    """Copies of the inputs in the compute dtype, and the effective step size."""
-    cd = _compute_dtype(u.dtype)
-    delta = delta.to(cd)
-    if delta_bias is not None:
-        delta = delta + delta_bias.to(cd)[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
-    return u.to(cd), delta, A.to(cd), B.to(cd), C.to(cd)
-
-
-def _finish(y, u, D, z, dtype):
-    """Skip connection and gate, then the output dtype."""
-    if D is not None:
-        y = y + u * D.to(y.dtype)[:, None]
-    if z is not None:
-        y = y * F.silu(z.to(y.dtype))
-    return y.to(dtype)
-
-
-def selective_scan_reference(
-    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
-):
-    """The sequential recurrence, one time step at a time (the test oracle; slow)."""
-    u_c, dt, A_c, B_c, C_c = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
-    batch, channels, length = u.shape
-    decay = torch.exp(dt.unsqueeze(-1) * A_c[:, None, :])  # [b, c, l, n]
-    drive = (dt * u_c).unsqueeze(-1) * B_c.transpose(1, 2).unsqueeze(1)  # [b, c, l, n]
-    h = u_c.new_zeros(batch, channels, A.shape[1])
-    ys = []
-    for t in range(length):
-        h = decay[:, :, t] * h + drive[:, :, t]
-        ys.append(torch.einsum("bcn,bn->bc", h, C_c[:, :, t]))
-    y = torch.stack(ys, dim=-1) if ys else u_c.new_zeros(batch, channels, 0)
-    out = _finish(y, u_c, D, z, u.dtype)
-    return (out, h) if return_last_state else out
-
-
-# ----------------------------------------------------------------------------------------------------
-# torch backend: chunked closed-form scan with a hand-written backward
-# ----------------------------------------------------------------------------------------------------
-
-
-def _running_elsewhere() -> int | None:
-    """Runnable tasks on the machine now that are not threads of this process (None where /proc is missing).
-
-    The ``running/total`` field of ``/proc/loadavg`` is the kernel's instantaneous count of runnable tasks
-    (not an average); this process's own runnable threads (the caller, and intra-op workers still spinning)
-    are read from ``/proc/self/task/*/stat`` and subtracted.
-    """
-    try:
-        with open("/proc/loadavg") as f:
-            running = int(f.read().split()[3].split("/")[0])
-        tids = os.listdir("/proc/self/task")
-    except (OSError, ValueError, IndexError):
-        return None
-    own = 0
-    for tid in tids:
-        try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        own += state == "R"
-    return max(0, running - max(own, 1))
-
-
-_free_cpus_cache = [-math.inf, None]  # [probed at (time.monotonic), free cores]
-
-
-def _free_cpus() -> int | None:
-    """Cores of this process's affinity set that other processes leave free now (>= 1), or None if unknown.
-
-    The machine-wide count of other runnable tasks is scaled to the share of the machine's cores this process
-    may use. Cached for _FREE_CPUS_TTL seconds: the probe reads a few small /proc files (~0.1 ms).
-    """
-    now = time.monotonic()
-    if now - _free_cpus_cache[0] < _FREE_CPUS_TTL:
-        return _free_cpus_cache[1]
-    others = _running_elsewhere()
-    free = None
-    if others is not None:
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cpus = os.cpu_count() or 1
-        total = max(os.cpu_count() or cpus, cpus)
-        free = max(1, cpus - round(others * cpus / total))
-    _free_cpus_cache[:] = [now, free]
-    return free
-
-
-@contextlib.contextmanager
-def _scan_threads(device: torch.device):
-    """On the CPU, run the block with at most as many intra-op threads as there are free cores; restore after.
-
-    The scan is a few thousand small ops (tens per chunk of a few time steps), and every one is an OpenMP
-    parallel region that ends in a barrier. When another process holds one of the cores a torch thread
-    counts on, each barrier waits for a descheduled thread (scheduler ticks, 4 to 16 ms against 0.3 ms of
-    work at (32, 321, 512, 16)), and the scan collapses (docs/performance.md). The chunk loop avoids the
-    barriers with row workers (_over_row_blocks); the ops around it run here on no more threads than there
-    are free cores. The user's setting is restored on exit, so the cap never leaks out of the scan.
-    """
-    if not _ADAPT_THREADS or torch.device(device).type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    free = _free_cpus() if threads > 1 else None
-    if free is None or free >= threads:
-        yield
-        return
-    torch.set_num_threads(free)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _chunk_plan(dt: torch.Tensor, A: torch.Tensor) -> tuple[int, bool]:
-    """The chunk length for the closed form, and whether single steps must have their decay clamped.
-
-    dt: [b, l, c] (time-major), A: [c, n]. The chunk is the largest power of two <= _MAX_CHUNK for which
-    sum_t min(|dt_t| max_n |A|, _MAX_LOG_DECAY) stays under _MAX_LOG_DECAY inside every chunk. A single
-    step that decays by more than exp(-_MAX_LOG_DECAY) (< 4e-11) is clamped to that decay: the state it
-    forgets is below fp32 resolution either way, and the closed form stays finite.
-    """
-    length = dt.shape[1]
-    step = dt.abs() * A.abs().amax(dim=1)  # [b, l, c]
-    clamp = bool(step.amax() > _MAX_LOG_DECAY) if step.numel() else False
-    if clamp:
-        step = step.clamp(max=_MAX_LOG_DECAY)
-    chunk = min(_MAX_CHUNK, 1 << max(0, math.ceil(math.log2(max(length, 1)))))
-    while chunk > 1:
-        n_chunks = -(-length // chunk)
-        padded = F.pad(step, (0, 0, 0, n_chunks * chunk - length))
-        if float(padded.view(step.shape[0], n_chunks, chunk, -1).sum(2).amax()) <= _MAX_LOG_DECAY:
-            break
-        chunk //= 2
-    return chunk, clamp
-
-
-class _ChunkedScan(torch.autograd.Function):
-    """y_t = <C_t, h_t>, h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t, in chunk-major layouts.
-
-    Inputs (fp32 or fp64, contiguous; the length is padded to whole chunks with dt = u = 0):
-        u, dt: [k, b, T, c]; A_t: [n, c] (A transposed); Bm, Cm: [k, b, T, n]   (k chunks of T steps)
-    Outputs: y [k, b, T, c], last state [b, n, c].
-    Per chunk the work tensors are [b, T, n, c], so the reductions over n and over c are batched matmuls and
-    every per-chunk slice of an input is contiguous. Rows of the batch are independent: with ``workers`` > 1
-    (the CPU) blocks of rows are scanned by that many threads at once (see _over_row_blocks).
-    """
-
-    @staticmethod
-    def forward(ctx, u, dt, A_t, Bm, Cm, clamp, workers=1):
-        n_chunks, b, chunk, c = u.shape
-        n = A_t.shape[0]
-        du = dt * u
-        tril = torch.ones(chunk, chunk, device=u.device, dtype=u.dtype).tril_()
-        dt_cum = None if clamp else torch.matmul(tril, dt)  # in-chunk cumulative steps [k, b, T, c]
-        starts = u.new_empty(n_chunks, b, n, c)
-        y = u.new_empty(n_chunks, b, chunk, c)
-        last = u.new_empty(b, n, c)
-
-        def rows(r0, r1):
-            sl = slice(r0, r1)
-            dt_r, du_r, B_r, C_r = dt[:, sl], du[:, sl], Bm[:, sl], Cm[:, sl]
-            cum_r = None if dt_cum is None else dt_cum[:, sl]
-            buffers = [u.new_empty(r1 - r0, chunk, n, c) for _ in range(3)]
-            h = u.new_zeros(r1 - r0, n, c)
-            bt = (r1 - r0) * chunk
-            for k in range(n_chunks):
-                starts[k, sl] = h
-                decay, work, prefix = _chunk_states(k, dt_r, cum_r, du_r, A_t, B_r, h, tril, buffers)
-                torch.mul(prefix, decay, out=work)  # h_t  [rows, T, n, c]
-                torch.bmm(C_r[k].view(bt, 1, n), work.view(bt, n, c), out=y[k, sl].view(bt, 1, c))
-                h = work[:, -1].clone()
-            last[sl] = h
-
-        _over_row_blocks(b, chunk * n * c, workers, rows)
-        ctx.save_for_backward(u, dt, A_t, Bm, Cm, starts)
-        ctx.clamp = clamp
-        ctx.workers = workers
-        return y, last
-
-    @staticmethod
-    def backward(ctx, gy, g_last):
-        # backward() may be called inside an autocast region (the forward ran with it disabled): keep fp32
-        with _autocast_off(gy.device), _scan_threads(gy.device):
-            return _ChunkedScan._backward(ctx, gy, g_last)
-
-    @staticmethod
-    def _backward(ctx, gy, g_last):
-        u, dt, A_t, Bm, Cm, starts = ctx.saved_tensors
-        n_chunks, b, chunk, c = u.shape
-        n = A_t.shape[0]
-        gy = gy.contiguous()
-        du = dt * u
-        tril = torch.ones(chunk, chunk, device=u.device, dtype=u.dtype).tril_()
-        triu = tril.t().contiguous()
-        dt_cum = None if ctx.clamp else torch.matmul(tril, dt)
-        g_u = torch.empty_like(u)
-        g_dt = torch.empty_like(u)
-        g_B = torch.empty_like(Bm)
-        g_C = torch.empty_like(Cm)
-        g_last = g_last.contiguous() if g_last is not None else None
-        g_A_parts = {}
-
-        def rows(r0, r1):
-            sl = slice(r0, r1)
-            nr = r1 - r0
-            bt = nr * chunk
-            u_r, dt_r, du_r, B_r, C_r, gy_r = u[:, sl], dt[:, sl], du[:, sl], Bm[:, sl], Cm[:, sl], gy[:, sl]
-            cum_r = None if dt_cum is None else dt_cum[:, sl]
-            buffers = [u.new_empty(nr, chunk, n, c) for _ in range(3)]
-            rev = u.new_empty(nr, chunk, n, c)
-            g_A = torch.zeros_like(A_t)
-            gh_B = u.new_empty(bt, 1, c)
-            carry = g_last[sl] if g_last is not None else u.new_zeros(nr, n, c)
-            for k in reversed(range(n_chunks)):
-                h0 = starts[k, sl]
-                decay, work, prefix = _chunk_states(k, dt_r, cum_r, du_r, A_t, B_r, h0, tril, buffers)  # h_t = E_t P_t
-                # adjoint: gh_t = C_t gy_t + exp(dt_{t+1} A) gh_{t+1}  =>  gh_t = E_t^-1 sum_{s>=t} E_s q_s
-                torch.mul(C_r[k].unsqueeze(-1), gy_r[k].unsqueeze(2), out=work)  # q_s [rows, T, n, c]
-                work[:, -1] += carry
-                work.mul_(decay)
-                torch.matmul(triu, work.view(nr, chunk, n * c), out=rev.view(nr, chunk, n * c))  # R_t
-                carry = rev[:, 0].clone()  # E_0 gh_0 = R_0: the adjoint handed to the previous chunk
-                torch.div(rev, decay, out=work)  # gh_t
-                decay.mul_(prefix)  # h_t
-                torch.bmm(decay.view(bt, n, c), gy_r[k].view(bt, c, 1), out=g_C[k, sl].view(bt, n, 1))
-                torch.bmm(work.view(bt, n, c), du_r[k].view(bt, c, 1), out=g_B[k, sl].view(bt, n, 1))
-                torch.bmm(B_r[k].view(bt, 1, n), work.view(bt, n, c), out=gh_B)  # sum_n gh B
-                gh_B = gh_B.view(nr, chunk, c)
-                torch.mul(gh_B, dt_r[k], out=g_u[k, sl])
-                # d/d(dt A): gh_t * (h_t - dt_t u_t B_t) = R_t * P_{t-1}   (P_{-1} = h0)
-                rev[:, 1:].mul_(prefix[:, :-1])
-                rev[:, 0].mul_(h0)
-                torch.mul(rev, A_t, out=work)
-                torch.sum(work, 2, out=g_dt[k, sl])
-                g_dt[k, sl].addcmul_(gh_B, u_r[k])
-                rev.mul_(dt_r[k].unsqueeze(2))
-                g_A += rev.sum((0, 1))
-                gh_B = gh_B.view(bt, 1, c)
-            g_A_parts[r0] = g_A
-
-        _over_row_blocks(b, chunk * n * c, ctx.workers, rows)
-        g_A = g_A_parts.pop(0)
-        for r0 in sorted(g_A_parts):  # a fixed order: the same sum whatever thread finished first
-            g_A += g_A_parts[r0]
-        return g_u, g_dt, g_A, g_B, g_C, None, None
-
-
-def _over_row_blocks(rows: int, per_row: int, workers: int, fn) -> None:
-    """Call ``fn(r0, r1)`` over blocks of rows that cover ``range(rows)``: on this thread alone when
-    ``workers`` is 1 or the work is small, else on ``workers`` threads that take blocks as they come free.
-
-    On a CPU shared with other processes this is what keeps the scan from collapsing: each worker runs its
-    ops on torch threads of its own (one on 2 cores), so no op waits in a parallel-region barrier for a
-    thread the scheduler took away, and a worker on a busy core just scans fewer blocks. Blocks are at
-    least _MIN_BLOCK_ELEMENTS elements per work tensor (so Python's per-op overhead, under the GIL, stays
-    small) and about 2 per worker. ``fn`` must write disjoint rows.
-    """
-    n_blocks = min(rows, 2 * workers, max(1, rows * per_row // _MIN_BLOCK_ELEMENTS))
-    workers = min(workers, n_blocks)
-    if workers <= 1:
-        fn(0, rows)
-        return
-    bounds = [rows * i // n_blocks for i in range(n_blocks + 1)]
-    blocks = iter(zip(bounds[:-1], bounds[1:]))
-    lock = threading.Lock()
-    threads = torch.get_num_threads()
-    per_worker = max(1, threads // workers)
-
-    def work():
-        torch.set_num_threads(per_worker)  # this thread's intra-op threads (thread-local in ATen's OpenMP)
-        with torch.no_grad():
-            while True:
-                with lock:
-                    block = next(blocks, None)
-                if block is None:
-                    return
-                fn(*block)
-
-    try:
-        futures = [_row_pool(os.getpid()).submit(work) for _ in range(workers - 1)]
-        try:
-            work()  # this thread is a worker too
-        finally:
-            errors = [f.exception() for f in futures]
-        if any(e is not None for e in errors):
-            raise next(e for e in errors if e is not None)
-    finally:
-        torch.set_num_threads(threads)  # also the default that threads created later start from
-
-
-@functools.lru_cache(maxsize=1)
-def _row_pool(pid: int) -> concurrent.futures.ThreadPoolExecutor:
-    """The row workers' threads; keyed by the process id, as a forked child inherits no threads."""
-    return concurrent.futures.ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1),
-                                                 thread_name_prefix="mamba_forecast_scan")
-
-
-def _chunk_states(k, dt, dt_cum, du, A_t, Bm, h0, tril, buffers):
-    """For chunk k: decay E_t = exp(A cumsum(dt)) and prefix P_t = h0 + sum_{s<=t} x_s / E_s.
-
-    Then h_t = E_t * P_t. Returns (decay, scratch, prefix), three [b, T, n, c] buffers. With ``dt_cum``
-    None (clamp mode) each step's log-decay is floored at -_MAX_LOG_DECAY before the prefix sum.
-    """
-    decay, work, prefix = buffers
-    b, chunk, n, c = decay.shape
-    if dt_cum is None:
-        torch.mul(dt[k].unsqueeze(2), A_t, out=work).clamp_(min=-_MAX_LOG_DECAY)
-        torch.matmul(tril, work.view(b, chunk, n * c), out=decay.view(b, chunk, n * c))
-    else:
-        torch.mul(dt_cum[k].unsqueeze(2), A_t, out=decay)
-    decay.exp_()
-    torch.mul(Bm[k].unsqueeze(-1), du[k].unsqueeze(2), out=work)  # x_s = dt_s u_s B_s
-    work.div_(decay)
-    work[:, 0] += h0
-    torch.matmul(tril, work.view(b, chunk, n * c), out=prefix.view(b, chunk, n * c))
-    return decay, work, prefix
-
-
-def _to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
-    """[b, f, l] -> [k, b, T, f], padding the length with zeros to k whole chunks of T."""
-    b, f, length = x.shape
-    x = F.pad(x, (0, -length % chunk))
-    return x.view(b, f, -1, chunk).permute(2, 0, 3, 1).contiguous()
-
-
-def _scan_rows(u, dt, A_t, B, C, chunk, clamp, workers=1):
-    """The chunked scan of some rows of the batch: y [rows, c, padded length] and the last state [rows, n, c]."""
-    rows, channels, _ = u.shape
-    # dt = 0 on the padded steps leaves the state untouched
-    y, last = _ChunkedScan.apply(
-        _to_chunks(u, chunk), _to_chunks(dt, chunk), A_t, _to_chunks(B, chunk), _to_chunks(C, chunk), clamp,
-        workers,
-    )
-    return y.permute(1, 3, 0, 2).reshape(rows, channels, -1), last
-
-
-def _selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
-    # rows are scanned by as many threads as torch would use (before the cap below), each single-threaded on
-    # 2 cores: no op of the chunk loop ever waits in a barrier for a thread another process displaced
-    workers = torch.get_num_threads() if _ADAPT_THREADS and u.device.type == "cpu" else 1
-    with _scan_threads(u.device):
-        return _selective_scan_torch_body(
-            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, workers
-        )
-
-
-def _selective_scan_torch_body(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, workers=1):
-    u_c, dt, A_c, B_c, C_c = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
-    batch, channels, length = u.shape
-    if length == 0:
-        out = _finish(u_c.new_zeros(batch, channels, 0), u_c, D, z, u.dtype)
-        return (out, u_c.new_zeros(batch, channels, A.shape[1])) if return_last_state else out
-    chunk, clamp = _chunk_plan(dt.detach().transpose(1, 2), A_c.detach())
-    A_t = A_c.t().contiguous()
-    rows = max(1, _MAX_WORK_ELEMENTS // (chunk * A.shape[1] * channels))
-    parts = [
-        _scan_rows(
-            u_c[i : i + rows], dt[i : i + rows], A_t, B_c[i : i + rows], C_c[i : i + rows], chunk, clamp, workers
-        )
-        for i in range(0, batch, rows)
-    ]
-    if len(parts) == 1:
-        y, last = parts[0]
-    else:
-        y, last = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    y = y[..., :length]
-    out = _finish(y, u_c, D, z, u.dtype)
-    return (out, last.transpose(1, 2)) if return_last_state else out
