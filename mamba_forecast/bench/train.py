@@ -1,20 +1,26 @@
-"""The official training loop, as a lean plain-PyTorch loop (no Lightning: faster on CPU, no dependency).
+"""The benchmark's training loop, as a lean plain-PyTorch loop (no Lightning: faster on CPU, no dependency).
 
-Mirrors ``experiments/exp_long_term_forecasting.py`` of the S-Mamba / iTransformer code:
+Two protocols (:data:`PROTOCOLS`), recorded with every result row:
 
-* ``Adam(lr)``, no weight decay, ``MSELoss`` on the z-scored targets;
-* train windows shuffled, ``drop_last=True``; validation windows also shuffled with ``drop_last=True``
-  (the official loader does that) and the validation loss is the mean of the per-batch losses;
-* early stopping on the validation MSE, patience 3, delta 0; the best weights are restored before testing;
-* ``lradj='type1'``: after epoch ``e`` (1-indexed) the LR is set to ``lr0 * 0.5 ** (e - 1)``; the official
-  code calls ``adjust_learning_rate(optim, epoch + 1)`` after epoch index ``epoch``, so epochs 1 and 2 both run
-  at ``lr0``, epoch 3 at ``lr0 / 2``, epoch 4 at ``lr0 / 4`` ... (see :func:`type1_lr`);
-* test: every window of the test segment (no drop-last), MSE and MAE over windows x H x N.
+* ``"official"``: the loop of ``experiments/exp_long_term_forecasting.py`` in the S-Mamba / iTransformer code,
+  kept to reproduce the papers: ``Adam(lr)``, ``MSELoss`` on the z-scored targets, train windows shuffled with
+  ``drop_last=True``; the validation windows are also shuffled with ``drop_last=True`` (a different subset each
+  epoch, as the official loader does) and the criterion is the mean of the per-batch losses; early stopping on
+  it with patience 3 (delta 0); the preset's epoch cap (10 for most rows) and schedule. ``lradj='type1'`` halves
+  the rate every epoch from the third on (:func:`type1_lr`): the official code calls
+  ``adjust_learning_rate(optim, epoch + 1)`` after epoch index ``epoch``, so epochs 1 and 2 run at ``lr0``.
+* ``"converge"``: training that early stopping ends, not a cap: every validation window in a fixed order
+  (the criterion is the exact MSE over windows x H x N, the same number each time for the same weights), an
+  epoch cap of 100, patience 5, and the ``"plateau"`` schedule where the preset names ``type1``: the rate is
+  halved after every second epoch in a row without a new best, so it stays at ``lr0`` while the model improves
+  and is halved twice before early stopping ends the run. (SAMFormer's protocol, which TSM2's baselines come
+  from, trains up to 100 epochs with patience 5.)
 
-:func:`train` is the loop up to the restored best epoch and never reads the test segment (the tuner calls it);
-:func:`fit_and_test` is :func:`train` followed by the test score. Besides the official ``Adam`` + ``type1``, the
-loop offers ``AdamW`` (weight decay 0.01) and a per-epoch cosine schedule (``lradj="cosine"``), the optimiser of
-TSM2's third-party replication, as options the tuner can choose.
+Both restore the best epoch's weights before testing and score every window of the test segment (no drop-last):
+MSE and MAE over windows x H x N. :func:`train` is the loop up to the restored best epoch and never reads the
+test segment (the tuner calls it); :func:`fit_and_test` is :func:`train` followed by the test score. Besides
+``Adam``, the loop offers ``AdamW`` (weight decay 0.01), a per-epoch cosine schedule over the epoch cap and a
+constant rate, as options the tuner can choose.
 """
 
 from __future__ import annotations
@@ -33,7 +39,49 @@ from .protocol import ProtocolData, n_batches, window_batches
 
 
 OPTIMIZERS = ("adam", "adamw")
-LR_SCHEDULES = ("type1", "cosine", "constant")
+LR_SCHEDULES = ("type1", "cosine", "constant", "plateau")
+VALIDATIONS = ("shuffled", "full")
+PLATEAU_EPOCHS = 2  # "plateau": halve the rate after this many epochs in a row without a new best
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a cell trains: what a result row records besides the preset (see the module docstring).
+
+    ``max_epochs``/``patience``: None takes the preset's. ``validation``: ``"shuffled"`` (the official loader's
+    shuffled, drop-last batches, mean of the batch losses) or ``"full"`` (every window, fixed order, exact MSE).
+    ``schedules``: the schedule used in place of a preset's (``{"type1": "plateau"}``: the official halving
+    becomes the plateau rule).
+    """
+
+    name: str
+    max_epochs: int | None
+    patience: int | None
+    validation: str
+    schedules: dict = field(default_factory=dict)
+
+    def epochs(self, preset_epochs: int) -> int:
+        return self.max_epochs if self.max_epochs is not None else preset_epochs
+
+    def settings(self, preset) -> dict:
+        """The training settings of ``preset`` under this protocol: ``epochs``, ``patience``, ``lradj``."""
+        return {"epochs": self.epochs(preset.epochs),
+                "patience": self.patience if self.patience is not None else preset.patience,
+                "lradj": self.schedules.get(preset.lradj, preset.lradj)}
+
+
+PROTOCOLS = {
+    "official": Protocol("official", None, None, "shuffled"),
+    "converge": Protocol("converge", 100, 5, "full", {"type1": "plateau"}),
+}
+DEFAULT_PROTOCOL = "converge"
+
+
+def get_protocol(name: str) -> Protocol:
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {name!r}") from None
 
 
 def type1_lr(lr0: float, epoch: int) -> float:
@@ -45,13 +93,14 @@ def epoch_lr(lr0: float, epoch: int, epochs: int, lradj: str = "type1") -> float
     """Learning rate of epoch ``epoch`` (1-indexed) of ``epochs`` under schedule ``lradj``.
 
     ``type1``: the official halving; ``cosine``: ``lr0 (1 + cos(pi (epoch - 1) / epochs)) / 2``, from ``lr0`` at
-    the first epoch towards 0; ``constant``: ``lr0`` throughout.
+    the first epoch towards 0; ``constant``: ``lr0`` throughout. (``plateau`` depends on the validation losses:
+    :class:`LearningRate`.)
     """
     if lradj == "type1":
         return type1_lr(lr0, epoch)
     if lradj == "cosine":
         return lr0 * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
-    if lradj == "constant":
+    if lradj in ("constant", "plateau"):
         return lr0
     raise ValueError(f"lradj must be one of {LR_SCHEDULES}, got {lradj!r}")
 
@@ -62,6 +111,32 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+class LearningRate:
+    """The rate of each epoch under schedule ``lradj``; ``plateau`` halves it after every
+    :data:`PLATEAU_EPOCHS` epochs in a row without a new best validation loss (it is told each epoch's
+    :meth:`observe`)."""
+
+    def __init__(self, lr0: float, epochs: int, lradj: str):
+        epoch_lr(lr0, 1, epochs, lradj)  # refuses an unknown schedule before training
+        self.lr0, self.epochs, self.lradj = lr0, epochs, lradj
+        self.halvings = 0
+        self._best = math.inf
+        self._since_best = 0
+
+    def at(self, epoch: int) -> float:
+        if self.lradj == "plateau":
+            return self.lr0 * 0.5**self.halvings
+        return epoch_lr(self.lr0, epoch, self.epochs, self.lradj)
+
+    def observe(self, val_loss: float) -> None:
+        if val_loss <= self._best:
+            self._best, self._since_best = val_loss, 0
+            return
+        self._since_best += 1
+        if self._since_best % PLATEAU_EPOCHS == 0:
+            self.halvings += 1
 
 
 class EarlyStopping:
@@ -106,19 +181,16 @@ class Progress:
             except ImportError:
                 self._last = 0.0
 
-    def update(self, n: int = 1, **postfix) -> None:
+    def update(self, n: int = 1) -> None:
         self.n += n
         if not self.enabled:
             return
         if self._bar is not None:
             self._bar.update(n)
-            if postfix:
-                self._bar.set_postfix(postfix, refresh=False)
         elif time.time() - self._last > 2.0 or self.n == self.total:
             self._last = time.time()
-            extra = " ".join(f"{k}={v}" for k, v in postfix.items())
-            print(f"\r{self.desc}: {self.n}/{self.total} {time.time() - self.t0:.0f}s {extra}",
-                  end="", file=sys.stderr, flush=True)
+            print(f"\r{self.desc}: {self.n}/{self.total} {time.time() - self.t0:.0f}s", end="", file=sys.stderr,
+                  flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -197,6 +269,8 @@ def train(
     patience: int = 3,
     optimizer: str = "adam",
     lradj: str = "type1",
+    validation: str = "shuffled",
+    eval_batch_size: int = 256,
     device: str | torch.device = "cpu",
     seed: int = 2023,
     max_train_batches: int | None = None,
@@ -204,15 +278,20 @@ def train(
     log=print,
     on_epoch=None,
 ) -> TrainResult:
-    """Train with the official loop on the train split, select on the validation split, restore the best epoch.
+    """Train on the train split, select on the validation split, restore the best epoch.
 
-    Reads only the train and validation segments. ``on_epoch(epoch, val_loss)`` is called after each epoch's
-    validation (the tuner reports to Optuna there, and may raise to prune the run).
+    Reads only the train and validation segments. ``validation``: ``"shuffled"`` (the official loader) or
+    ``"full"`` (every window in order, scored in batches of ``eval_batch_size``; see the module docstring).
+    ``on_epoch(epoch, val_loss)`` is called after each epoch's validation (the tuner reports to Optuna there, and
+    may raise to prune the run).
     """
+    if validation not in VALIDATIONS:
+        raise ValueError(f"validation must be one of {VALIDATIONS}, got {validation!r}")
     data.check_windows(horizon)
     device = torch.device(device)
     model.to(device)
     optim = make_optimizer(optimizer, model.parameters(), learning_rate)
+    schedule = LearningRate(learning_rate, epochs, lradj)
     criterion = nn.MSELoss()
     gen = torch.Generator().manual_seed(seed)
     stopper = EarlyStopping(patience)
@@ -228,12 +307,12 @@ def train(
     history = []
     t_train = time.time()
     for epoch in range(1, epochs + 1):
-        lr = epoch_lr(learning_rate, epoch, epochs, lradj)
+        lr = schedule.at(epoch)
         for group in optim.param_groups:
             group["lr"] = lr
         model.train()
         t0 = time.time()
-        losses = []
+        losses = []  # kept on the device: reading each one back would wait for every step (a GPU sync)
         bar = Progress(steps, f"epoch {epoch}/{epochs}", enabled=progress)
         for i, (x, xm, y) in enumerate(window_batches(values, marks, L, horizon, batch_size, shuffle=True,
                                                       drop_last=drop_last, generator=gen)):
@@ -244,18 +323,22 @@ def train(
             loss = criterion(pred, y.to(device))
             loss.backward()
             optim.step()
-            losses.append(loss.item())
-            bar.update(1, loss=f"{np.mean(losses[-50:]):.4f}")
+            losses.append(loss.detach())
+            bar.update(1)
         bar.close()
-        val_loss, _, _, _ = evaluate(model, forward_fn, data, "val", horizon, batch_size, device,
-                                     shuffle=True, drop_last=True, generator=gen)
-        if math.isnan(val_loss):  # fewer validation windows than one batch: score every window
-            val_loss = evaluate(model, forward_fn, data, "val", horizon, batch_size, device)[1]
+        train_loss = float(torch.stack(losses).mean())
+        if validation == "full":
+            val_loss = evaluate(model, forward_fn, data, "val", horizon, eval_batch_size, device)[1]
+        else:
+            val_loss, _, _, _ = evaluate(model, forward_fn, data, "val", horizon, batch_size, device,
+                                         shuffle=True, drop_last=True, generator=gen)
+            if math.isnan(val_loss):  # fewer validation windows than one batch: score every window
+                val_loss = evaluate(model, forward_fn, data, "val", horizon, batch_size, device)[1]
         sec = time.time() - t0
-        history.append({"epoch": epoch, "lr": lr, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-                        "sec": sec})
-        log(f"epoch {epoch}: lr {lr:.3g} train {np.mean(losses):.5f} val {val_loss:.5f} ({sec:.1f}s)")
+        history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss, "sec": sec})
+        log(f"epoch {epoch}: lr {lr:.3g} train {train_loss:.5f} val {val_loss:.5f} ({sec:.1f}s)")
         stopper.step(val_loss, model, epoch)
+        schedule.observe(val_loss)
         if on_epoch is not None:
             on_epoch(epoch, val_loss)
         if stopper.stop:
