@@ -105,8 +105,7 @@ def _run_data_list(args) -> int:
     try:
         root = resolve_data_dir(args.data_dir)
     except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise SystemExit(str(exc)) from None
     print(f"data folder: {root}{'' if root.is_dir() else ' (does not exist yet)'}")
     print(f"{'name':<13} {'rows x series':>15}  {'step':<6} {'split':<12} {'sha256':<8} files")
     for spec in DATASETS.values():
@@ -128,11 +127,9 @@ def _run_data_download(args) -> int:
         download(canonical_name(args.name), args.data_dir, force=args.force, timeout=args.timeout,
                  log=lambda msg: print(msg, flush=True))
     except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 2
+        raise SystemExit(str(exc.args[0])) from None
     except (DownloadError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise SystemExit(str(exc)) from None
     return 0
 
 

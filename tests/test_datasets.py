@@ -314,16 +314,17 @@ def test_download_checks_the_checksum_and_writes_in_place(http_server, tmp_path,
 
 
 def test_download_with_a_wrong_checksum_keeps_nothing(http_server, tmp_path, monkeypatch, capsys):
-    from mamba_forecast.cli import main
+    from mamba_forecast.cli import run
     from mamba_forecast.datasets import DataFile, DownloadError, download
 
     www, url = http_server
     (www / "ETTm2.csv").write_bytes(b"date,OT\n2020-01-01,1\n")
     _point_registry(monkeypatch, "ETTm2", DataFile("ETTm2.csv", f"{url}/ETTm2.csv", "0" * 64))
     dest = tmp_path / "data"
-    assert main(["data", "download", "ETTm2", "--data-dir", str(dest)]) == 1
+    assert run(["data", "download", "ETTm2", "--data-dir", str(dest)]) == 2
     err = capsys.readouterr().err
-    assert "checksum mismatch" in err and "not kept" in err and err.count("\n") == 1
+    assert err.startswith("mamba-forecast: error: ") and "checksum mismatch" in err and "not kept" in err
+    assert err.count("\n") == 1
     assert list(dest.iterdir()) == []
     with pytest.raises(DownloadError, match="expected sha256 0000"):
         download("ETTm2", dest, log=lambda *_: None)
@@ -332,7 +333,7 @@ def test_download_with_a_wrong_checksum_keeps_nothing(http_server, tmp_path, mon
 def test_download_from_an_unreachable_source_is_one_clear_line(http_server, tmp_path, monkeypatch, capsys):
     import socket
 
-    from mamba_forecast.cli import main
+    from mamba_forecast.cli import run
     from mamba_forecast.datasets import DataFile
 
     _, url = http_server
@@ -341,13 +342,30 @@ def test_download_from_an_unreachable_source_is_one_clear_line(http_server, tmp_
         port = s.getsockname()[1]
     _point_registry(monkeypatch, "ECL", DataFile("electricity.csv", f"http://127.0.0.1:{port}/electricity.csv"))
     dest = tmp_path / "data"
-    assert main(["data", "download", "ECL", "--data-dir", str(dest), "--timeout", "5"]) == 1
+    assert run(["data", "download", "ECL", "--data-dir", str(dest), "--timeout", "5"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ECL: cannot reach http://127.0.0.1:") and "offline" in err
+    assert err.startswith("mamba-forecast: error: ECL: cannot reach http://127.0.0.1:") and "offline" in err
     assert err.count("\n") == 1 and list(dest.iterdir()) == []
     _point_registry(monkeypatch, "ECL", DataFile("electricity.csv", f"{url}/gone.csv"))  # HTTP 404
-    assert main(["data", "download", "ECL", "--data-dir", str(dest)]) == 1
+    assert run(["data", "download", "ECL", "--data-dir", str(dest)]) == 2
     assert "answered HTTP 404" in capsys.readouterr().err and list(dest.iterdir()) == []
+
+
+def test_data_command_errors_read_like_every_other_command(tmp_path, capsys):
+    """`data list` / `data download` refusals are the console script's one `mamba-forecast: error:` line with
+    exit status 2, as `bench` and `tune` report theirs."""
+    from mamba_forecast.cli import main, run
+
+    missing = tmp_path / "nowhere"
+    for argv, message in (
+        (["data", "list", "--data-dir", str(missing)], f"data directory {missing} does not exist"),
+        (["data", "download", "NoSuchSet", "--data-dir", str(tmp_path)], "unknown benchmark 'NoSuchSet'; known: "),
+    ):
+        assert run(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"mamba-forecast: error: {message}") and err.count("\n") == 1, err
+        with pytest.raises(SystemExit, match=message):  # `main` raises for scripts, as for the other commands
+            main(argv)
 
 
 def test_download_without_a_registry_hash_reports_it_unverified(http_server, tmp_path, monkeypatch, capsys):
