@@ -303,15 +303,15 @@ def test_bench_and_tune_take_any_csv(tmp_path):
     main(["bench", "--csv", str(csv_path), "--target", "sales", "--model", "Linear", "--horizon", "12",
           "--input-size", "24", "--epochs", "1", "--out", str(out), "--no-progress", "--device", "cpu"])
     (row,) = read_results(out)
-    assert row["dataset"] == "shop.csv"
+    assert row["dataset"].startswith("shop.csv@")  # the file's name and a short hash of it
     assert row["n_test_windows"] == str(int(300 * 0.2) + 24 - 24 - 12 + 1)  # 7:1:2: the last int(0.2 T) rows
-    assert (tmp_path / "figures" / "samples" / "shop.csv_Linear_L24_H12_s2023_harness.csv").read_text(
+    assert (tmp_path / "figures" / "samples" / f"{row['dataset']}_Linear_L24_H12_s2023_harness.csv").read_text(
         ).splitlines()[1].endswith(",sales")  # the target is the last variate
     presets = tmp_path / "tuned.json"
-    main(["tune", "--csv", str(csv_path), "--model", "Linear", "--horizon", "12", "--input-size", "24",
-          "--trials", "1", "--epochs", "1", "--presets-file", str(presets), "--trials-log",
+    main(["tune", "--csv", str(csv_path), "--target", "sales", "--model", "Linear", "--horizon", "12",
+          "--input-size", "24", "--trials", "1", "--epochs", "1", "--presets-file", str(presets), "--trials-log",
           str(tmp_path / "trials.csv"), "--study-file", str(tmp_path / "study.journal"), "--device", "cpu"])
-    assert "shop.csv" in presets.read_text()
+    assert f'"{row["dataset"]}"' in presets.read_text()
 
 
 @pytest.mark.parametrize("args, match", [

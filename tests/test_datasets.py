@@ -229,12 +229,28 @@ def test_csv_file_is_read_target_last_and_split_7_1_2(tmp_path):
     pd.DataFrame({"date": pd.date_range("2020-01-01", periods=100, freq="D"), "sales": np.arange(100.0),
                   "price": np.ones(100), "visits": np.arange(100) * 2}).to_csv(path, index=False)
     name = register_csv(path, target="sales")
-    assert name == "shop.csv" and get_spec(name).split == "ratio"
+    assert name.startswith("shop.csv@") and get_spec(name).split == "ratio"
     df = load_benchmark(name)
     assert list(df.columns) == ["date", "price", "visits", "sales"] and df["visits"].dtype == np.float64
     assert split_borders(name, 100, 10) == {"train": (0, 70), "val": (60, 80), "test": (70, 100)}
     (tmp_path / "ETTh1").write_text(path.read_text())  # a file named like a registered set never shadows it
-    assert register_csv(tmp_path / "ETTh1") == "csv-ETTh1" and get_spec("ETTh1").split == "ett_hour"
+    assert register_csv(tmp_path / "ETTh1").startswith("ETTh1@") and get_spec("ETTh1").split == "ett_hour"
+
+
+def test_two_csv_files_of_the_same_name_are_two_sets(tmp_path):
+    """`a/sales.csv` and `b/sales.csv` get different names (the results CSV keys cells by them), a copy of a file
+    the same name, and another target another name; the name stays readable."""
+    from mamba_forecast.datasets import register_csv
+
+    frame = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=50, freq="D"), "sales": np.arange(50.0),
+                          "visits": np.ones(50)})
+    for folder, scale in (("a", 1.0), ("b", 2.0), ("copy", 1.0)):
+        (tmp_path / folder).mkdir()
+        frame.assign(sales=frame["sales"] * scale).to_csv(tmp_path / folder / "sales.csv", index=False)
+    a, b, copy = (register_csv(tmp_path / f / "sales.csv") for f in ("a", "b", "copy"))
+    assert a != b and a == copy and a.startswith("sales.csv@") and b.startswith("sales.csv@")
+    assert load_benchmark(a)["sales"].iloc[-1] == 49 and load_benchmark(b)["sales"].iloc[-1] == 98
+    assert register_csv(tmp_path / "a" / "sales.csv", target="sales") not in (a, b)
 
 
 @pytest.mark.parametrize("content, target, match", [
