@@ -10,7 +10,7 @@ are training data, as a user would use them), then ``cross_validation(df=test, r
 step_size=1)`` over the protocol's test segment (with its look-back rows), so every test window of the
 protocol is forecast by the fitted model without retraining. SML2010's test split is its second recording,
 which ``use_fitted`` handles like any other segment. Errors are scored on the protocol's scale (z-scored with the
-training split's statistics): MSE / MAE over windows x h x series, comparable with ``docs/bench_results.csv``.
+training split's statistics): MSE / MAE over windows x h x series, comparable with ``results/bench_results.csv``.
 ``--set KEY=VALUE`` overrides class arguments (e.g. to try a candidate default). Rows are appended to ``--out``;
 ``--markdown`` prints the table of each model's card from it instead of training.
 """
@@ -116,7 +116,7 @@ def main(argv=None) -> None:
     p.add_argument("--input-size", type=int, default=96)
     p.add_argument("--seed", type=int, default=1, help="random_seed (the classes' default is 1)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="class arguments to override")
-    p.add_argument("--out", default="docs/defaults_nf.csv")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "defaults_nf.csv"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--markdown", action="store_true", help="print the model cards' tables from --out and stop")
     args = p.parse_args(argv)

@@ -12,10 +12,13 @@
 #   cp -r <site-packages>/{optuna,colorlog,tqdm} .pydeps/     # the GPU machine has no Optuna (pure Python, 2.4 MiB)
 # Each device call, with carry [".whl", ".data", ".pydeps"] (about 47 MiB):
 #   bash benchmarks/gpu_grid.sh [CHAIN ...]        (default: every chain below)
-# It returns $OUT/grid.tar.gz: bench_results.csv, tuning_trials.csv, tuning_studies.journal, tuned_presets.json,
-# samples/ and logs/. Back here, merge them into the tree (and commit) before the next call, which starts from it:
+# It returns $OUT/grid.tar.gz: bench_results.csv, samples.csv, tuning_trials.csv, tuning_studies.journal,
+# tuned_presets.json and logs/. The project keeps its records in results/ and its tuned table in the package, so
+# the commands here name them (--results-dir results, --presets-file mamba_forecast/bench/tuned_presets.json).
+# Back here, merge them into the tree (and commit) before the next call, which starts from it:
 #   mkdir -p /tmp/grid && tar -xzf grid.tar.gz -C /tmp/grid && python benchmarks/merge_results.py /tmp/grid
-#   MPLBACKEND=Agg python benchmarks/acceptance.py       # docs/benchmarks.md
+#   MPLBACKEND=Agg mamba-forecast report --results-dir results --out docs/benchmarks.md   # the results page
+#   python benchmarks/acceptance.py                                                     # docs/targets.md
 # The default chains took 498 s on an H200 (2026-11-29). The ETTm1 chains (four times the rows per epoch) need a
 # call of their own; all four ran on the 2-core CPU instead (SMamba's and FMamba's about an hour each,
 # AttentionMamba's about 3.5 hours, TSM2's about 6 hours of core time; the tuned table, trial log and results CSV keep
@@ -29,7 +32,7 @@ device="${DEVICE:-cuda}"
 out="${OUT:-/tmp/gpu_grid_out}"
 extra=(${EXTRA:-})                 # e.g. --max-train-batches 2 for a dry run (tune and bench)
 trials="${TRIALS:-8}"
-mkdir -p "$out/logs" "$out/samples"
+mkdir -p "$out/logs"
 t_start=$(date +%s)
 
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1 && [ ! -d /tmp/site/mamba_ssm ] && [ "$device" = cuda ]; then
@@ -39,8 +42,10 @@ export PYTHONPATH="$PWD:/tmp/site:$PWD/.pydeps${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 data="${MAMBA_FORECAST_DATA:-$PWD/.data}"
 results="$out/bench_results.csv"
-cp docs/bench_results.csv "$results"      # finished cells are skipped; new rows are appended
-common=(--data-dir "$data" --device "$device")
+cp results/bench_results.csv "$results"   # finished cells are skipped; new rows are appended
+touch "$out/samples.csv"                  # new cells' test windows (merge_results.py adds them to results/)
+common=(--data-dir "$data" --device "$device" --results-dir results
+        --presets-file mamba_forecast/bench/tuned_presets.json)
 
 # --- which scan runs here: the default (mamba-ssm's kernel when it imports), else Triton, else torch
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
@@ -101,7 +106,7 @@ run_chain() {
         read -r h s <<<"$r"
         python3 -m mamba_forecast.cli bench --model "$model" --dataset "$dataset" --horizon "$h" --seeds "$s" \
             --preset "$preset" "${inp[@]}" "${common[@]}" "${extra[@]}" --no-progress --out "$results" \
-            --samples-dir "$out/samples" > "$out/logs/$name-H$h-s$s.log" 2>&1 &
+            --samples "$out/samples.csv" > "$out/logs/$name-H$h-s$s.log" 2>&1 &
         pids+=($!)
     done
     local rc=0; for p in "${pids[@]}"; do wait "$p" || rc=1; done
@@ -135,10 +140,10 @@ for p in "${pids[@]}"; do wait "$p"; done
 touch "$out/.all_done"; wait "$killer"; rm -f "$out/.all_done"
 sleep 1
 
-cp docs/tuning_trials.csv docs/tuning_studies.journal mamba_forecast/bench/tuned_presets.json "$out/"
+cp results/tuning_trials.csv results/tuning_studies.journal mamba_forecast/bench/tuned_presets.json "$out/"
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader > "$out/logs/nvidia.txt" 2>/dev/null || true
-tar -czf "$out/grid.tar.gz" -C "$out" bench_results.csv tuning_trials.csv tuning_studies.journal tuned_presets.json \
-    samples logs && rm -rf "$out/samples"
+tar -czf "$out/grid.tar.gz" -C "$out" bench_results.csv samples.csv tuning_trials.csv tuning_studies.journal \
+    tuned_presets.json logs
 for name in "${order[@]}"; do tail -n 1 "$out/logs/$name.log" 2>/dev/null | sed "s/^/[$name] /"; done
 tail -n 3 "$out/logs/pytest_gpu.log" 2>/dev/null
 echo "elapsed $(( $(date +%s) - t_start )) s"

@@ -11,9 +11,11 @@
 #
 # Each device call, with carry [".whl", ".data"]:
 #   bash benchmarks/gpu_sweep.sh PART
-# Back on the development machine: copy $OUT/bench_results.csv over docs/bench_results.csv (it starts as a copy
-# of it, so it holds every row), unpack $OUT/samples.tar into docs/figures/samples/, then
-#   MAMBA_FORECAST_DATA=../shared/datasets mamba-forecast report
+# The project keeps its records in results/ (--results-dir results). Back on the development machine, merge
+# $OUT's bench_results.csv (it starts as a copy of results/bench_results.csv) and samples.csv into results/, then
+# regenerate the results page:
+#   python benchmarks/merge_results.py OUT_DIR
+#   MPLBACKEND=Agg mamba-forecast report --results-dir results --out docs/benchmarks.md
 #
 # Parts:
 #   tsm2-ett-h    TSM2 at input 512 on ETTh1 and ETTh2, all four horizons (official preset: the paper table)
@@ -35,7 +37,7 @@ if [ -d .whl ] && [ ! -d /tmp/site/mamba_ssm ]; then  # /tmp/site stays while th
 fi
 export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 data="${MAMBA_FORECAST_DATA:-$PWD/.data}"
-[ -f "$out/bench_results.csv" ] || cp docs/bench_results.csv "$out/bench_results.csv"
+[ -f "$out/bench_results.csv" ] || cp results/bench_results.csv "$out/bench_results.csv"
 
 five="ETTh1,ETTh2,ETTm1,Weather,Exchange"
 all_h="96,192,336,720"
@@ -56,8 +58,6 @@ python3 -c "import torch, importlib.util as u; print('torch', torch.__version__,
 'mamba_ssm', u.find_spec('mamba_ssm') is not None)"
 rc=0
 timeout "$budget" python3 -m mamba_forecast.cli bench "${args[@]}" --device "${DEVICE:-cuda}" --no-progress \
-    --data-dir "$data" --out "$out/bench_results.csv" --samples-dir "$out/samples" || rc=$?
-# $OUT returns at most 8 files, two folders deep: the per-cell sample files travel as one tar
-if [ -d "$out/samples" ]; then tar -cf "$out/samples.tar" -C "$out/samples" . && rm -rf "$out/samples"; fi
+    --data-dir "$data" --results-dir results --out "$out/bench_results.csv" --samples "$out/samples.csv" || rc=$?
 echo "part $part: exit $rc (124 = stopped at the ${budget}s budget; run the part again to go on)"
 exit "$rc"

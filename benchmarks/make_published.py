@@ -21,14 +21,14 @@ COLUMNS = ["dataset", "input_size", "horizon", "model", "mse", "mae", "source"]
 
 def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
-    from mamba_forecast.bench.report import PUBLISHED_NAMES
+    from mamba_forecast.bench.report import published_names
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="source", required=True, help="the full published_results.csv")
     parser.add_argument("--out", default=str(OUT), help="where to write (default: the package's table)")
     args = parser.parse_args(argv)
 
-    keep = set(PUBLISHED_NAMES.values())
+    keep = set(published_names().values())
     with open(args.source, newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]

@@ -1,26 +1,27 @@
 """Merge benchmark results produced elsewhere (a GPU call's ``grid.tar.gz``, another worktree) into this tree.
 
-    python benchmarks/merge_results.py SOURCE_DIR [--samples DIR]
+    python benchmarks/merge_results.py SOURCE_DIR [--root TREE]
 
-SOURCE_DIR holds any of ``bench_results.csv``, ``tuning_trials.csv``, ``tuning_studies.journal``,
-``tuned_presets.json`` (the names ``benchmarks/gpu_grid.sh`` packs) and ``samples/``. What is merged:
+SOURCE_DIR holds any of ``bench_results.csv``, ``samples.csv``, ``tuning_trials.csv``, ``tuning_studies.journal``
+and ``tuned_presets.json`` (the names ``benchmarks/gpu_grid.sh`` packs; a results folder has the same names).
+They go to this project's records, ``results/``, and its shipped tuned table,
+``mamba_forecast/bench/tuned_presets.json``. What is merged:
 
 - result cells whose key (dataset, model, input, horizon, seed, via, epochs, preset) is not in
-  ``docs/bench_results.csv`` yet (a cell already here is kept as it is);
-- trial-log rows not in ``docs/tuning_trials.csv`` yet;
-- tuned-table entries that are new, or newer (their timestamp) than the entry here;
+  ``results/bench_results.csv`` yet (a cell already here is kept as it is), and the test windows of cells
+  ``results/samples.csv`` lacks;
+- trial-log rows not in ``results/tuning_trials.csv`` yet;
+- tuned-table entries that are new, or newer (their timestamp) than the entry here for the same model, dataset,
+  look-back and horizons;
 - Optuna studies: when this tree's journal is a prefix of the incoming one (the call started from this tree), the
   incoming journal replaces it; otherwise each study this journal lacks is copied in (``optuna.copy_study``), a
   study whose trials here already include the incoming ones is left alone, one the incoming journal has carried
-  on is replaced by the incoming copy, and any other study both hold is reported, not merged;
-- sample files (one test window per cell, for the report's figures) that are not here yet.
+  on is replaced by the incoming copy, and any other study both hold is reported, not merged.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -28,8 +29,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mamba_forecast.bench.presets import TUNED_PRESETS_FILE, read_tuned  # noqa: E402
-from mamba_forecast.bench.runner import COLUMNS, append_row, done_keys, read_results, row_key  # noqa: E402
+from mamba_forecast.bench import records  # noqa: E402
+from mamba_forecast.bench.presets import TUNED_PRESETS_FILE, entry_slot, read_tuned  # noqa: E402
+from mamba_forecast.bench.records import append_csv_row, read_rows  # noqa: E402
+from mamba_forecast.bench.runner import (  # noqa: E402
+    COLUMNS, SAMPLE_COLUMNS, append_row, done_keys, read_results, row_key,
+)
 from mamba_forecast.bench.tune import TRIAL_COLUMNS, write_tuned  # noqa: E402
 
 
@@ -45,18 +50,22 @@ def merge_cells(src: Path, dst: Path) -> int:
     return added
 
 
-def _rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+def merge_samples(src: Path, dst: Path) -> int:
+    have = {row_key(r) for r in read_rows(dst)}
+    added = 0
+    for row in read_rows(src):
+        if row_key(row) not in have:
+            append_csv_row(dst, row, SAMPLE_COLUMNS)
+            have.add(row_key(row))
+            added += 1
+    return added
 
 
 def merge_trials(src: Path, dst: Path) -> int:
     ident = ("dataset", "model", "horizon", "seed", "trial", "timestamp")
-    have = {tuple(r.get(k, "") for k in ident) for r in _rows(dst)}
+    have = {tuple(r.get(k, "") for k in ident) for r in read_rows(dst)}
     added = 0
-    for row in _rows(src):
+    for row in read_rows(src):
         key = tuple(row.get(k, "") for k in ident)
         if key not in have:
             append_row(dst, row, TRIAL_COLUMNS)
@@ -69,11 +78,15 @@ def merge_tuned(src: Path, dst: Path) -> list[str]:
     mine, theirs = read_tuned(dst), read_tuned(src)
     changed = []
     for model, per in theirs.items():
-        for dataset, entry in per.items():
-            old = mine.get(model, {}).get(dataset)
-            if old is None or entry.get("timestamp", "") > old.get("timestamp", ""):
-                write_tuned(dst, model, dataset, entry)
-                changed.append(f"{model}/{dataset}")
+        for dataset, entries in per.items():
+            here = {entry_slot(e): e for e in mine.get(model, {}).get(dataset, [])}
+            for entry in entries:
+                old = here.get(entry_slot(entry))
+                if old is None or entry.get("timestamp", "") > old.get("timestamp", ""):
+                    write_tuned(dst, model, dataset, entry)
+                    input_size, horizons = entry_slot(entry)
+                    changed.append(f"{model}/{dataset}/L{input_size}/"
+                                   + ("all" if horizons == "all" else ",".join(f"H{h}" for h in horizons)))
     return changed
 
 
@@ -120,27 +133,19 @@ def main(argv=None) -> int:
     ap.add_argument("--root", type=Path, default=ROOT, help="tree to merge into (default: this repository)")
     args = ap.parse_args(argv)
     src, root = args.source, args.root
-    docs = root / "docs"
-    if (src / "bench_results.csv").exists():
-        print("cells added:", merge_cells(src / "bench_results.csv", docs / "bench_results.csv"))
-    if (src / "tuning_trials.csv").exists():
-        print("trial rows added:", merge_trials(src / "tuning_trials.csv", docs / "tuning_trials.csv"))
-    if (src / "tuned_presets.json").exists():
+    res = root / "results"
+    if (src / records.RESULTS_FILE).exists():
+        print("cells added:", merge_cells(src / records.RESULTS_FILE, res / records.RESULTS_FILE))
+    if (src / records.SAMPLES_FILE).exists():
+        print("samples added:", merge_samples(src / records.SAMPLES_FILE, res / records.SAMPLES_FILE))
+    if (src / records.TRIALS_FILE).exists():
+        print("trial rows added:", merge_trials(src / records.TRIALS_FILE, res / records.TRIALS_FILE))
+    if (src / records.TUNED_FILE).exists():
         tuned = root / TUNED_PRESETS_FILE.relative_to(ROOT)
-        print("tuned entries:", ", ".join(merge_tuned(src / "tuned_presets.json", tuned)) or "none")
-    if (src / "tuning_studies.journal").exists():
-        print("studies:", "; ".join(merge_journal(src / "tuning_studies.journal",
-                                                  docs / "tuning_studies.journal")) or "nothing new")
-    samples = src / "samples"
-    if not samples.is_dir() and (src / "figures" / "samples").is_dir():
-        samples = src / "figures" / "samples"
-    if samples.is_dir():
-        dst = docs / "figures" / "samples"
-        dst.mkdir(parents=True, exist_ok=True)
-        new = [p for p in samples.iterdir() if p.is_file() and not (dst / p.name).exists()]
-        for p in new:
-            shutil.copy2(p, dst / p.name)
-        print("samples added:", len(new))
+        print("tuned entries:", ", ".join(merge_tuned(src / records.TUNED_FILE, tuned)) or "none")
+    if (src / records.STUDY_FILE).exists():
+        print("studies:", "; ".join(merge_journal(src / records.STUDY_FILE, res / records.STUDY_FILE))
+              or "nothing new")
     return 0
 
 

@@ -5,8 +5,9 @@
     python benchmarks/models.py --only smamba-etth1,tsm2-etth1 --reps 7
 
 Each configuration runs in its own subprocess so that its peak memory is its own: on CUDA, torch's peak
-allocated bytes above what the model and inputs already hold; on CPU, the growth of the process's peak RSS
-(``ru_maxrss``) over its RSS once the model and inputs exist (activations, gradients, workspace). One step is
+allocated bytes above what the model and inputs already hold; on CPU, the growth of the subprocess's peak RSS
+(``VmHWM``, reset once the model and inputs exist; see ``_common.peak_rss_mb``) over its RSS at that point
+(activations, gradients, workspace). One step is
 a forward pass, an MSE loss against a random target and a backward pass (no optimiser update; with ``--adam``
 also an Adam update, as in the GPU notes' reference figures). Times are medians over ``--reps`` steps after
 one warm-up. Prints a markdown table.

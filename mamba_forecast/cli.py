@@ -7,16 +7,19 @@ Each subcommand is one ``_add_<name>`` function that declares its arguments and 
 ``ValueError``/``TypeError`` (bad input, refused before anything trains) or a handler's own refusal as one
 ``mamba-forecast: error:`` line and exits 2, as argparse does for its own checks. ``MAMBA_FORECAST_TRACEBACK=1``
 keeps the whole traceback of a library error.
+
+``bench``, ``tune`` and ``report`` write under one results folder (``--results-dir``, else
+``$MAMBA_FORECAST_RESULTS``, else ``./mamba_forecast_results``; see :mod:`mamba_forecast.bench.records`), never
+inside the installed package.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
-
-DEFAULT_RESULTS = Path("docs") / "bench_results.csv"
 
 
 def _csv_list(text: str, cast=str) -> list:
@@ -81,6 +84,18 @@ def _datasets(args) -> list[str]:
         raise SystemExit(f"--dataset: {exc.args[0]}") from None
 
 
+def _add_results_dir(p) -> None:
+    p.add_argument("--results-dir", default=None, metavar="DIR",
+                   help="folder of results and run records that the other paths default to (default: "
+                        "$MAMBA_FORECAST_RESULTS, else ./mamba_forecast_results)")
+
+
+def _results_path(args, name: str) -> Path:
+    from .bench.records import results_dir
+
+    return results_dir(args.results_dir) / name
+
+
 def _add_data(sub) -> None:
     p = sub.add_parser("data", help="list the registered benchmark sets, or download one",
                        description="The standard long-horizon sets: where they come from, which files are in the "
@@ -105,8 +120,7 @@ def _run_data_list(args) -> int:
     try:
         root = resolve_data_dir(args.data_dir)
     except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise SystemExit(str(exc)) from None
     print(f"data folder: {root}{'' if root.is_dir() else ' (does not exist yet)'}")
     print(f"{'name':<13} {'rows x series':>15}  {'step':<6} {'split':<12} {'sha256':<8} files")
     for spec in DATASETS.values():
@@ -128,11 +142,9 @@ def _run_data_download(args) -> int:
         download(canonical_name(args.name), args.data_dir, force=args.force, timeout=args.timeout,
                  log=lambda msg: print(msg, flush=True))
     except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 2
+        raise SystemExit(str(exc.args[0])) from None
     except (DownloadError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise SystemExit(str(exc)) from None
     return 0
 
 
@@ -181,13 +193,16 @@ def _add_bench(sub) -> None:
     p.add_argument("--via", default="harness", choices=["harness", "neuralforecast"],
                    help="train with the harness loop or through mamba_forecast.neuralforecast")
     p.add_argument("--preset", default="tuned", choices=["tuned", "official"],
-                   help="preset table: tuned (default; the official row where nothing was tuned) or official")
+                   help="preset table: tuned (default; the official row where nothing was tuned at this input "
+                        "size and horizon) or official")
+    _add_results_dir(p)
     p.add_argument("--presets-file", type=_existing_file, default=None,
-                   help="tuned table that --preset tuned reads, e.g. one `tune --presets-file` wrote (default: the "
-                        "package's)")
-    p.add_argument("--out", default=str(DEFAULT_RESULTS), help="results CSV (appended; default %(default)s)")
-    p.add_argument("--samples-dir", default=None,
-                   help="where one test window per cell is saved for the report (default: <out dir>/figures/samples)")
+                   help="tuned table that --preset tuned reads over the one shipped in the package (its entries "
+                        "win), e.g. one `tune --presets-file` wrote (default: <results dir>/tuned_presets.json "
+                        "where it exists)")
+    p.add_argument("--out", default=None, help="results CSV (appended; default: <results dir>/bench_results.csv)")
+    p.add_argument("--samples", default=None, metavar="CSV",
+                   help="where one test window per cell is saved for the report (default: <out dir>/samples.csv)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override preset fields, e.g. --set d_model=64,batch_size=64 (noted in the CSV)")
     p.add_argument("--max-train-batches", type=int, default=None, help="cap batches per epoch (smoke tests)")
@@ -205,24 +220,28 @@ def _run_bench(args) -> int:
     # a terminated sweep still removes its cell lock (the runner's `finally`)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
+    from .bench.records import RESULTS_FILE, SAMPLES_FILE, TUNED_FILE
     from .bench.runner import Cell, run_cells
 
     datasets = _datasets(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    tuned = args.presets_file
+    if tuned is None and _results_path(args, TUNED_FILE).is_file():
+        tuned = str(_results_path(args, TUNED_FILE))
     cells = [
         Cell(dataset=d, model=m, horizon=h, seed=s, input_size=args.input_size, epochs=args.epochs, via=args.via,
-             preset=args.preset, tuned_path=args.presets_file)
+             preset=args.preset, tuned_path=tuned)
         for d in datasets
         for m in _csv_list(args.model)
         for h in _csv_list(args.horizon, int)
         for s in _csv_list(args.seeds, int)
     ]
-    out = Path(args.out)
-    samples = Path(args.samples_dir) if args.samples_dir else out.parent / "figures" / "samples"
+    out = Path(args.out) if args.out else _results_path(args, RESULTS_FILE)
+    samples = Path(args.samples) if args.samples else out.parent / SAMPLES_FILE
     run_cells(cells, out, resume=not args.no_resume, data_dir=args.data_dir, device=args.device,
               overrides=_overrides(args.set), max_train_batches=args.max_train_batches,
-              progress=not args.no_progress, samples_dir=samples)
+              progress=not args.no_progress, samples=samples)
     return 0
 
 
@@ -230,7 +249,8 @@ def _run_bench(args) -> int:
 def _add_tune(sub) -> None:
     p = sub.add_parser("tune", help="search a model's hyper-parameters on the validation split (Optuna)",
                        description="Search one model's space on one dataset, scored on the validation split only "
-                                   "(the test split is not read); the winner goes to the tuned preset table.")
+                                   "(the test split is not read); the winner goes to the tuned preset table, keyed "
+                                   "by the model, the dataset, the input size and (with --per-horizon) the horizon.")
     p.add_argument("--model", required=True, type=_model_name,
                    help="SMamba, AttentionMamba, FMamba or TSM2 (any registered model)")
     _add_dataset_arguments(p, several=False)
@@ -240,12 +260,17 @@ def _add_tune(sub) -> None:
     p.add_argument("--input-size", type=int, default=None, help="look-back (default: the preset's)")
     p.add_argument("--epochs", type=int, default=None, help="max epochs per trial (default 10)")
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
+    p.add_argument("--per-horizon", action="store_true",
+                   help="the winner is for --horizon only (default: for every horizon at this input size; an entry "
+                        "for one horizon wins over one for all)")
+    _add_results_dir(p)
     p.add_argument("--presets-file", default=None,
-                   help="tuned table to update (default: the package's bench/tuned_presets.json)")
-    p.add_argument("--trials-log", default=str(Path("docs") / "tuning_trials.csv"),
-                   help="CSV that every trial is appended to (default %(default)s)")
-    p.add_argument("--study-file", default=str(Path("docs") / "tuning_studies.journal"),
-                   help="Optuna journal that lets a cut-off search resume (default %(default)s)")
+                   help="tuned table to update (default: <results dir>/tuned_presets.json, which bench reads)")
+    p.add_argument("--trials-log", default=None,
+                   help="CSV that every trial is appended to (default: <results dir>/tuning_trials.csv)")
+    p.add_argument("--study-file", default=None,
+                   help="Optuna journal that lets a cut-off search resume (default: <results dir>/"
+                        "tuning_studies.journal)")
     p.add_argument("--jobs", type=int, default=1,
                    help="worker processes sharing the study file (several small models fit one GPU at once); "
                         "the study still gets exactly --trials trials (default 1)")
@@ -257,7 +282,8 @@ def _add_tune(sub) -> None:
 def _run_tune(args) -> int:
     import torch
 
-    from .bench.tune import TUNE_EPOCHS, TUNED_PRESETS_FILE, tune
+    from .bench.records import STUDY_FILE, TRIALS_FILE, TUNED_FILE
+    from .bench.tune import TUNE_EPOCHS, tune
 
     datasets = _datasets(args)
     if len(datasets) != 1:
@@ -267,17 +293,22 @@ def _run_tune(args) -> int:
         torch.set_num_threads(args.threads)
     tune(args.model, dataset, args.horizon, trials=args.trials, seed=args.seed, data_dir=args.data_dir,
          device=args.device, input_size=args.input_size, epochs=args.epochs or TUNE_EPOCHS,
-         max_train_batches=args.max_train_batches, presets_file=args.presets_file or TUNED_PRESETS_FILE,
-         trials_log=args.trials_log, study_file=args.study_file, jobs=args.jobs,
+         max_train_batches=args.max_train_batches, per_horizon=args.per_horizon,
+         presets_file=args.presets_file or _results_path(args, TUNED_FILE),
+         trials_log=args.trials_log or _results_path(args, TRIALS_FILE),
+         study_file=args.study_file or _results_path(args, STUDY_FILE), jobs=args.jobs,
          log=lambda msg: print(msg, flush=True))
     return 0
 
 
 # --------------------------------------------------------------------------------------------- report
 def _add_report(sub) -> None:
-    p = sub.add_parser("report", help="write docs/benchmarks.md and figures from the results CSV")
-    p.add_argument("--results", default=str(DEFAULT_RESULTS), help="results CSV (default %(default)s)")
-    p.add_argument("--out", default=str(Path("docs") / "benchmarks.md"), help="markdown file to write")
+    p = sub.add_parser("report", help="write a markdown page and figures from the results CSV")
+    _add_results_dir(p)
+    p.add_argument("--results", default=None, help="results CSV (default: <results dir>/bench_results.csv)")
+    p.add_argument("--samples", default=None, metavar="CSV",
+                   help="test windows for the forecast figures (default: samples.csv beside --results)")
+    p.add_argument("--out", default=None, help="markdown file to write (default: <results dir>/benchmarks.md)")
     p.add_argument("--figures", default=None, help="figure folder (default: <out dir>/figures)")
     p.add_argument("--published", default=None,
                    help="published results CSV: dataset,input_size,horizon,model,mse,mae,source (default: the "
@@ -287,10 +318,13 @@ def _add_report(sub) -> None:
 
 
 def _run_report(args) -> int:
+    from .bench.records import REPORT_FILE, RESULTS_FILE
     from .bench.report import write_report
 
-    path = write_report(args.results, args.out, figures_dir=args.figures, published=args.published,
-                        figures=not args.no_figures)
+    results = args.results or _results_path(args, RESULTS_FILE)
+    path = write_report(results, args.out or _results_path(args, REPORT_FILE), figures_dir=args.figures,
+                        published=args.published, figures=not args.no_figures, samples=args.samples,
+                        command=shlex.join(["mamba-forecast", *args.argv]))
     print(f"wrote {path}")
     return 0
 
@@ -332,7 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the page `report` writes names the command that regenerates it
     return args.func(args)
 
 

@@ -1,5 +1,6 @@
 """The benchmark harness: protocol, training loop, presets, resume, CLI and report (fast, CPU)."""
 
+import json
 import math
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from mamba_forecast.bench import (
     EarlyStopping, get_preset, prepare, read_results, time_features, type1_lr, window_batches,
 )
 from mamba_forecast.bench.models import LinearBaseline, forward
+from mamba_forecast.bench.records import append_csv_row, read_rows
 from mamba_forecast.bench.report import aggregate, write_report
+from mamba_forecast.bench.runner import SAMPLE_COLUMNS
 from mamba_forecast.bench.train import fit_and_test
 from mamba_forecast.cli import main
 
@@ -129,7 +132,10 @@ def test_cli_bench_appends_and_resume_skips_done_cells(data_dir, tmp_path, capsy
     assert "skip" in capsys.readouterr().out
     _bench(data_dir, out, "--seeds", "2023,7")  # only the new seed runs
     assert [r["seed"] for r in read_results(out)] == ["2023", "7"]
-    assert (tmp_path / "figures" / "samples" / "ETTh1_Linear_L24_H12_s7_harness.csv").exists()
+    samples = read_rows(tmp_path / "samples.csv")  # one test window per cell, beside the results CSV
+    assert [(r["dataset"], r["model"], r["seed"]) for r in samples] == [
+        ("ETTh1", "Linear", "2023"), ("ETTh1", "Linear", "7")]
+    assert len(samples[1]["history"].split()) == 24 and len(samples[1]["forecast"].split()) == 12
 
 
 def test_tiny_smamba_end_to_end(data_dir, tmp_path):
@@ -179,10 +185,9 @@ runpy.run_module("mamba_forecast.cli", run_name="__main__")
 
 def test_report_renders_from_a_tiny_csv(tmp_path):
     results, published = tiny_bench_results(tmp_path)
-    samples = tmp_path / "figures" / "samples"
-    samples.mkdir(parents=True)
-    with open(samples / "ETTh1_SMamba_L96_H96_s2023_harness.csv", "w") as fh:
-        fh.write("step,history,truth,forecast,variate\n-2,0.1,,,OT\n-1,0.2,,,OT\n0,,0.3,0.25,OT\n1,,0.4,0.41,OT\n")
+    append_csv_row(tmp_path / "samples.csv", dict(
+        dataset="ETTh1", model="SMamba", input_size=96, horizon=96, seed=2023, via="harness", max_epochs=10,
+        preset="official", variate="OT", history="0.1 0.2", truth="0.3 0.4", forecast="0.25 0.41"), SAMPLE_COLUMNS)
     md = write_report(results, tmp_path / "benchmarks.md", published=published)
     text = md.read_text()
     assert "| ETTh1 | SMamba | 96 | 96 | official | harness | 2023,2024 | 0.3910 ± 0.0011 | 0.386 | +1.3%" in text
@@ -303,15 +308,15 @@ def test_bench_and_tune_take_any_csv(tmp_path):
     main(["bench", "--csv", str(csv_path), "--target", "sales", "--model", "Linear", "--horizon", "12",
           "--input-size", "24", "--epochs", "1", "--out", str(out), "--no-progress", "--device", "cpu"])
     (row,) = read_results(out)
-    assert row["dataset"] == "shop.csv"
+    assert row["dataset"].startswith("shop.csv@")  # the file's name and a short hash of it
     assert row["n_test_windows"] == str(int(300 * 0.2) + 24 - 24 - 12 + 1)  # 7:1:2: the last int(0.2 T) rows
-    assert (tmp_path / "figures" / "samples" / "shop.csv_Linear_L24_H12_s2023_harness.csv").read_text(
-        ).splitlines()[1].endswith(",sales")  # the target is the last variate
+    (sample,) = read_rows(tmp_path / "samples.csv")
+    assert sample["dataset"] == row["dataset"] and sample["variate"] == "sales"  # the target is the last variate
     presets = tmp_path / "tuned.json"
-    main(["tune", "--csv", str(csv_path), "--model", "Linear", "--horizon", "12", "--input-size", "24",
-          "--trials", "1", "--epochs", "1", "--presets-file", str(presets), "--trials-log",
+    main(["tune", "--csv", str(csv_path), "--target", "sales", "--model", "Linear", "--horizon", "12",
+          "--input-size", "24", "--trials", "1", "--epochs", "1", "--presets-file", str(presets), "--trials-log",
           str(tmp_path / "trials.csv"), "--study-file", str(tmp_path / "study.journal"), "--device", "cpu"])
-    assert "shop.csv" in presets.read_text()
+    assert row["dataset"] in json.loads(presets.read_text())["Linear"]
 
 
 @pytest.mark.parametrize("args, match", [

@@ -229,12 +229,28 @@ def test_csv_file_is_read_target_last_and_split_7_1_2(tmp_path):
     pd.DataFrame({"date": pd.date_range("2020-01-01", periods=100, freq="D"), "sales": np.arange(100.0),
                   "price": np.ones(100), "visits": np.arange(100) * 2}).to_csv(path, index=False)
     name = register_csv(path, target="sales")
-    assert name == "shop.csv" and get_spec(name).split == "ratio"
+    assert name.startswith("shop.csv@") and get_spec(name).split == "ratio"
     df = load_benchmark(name)
     assert list(df.columns) == ["date", "price", "visits", "sales"] and df["visits"].dtype == np.float64
     assert split_borders(name, 100, 10) == {"train": (0, 70), "val": (60, 80), "test": (70, 100)}
     (tmp_path / "ETTh1").write_text(path.read_text())  # a file named like a registered set never shadows it
-    assert register_csv(tmp_path / "ETTh1") == "csv-ETTh1" and get_spec("ETTh1").split == "ett_hour"
+    assert register_csv(tmp_path / "ETTh1").startswith("ETTh1@") and get_spec("ETTh1").split == "ett_hour"
+
+
+def test_two_csv_files_of_the_same_name_are_two_sets(tmp_path):
+    """`a/sales.csv` and `b/sales.csv` get different names (the results CSV keys cells by them), a copy of a file
+    the same name, and another target another name; the name stays readable."""
+    from mamba_forecast.datasets import register_csv
+
+    frame = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=50, freq="D"), "sales": np.arange(50.0),
+                          "visits": np.ones(50)})
+    for folder, scale in (("a", 1.0), ("b", 2.0), ("copy", 1.0)):
+        (tmp_path / folder).mkdir()
+        frame.assign(sales=frame["sales"] * scale).to_csv(tmp_path / folder / "sales.csv", index=False)
+    a, b, copy = (register_csv(tmp_path / f / "sales.csv") for f in ("a", "b", "copy"))
+    assert a != b and a == copy and a.startswith("sales.csv@") and b.startswith("sales.csv@")
+    assert load_benchmark(a)["sales"].iloc[-1] == 49 and load_benchmark(b)["sales"].iloc[-1] == 98
+    assert register_csv(tmp_path / "a" / "sales.csv", target="sales") not in (a, b)
 
 
 @pytest.mark.parametrize("content, target, match", [
@@ -314,16 +330,17 @@ def test_download_checks_the_checksum_and_writes_in_place(http_server, tmp_path,
 
 
 def test_download_with_a_wrong_checksum_keeps_nothing(http_server, tmp_path, monkeypatch, capsys):
-    from mamba_forecast.cli import main
+    from mamba_forecast.cli import run
     from mamba_forecast.datasets import DataFile, DownloadError, download
 
     www, url = http_server
     (www / "ETTm2.csv").write_bytes(b"date,OT\n2020-01-01,1\n")
     _point_registry(monkeypatch, "ETTm2", DataFile("ETTm2.csv", f"{url}/ETTm2.csv", "0" * 64))
     dest = tmp_path / "data"
-    assert main(["data", "download", "ETTm2", "--data-dir", str(dest)]) == 1
+    assert run(["data", "download", "ETTm2", "--data-dir", str(dest)]) == 2
     err = capsys.readouterr().err
-    assert "checksum mismatch" in err and "not kept" in err and err.count("\n") == 1
+    assert err.startswith("mamba-forecast: error: ") and "checksum mismatch" in err and "not kept" in err
+    assert err.count("\n") == 1
     assert list(dest.iterdir()) == []
     with pytest.raises(DownloadError, match="expected sha256 0000"):
         download("ETTm2", dest, log=lambda *_: None)
@@ -332,7 +349,7 @@ def test_download_with_a_wrong_checksum_keeps_nothing(http_server, tmp_path, mon
 def test_download_from_an_unreachable_source_is_one_clear_line(http_server, tmp_path, monkeypatch, capsys):
     import socket
 
-    from mamba_forecast.cli import main
+    from mamba_forecast.cli import run
     from mamba_forecast.datasets import DataFile
 
     _, url = http_server
@@ -341,13 +358,30 @@ def test_download_from_an_unreachable_source_is_one_clear_line(http_server, tmp_
         port = s.getsockname()[1]
     _point_registry(monkeypatch, "ECL", DataFile("electricity.csv", f"http://127.0.0.1:{port}/electricity.csv"))
     dest = tmp_path / "data"
-    assert main(["data", "download", "ECL", "--data-dir", str(dest), "--timeout", "5"]) == 1
+    assert run(["data", "download", "ECL", "--data-dir", str(dest), "--timeout", "5"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ECL: cannot reach http://127.0.0.1:") and "offline" in err
+    assert err.startswith("mamba-forecast: error: ECL: cannot reach http://127.0.0.1:") and "offline" in err
     assert err.count("\n") == 1 and list(dest.iterdir()) == []
     _point_registry(monkeypatch, "ECL", DataFile("electricity.csv", f"{url}/gone.csv"))  # HTTP 404
-    assert main(["data", "download", "ECL", "--data-dir", str(dest)]) == 1
+    assert run(["data", "download", "ECL", "--data-dir", str(dest)]) == 2
     assert "answered HTTP 404" in capsys.readouterr().err and list(dest.iterdir()) == []
+
+
+def test_data_command_errors_read_like_every_other_command(tmp_path, capsys):
+    """`data list` / `data download` refusals are the console script's one `mamba-forecast: error:` line with
+    exit status 2, as `bench` and `tune` report theirs."""
+    from mamba_forecast.cli import main, run
+
+    missing = tmp_path / "nowhere"
+    for argv, message in (
+        (["data", "list", "--data-dir", str(missing)], f"data directory {missing} does not exist"),
+        (["data", "download", "NoSuchSet", "--data-dir", str(tmp_path)], "unknown benchmark 'NoSuchSet'; known: "),
+    ):
+        assert run(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"mamba-forecast: error: {message}") and err.count("\n") == 1, err
+        with pytest.raises(SystemExit, match=message):  # `main` raises for scripts, as for the other commands
+            main(argv)
 
 
 def test_download_without_a_registry_hash_reports_it_unverified(http_server, tmp_path, monkeypatch, capsys):

@@ -321,7 +321,7 @@ def test_demo_and_harness_read_the_registry(toy):
     assert neural_models()[-1] == "Toy" and demo_config("Toy") == {"width": 8}
     assert known_models()[-2:] == ("Toy", "Linear")
     preset = get_preset("Toy", "ETTh1", 96)  # borrows S-Mamba's rows: no published setting
-    assert preset.source == "no published setting: S-Mamba's row (spec 5.2)"
+    assert preset.source == "no published setting: S-Mamba's official row"
     assert uses_calendar_tokens("Toy")
     with pytest.warns(UserWarning, match="Toy does not take"):
         net = build_model("Toy", preset, n_series=3, input_size=preset.input_size, horizon=24)

@@ -12,7 +12,8 @@ from conftest import MODEL_NAMES
 from mamba_forecast.bench import get_preset, prepare
 from mamba_forecast.bench.models import LinearBaseline, build_model, forward, uses_calendar_tokens
 from mamba_forecast.bench.protocol import ProtocolData
-from mamba_forecast.bench.runner import COLUMNS, append_row, read_results
+from mamba_forecast.bench.records import append_csv_row, read_rows
+from mamba_forecast.bench.runner import COLUMNS, SAMPLE_COLUMNS, append_row, read_results
 from mamba_forecast.bench.train import epoch_lr, fit_and_test, train
 from mamba_forecast.cli import _overrides
 from mamba_forecast.datasets import recording_break, split_borders
@@ -122,27 +123,29 @@ def test_tune_never_reads_the_test_split_and_writes_a_sourced_preset(tmp_path, m
                  presets_file=presets, trials_log=log, log=lambda *_: None)
     assert set(read) == {"train", "val"}
     table = json.loads(presets.read_text())
-    saved = table["Linear"]["ETTh1"]
+    (saved,) = table["Linear"]["ETTh1"]
     assert saved == json.loads(json.dumps(entry))
+    assert (saved["input_size"], saved["tuned_horizon"], saved["horizons"]) == (24, 12, "all")
     assert saved["source"].startswith("tuned on validation, 3 trials, seed 7")
     assert saved["trials"] == 3 and saved["completed"] + saved["pruned"] == 3
     assert 0 < saved["val_mse"] < 2 and 1e-5 <= saved["settings"]["learning_rate"] <= 3e-3
     trials = pd.read_csv(log)
     assert len(trials) == 3 and trials["val_mse"].min() == pytest.approx(saved["val_mse"], rel=1e-5)
-    # the tuned table feeds get_preset; the official table stays available
-    tuned = get_preset("Linear", "ETTh1", 96, "tuned", tuned_path=presets)
+    # the tuned table feeds get_preset at the look-back it was tuned at; the official table stays available
+    tuned = get_preset("Linear", "ETTh1", 96, "tuned", tuned_path=presets, input_size=24)
     assert tuned.table == "tuned" and tuned.learning_rate == saved["settings"]["learning_rate"]
     assert tuned.epochs == 2 and tuned.source == saved["source"]
-    official = get_preset("Linear", "ETTh1", 96, "official", tuned_path=presets)
+    official = get_preset("Linear", "ETTh1", 96, "official", tuned_path=presets, input_size=24)
     assert official.table == "official" and official.learning_rate == 1e-3
-    assert get_preset("SMamba", "ETTh1", 96, "tuned", tuned_path=presets).table == "official"  # no entry
+    assert get_preset("SMamba", "ETTh1", 96, "tuned", tuned_path=presets, input_size=24).table == "official"
 
 
 def test_tuned_model_arguments_reach_the_network(tmp_path):
     presets = tmp_path / "tuned.json"
-    presets.write_text(json.dumps({"FMamba": {"ETTh1": {
+    presets.write_text(json.dumps({"FMamba": {"ETTh1": [{
         "settings": {"learning_rate": 3e-4, "position": "none", "kernel": "performer", "epochs": 10},
-        "source": "tuned on validation, 8 trials, seed 2023", "val_mse": 0.5}}}))
+        "input_size": 96, "tuned_horizon": 96, "horizons": "all",
+        "source": "tuned on validation, 8 trials, seed 2023", "val_mse": 0.5}]}}))
     p = get_preset("FMamba", "ETTh1", 336, "tuned", tuned_path=presets)
     assert p.extra == {"position": "none", "kernel": "performer"} and p.learning_rate == 3e-4
     assert p.d_model == get_preset("FMamba", "ETTh1", 336).d_model  # sizes from the horizon's official row
@@ -232,9 +235,10 @@ def test_bench_runs_tuned_and_official_presets_as_separate_cells(tmp_path, monke
     data.mkdir()
     synthetic_ett().to_csv(data / "ETTh1.csv", index=False)
     table = tmp_path / "tuned.json"
-    table.write_text(json.dumps({"Linear": {"ETTh1": {
+    table.write_text(json.dumps({"Linear": {"ETTh1": [{
         "settings": {"learning_rate": 5e-3, "optimizer": "adamw", "lradj": "cosine"},
-        "source": "tuned on validation, 8 trials, seed 2023", "val_mse": 0.5}}}))
+        "input_size": 24, "tuned_horizon": 12, "horizons": "all",
+        "source": "tuned on validation, 8 trials, seed 2023", "val_mse": 0.5}]}}))
     monkeypatch.setattr(presets, "TUNED_PRESETS_FILE", table)
     out = tmp_path / "results.csv"
     args = ["bench", "--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", "24", "--epochs",
@@ -246,9 +250,7 @@ def test_bench_runs_tuned_and_official_presets_as_separate_cells(tmp_path, monke
     assert [(r["preset"], r["learning_rate"], r["optimizer"], r["lradj"]) for r in rows] == [
         ("tuned", "0.005", "adamw", "cosine"), ("official", "0.001", "adam", "type1")]
     assert all(float(r["val_mse"]) > 0 for r in rows)
-    samples = tmp_path / "figures" / "samples"
-    assert sorted(p.name for p in samples.iterdir()) == [
-        "ETTh1_Linear_L24_H12_s2023_harness.csv", "ETTh1_Linear_L24_H12_s2023_harness_tuned.csv"]
+    assert [r["preset"] for r in read_rows(tmp_path / "samples.csv")] == ["tuned", "official"]  # kept apart
 
 
 def test_bench_reads_the_tuned_table_that_tune_wrote_elsewhere(tmp_path, capsys):
@@ -262,7 +264,7 @@ def test_bench_reads_the_tuned_table_that_tune_wrote_elsewhere(tmp_path, capsys)
               "--data-dir", str(data)]
     main(["tune", *common, "--trials", "2", "--presets-file", str(mine), "--trials-log", str(tmp_path / "t.csv"),
           "--study-file", str(tmp_path / "s.journal"), "--device", "cpu"])
-    tuned_lr = json.loads(mine.read_text())["Linear"]["ETTh1"]["settings"]["learning_rate"]
+    tuned_lr = json.loads(mine.read_text())["Linear"]["ETTh1"][0]["settings"]["learning_rate"]
     out = tmp_path / "results.csv"
     main(["bench", *common, "--presets-file", str(mine), "--out", str(out), "--no-progress"])
     (row,) = read_results(out)
@@ -284,7 +286,7 @@ def test_tune_jobs_split_the_trials_between_processes_sharing_the_study(tmp_path
     log = pd.read_csv(tmp_path / "trials.csv")
     assert len(log) == 3 and log["settings"].nunique() == 3  # the two workers did not propose the same settings
     table = json.loads((tmp_path / "t.json").read_text())
-    assert table["Linear"]["ETTh1"]["val_mse"] == pytest.approx(log["val_mse"].min(), abs=1e-6)
+    assert table["Linear"]["ETTh1"][0]["val_mse"] == pytest.approx(log["val_mse"].min(), abs=1e-6)
     # a second call finds the study complete: nothing runs again
     again = tune("Linear", "ETTh1", 12, trials=3, seed=5, jobs=2, **kw)
     assert again["trials"] == 3 and len(pd.read_csv(tmp_path / "trials.csv")) == 3
@@ -313,7 +315,7 @@ def test_a_tune_worker_claims_trials_until_the_study_has_enough(tmp_path):
 
 
 def test_merge_results_adds_only_what_is_new(tmp_path):
-    """benchmarks/merge_results.py: cells by key, trial rows, newer tuned entries, journals and samples."""
+    """benchmarks/merge_results.py: cells and their test windows by key, newer tuned entries, journals."""
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "merge_results.py"
@@ -324,23 +326,39 @@ def test_merge_results_adds_only_what_is_new(tmp_path):
     from optuna.storages.journal import JournalFileBackend
 
     root, src = tmp_path / "root", tmp_path / "src"
-    (root / "docs").mkdir(parents=True)
+    (root / "results").mkdir(parents=True)
     src.mkdir()
     cell = dict(dataset="ETTh1", model="SMamba", input_size=96, horizon=96, seed=2023, via="harness",
                 max_epochs=10, preset="tuned", mse="0.39")
-    append_row(root / "docs" / "bench_results.csv", cell)
+    append_row(root / "results" / "bench_results.csv", cell)
     append_row(src / "bench_results.csv", {**cell, "mse": "0.50"})  # same cell measured elsewhere: kept as is
     append_row(src / "bench_results.csv", {**cell, "horizon": 192, "mse": "0.44"})
-    assert mr.merge_cells(src / "bench_results.csv", root / "docs" / "bench_results.csv") == 1
-    rows = read_results(root / "docs" / "bench_results.csv")
+    window = dict(variate="OT", history="0.1 0.2", truth="0.3", forecast="0.25")
+    append_csv_row(root / "results" / "samples.csv", {**cell, **window}, SAMPLE_COLUMNS)
+    append_csv_row(src / "samples.csv", {**cell, **window, "forecast": "0.9"}, SAMPLE_COLUMNS)
+    append_csv_row(src / "samples.csv", {**cell, **window, "horizon": 192}, SAMPLE_COLUMNS)
+    assert mr.main([str(src), "--root", str(root)]) == 0  # into the tree's results/
+    rows = read_results(root / "results" / "bench_results.csv")
     assert [(r["horizon"], r["mse"]) for r in rows] == [("96", "0.39"), ("192", "0.44")]
+    samples = read_rows(root / "results" / "samples.csv")
+    assert [(r["horizon"], r["forecast"]) for r in samples] == [("96", "0.25"), ("192", "0.25")]
 
-    old = {"settings": {"learning_rate": 1e-3}, "val_mse": 0.7, "timestamp": "2026-01-01T00:00:00+00:00"}
+    slot = {"input_size": 96, "tuned_horizon": 96, "horizons": "all"}
+    old = {"settings": {"learning_rate": 1e-3}, "val_mse": 0.7, "timestamp": "2026-01-01T00:00:00+00:00", **slot}
     new = {**old, "val_mse": 0.6, "timestamp": "2026-02-01T00:00:00+00:00"}
-    (root / "t.json").write_text(json.dumps({"SMamba": {"ETTh1": new}}))
-    (src / "t.json").write_text(json.dumps({"SMamba": {"ETTh1": old, "ETTh2": old}}))
-    assert mr.merge_tuned(src / "t.json", root / "t.json") == ["SMamba/ETTh2"]  # the older ETTh1 entry loses
-    assert json.loads((root / "t.json").read_text())["SMamba"]["ETTh1"]["val_mse"] == 0.6
+    (root / "t.json").write_text(json.dumps({"SMamba": {"ETTh1": [new]}}))
+    (src / "t.json").write_text(json.dumps({"SMamba": {"ETTh1": [old, {**old, "input_size": 512}], "ETTh2": [old]}}))
+    # the older ETTh1 entry at L=96 loses; the one at L=512 is another slot, kept beside it
+    assert mr.merge_tuned(src / "t.json", root / "t.json") == ["SMamba/ETTh1/L512/all", "SMamba/ETTh2/L96/all"]
+    merged = json.loads((root / "t.json").read_text())["SMamba"]["ETTh1"]
+    assert [(e["input_size"], e["val_mse"]) for e in merged] == [(96, 0.6), (512, 0.7)]
+    # a table in the older form (one entry per dataset) is read as an entry for all horizons at its look-back
+    (src / "old.json").write_text(json.dumps({"SMamba": {"ETTh1": {
+        "settings": {"learning_rate": 2e-3}, "input_size": 96, "horizon": 96, "val_mse": 0.5,
+        "timestamp": "2026-03-01T00:00:00+00:00"}}}))
+    assert mr.merge_tuned(src / "old.json", root / "t.json") == ["SMamba/ETTh1/L96/all"]
+    merged = json.loads((root / "t.json").read_text())["SMamba"]["ETTh1"]
+    assert (merged[0]["val_mse"], merged[0]["tuned_horizon"], merged[0]["horizons"]) == (0.5, 96, "all")
 
     def study(path, name, values):
         s = optuna.create_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))),
@@ -385,9 +403,9 @@ def test_gpu_grid_script_runs_a_chain_end_to_end_on_a_cpu(tmp_path):
     shutil.copytree(repo / "mamba_forecast", tree / "mamba_forecast",
                     ignore=shutil.ignore_patterns("__pycache__", "*.lock"))
     shutil.copytree(repo / "benchmarks", tree / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
-    (tree / "docs").mkdir()
+    (tree / "results").mkdir()
     for name in ("bench_results.csv", "tuning_trials.csv", "tuning_studies.journal"):
-        shutil.copy(repo / "docs" / name, tree / "docs" / name)
+        shutil.copy(repo / "results" / name, tree / "results" / name)
     out = tmp_path / "out"
     env = {**os.environ, "DEVICE": "cpu", "BUDGET_S": "500", "TRIALS": "2", "GPU_TESTS": "0", "OUT": str(out),
            "EXTRA": "--max-train-batches 2 --epochs 1", "MAMBA_FORECAST_DATA": str(data),
@@ -404,6 +422,70 @@ def test_gpu_grid_script_runs_a_chain_end_to_end_on_a_cpu(tmp_path):
     assert sorted((int(r["horizon"]), int(r["seed"])) for r in new) == [
         (96, 2023), (96, 2024), (96, 2025), (192, 2023), (336, 2023), (720, 2023)]
     assert all(r["preset"] == "tuned" and r["input_size"] == "96" for r in new)
-    entry = json.loads((unpacked / "tuned_presets.json").read_text())["TSM2"]["SML2010"]
-    assert entry["trials"] == 2 and entry["settings"]["epochs"] == 1
-    assert len(list((unpacked / "samples").glob("SML2010_TSM2_L96_H*_s202?_harness_tuned.csv"))) == 6
+    (entry,) = [e for e in json.loads((unpacked / "tuned_presets.json").read_text())["TSM2"]["SML2010"]
+                if e["settings"]["epochs"] == 1]
+    assert entry["trials"] == 2 and (entry["input_size"], entry["horizons"]) == (96, "all")
+    windows = [r for r in read_rows(unpacked / "samples.csv") if r["max_epochs"] == "1"]
+    assert sorted((int(r["horizon"]), int(r["seed"])) for r in windows) == sorted(
+        (int(r["horizon"]), int(r["seed"])) for r in new)
+
+
+def test_a_search_at_another_input_size_keeps_the_entry_tuned_at_the_first(tmp_path):
+    """`tune` at L=48 adds an entry beside the one tuned at L=24 (it used to overwrite it, keyed by model and
+    dataset only), and `--per-horizon` adds one for its horizon only, which wins there over the all-horizons one."""
+    from mamba_forecast.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    synthetic_ett().to_csv(data / "ETTh1.csv", index=False)
+    table = tmp_path / "tuned.json"
+    common = ["--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--epochs", "1", "--trials", "1",
+              "--data-dir", str(data), "--device", "cpu", "--presets-file", str(table),
+              "--trials-log", str(tmp_path / "t.csv"), "--study-file", str(tmp_path / "s.journal")]
+    main(["tune", *common, "--input-size", "24", "--seed", "1"])
+    main(["tune", *common, "--input-size", "48", "--seed", "2"])
+    entries = json.loads(table.read_text())["Linear"]["ETTh1"]
+    assert [(e["input_size"], e["seed"], e["horizons"]) for e in entries] == [(24, 1, "all"), (48, 2, "all")]
+    main(["tune", *common, "--input-size", "24", "--seed", "3", "--per-horizon"])
+    entries = json.loads(table.read_text())["Linear"]["ETTh1"]
+    assert [(e["input_size"], e["seed"], e["horizons"]) for e in entries] == [
+        (24, 1, "all"), (24, 3, [12]), (48, 2, "all")]
+    lr = {e["seed"]: e["settings"]["learning_rate"] for e in entries}
+    at = {h: get_preset("Linear", "ETTh1", h, "tuned", tuned_path=table, input_size=24) for h in (12, 24)}
+    assert at[12].learning_rate == lr[3] and at[24].learning_rate == lr[1]  # the per-horizon entry wins at H=12
+    assert get_preset("Linear", "ETTh1", 12, "tuned", tuned_path=table, input_size=48).learning_rate == lr[2]
+
+
+def test_bench_at_an_input_size_nothing_was_tuned_at_runs_the_official_row(tmp_path):
+    """A table tuned at L=24 (in the older one-entry form, as the package shipped it): `bench --input-size 48`
+    runs the official row and says so in the preset column; at L=24 the tuned entry applies."""
+    from mamba_forecast.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    synthetic_ett().to_csv(data / "ETTh1.csv", index=False)
+    table = tmp_path / "tuned.json"
+    table.write_text(json.dumps({"Linear": {"ETTh1": {
+        "settings": {"learning_rate": 5e-3, "optimizer": "adamw", "lradj": "cosine"}, "input_size": 24,
+        "horizon": 12, "source": "tuned on validation, 8 trials, seed 2023", "val_mse": 0.5}}}))
+    out = tmp_path / "r.csv"
+    for input_size in ("48", "24"):
+        main(["bench", "--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", input_size,
+              "--epochs", "1", "--data-dir", str(data), "--presets-file", str(table), "--out", str(out),
+              "--no-progress", "--device", "cpu"])
+    assert [(r["input_size"], r["preset"], r["learning_rate"]) for r in read_results(out)] == [
+        ("48", "official", "0.001"), ("24", "tuned", "0.005")]
+
+
+def test_the_shipped_table_says_what_each_entry_was_tuned_for():
+    """Every shipped entry was tuned at L=96, H=96 and is applied at every horizon of L=96 only: TSM2's default
+    look-back (512) gets the official row."""
+    from mamba_forecast.bench.presets import TUNED_PRESETS_FILE, read_tuned
+
+    raw = json.loads(TUNED_PRESETS_FILE.read_text())
+    assert all(isinstance(v, list) for per in raw.values() for v in per.values())  # stored in the keyed form
+    entries = [e for per in read_tuned().values() for v in per.values() for e in v]
+    assert len(entries) == 20
+    assert {(e["input_size"], e["tuned_horizon"], e["horizons"]) for e in entries} == {(96, 96, "all")}
+    assert get_preset("TSM2", "ETTh1", 96, "tuned").table == "official"  # TSM2's default L = 512
+    assert get_preset("TSM2", "ETTh1", 336, "tuned", input_size=96).table == "tuned"

@@ -1,28 +1,32 @@
 """The one table of benchmark hyper-parameters (per model, dataset and horizon).
 
-Sources (see ``shared/design/architectures.md``):
+Sources (the official repositories, cited by URL; none of their files is in this one):
 
-* SMamba: the official ``scripts/multivariate_forecasting/**/S_Mamba_*.sh`` (spec section 3.2), with the
-  hard-coded ``d_conv=2, expand=1`` of ``model/S_Mamba.py``. Defaults where a script sets nothing:
-  d_state 32, batch 32, 10 epochs, lr 1e-4.
-* AttentionMamba: the official ``Attention_Mamba*.sh`` (section 4.3) for ECL / Weather / Solar. For the other
-  datasets there is no official script; we use the Weather row (1 layer, D=d_ff=256, d_state 64, lr 1e-5,
-  batch 32, 20 epochs) [our choice].
-* FMamba: no published hyper-parameters; the spec recommends S-Mamba's table, which we reuse row for row
-  (same d_conv 2 / expand 1).
-* TSM2: no official scripts. Input 512 with the third-party replication's configuration (section 6.4):
-  d_model 32, 2 layers, d_state 16, d_conv 4, expand 2, patch 16 / stride 8, lr 1e-4, dropout 0.3,
-  batch 128 (ETT) / 32 (Exchange) / 64 (Weather) / 8 (ECL) / 4 (Traffic), 10 epochs. The harness keeps the
-  protocol's optimiser (Adam, type1 halving, patience 3) instead of the replication's AdamW + cosine.
-  The same configuration is used at input 96 (``--input-size 96``).
+* SMamba: the shell scripts (folder scripts/multivariate_forecasting) of S-Mamba's official repository,
+  https://github.com/wzhwzhwzh0921/S-D-Mamba, with the ``d_conv=2, expand=1`` its model hard-codes. Defaults
+  where a script sets nothing (the repository's run script): d_state 32, batch 32, 10 epochs, lr 1e-4.
+* AttentionMamba: the scripts of its official repository (https://github.com/SuperBearcafedo/AttentionMamba) for
+  ECL / Weather / Solar. For the other datasets there is no official script; we use the Weather row (1 layer,
+  D=d_ff=256, d_state 64, lr 1e-5, batch 32, 20 epochs) [our choice].
+* FMamba: no published hyper-parameters (the paper, arXiv 2407.14814, gives none and its code is not public); we
+  reuse S-Mamba's table row for row (same d_conv 2 / expand 1).
+* TSM2: no official scripts (MambaMixer, arXiv 2403.19888v1). Input 512 with the configuration of a third-party
+  replication (https://github.com/n8thantran/mambamixer-replication): d_model 32, 2 layers, d_state 16, d_conv 4,
+  expand 2, patch 16 / stride 8, lr 1e-4, dropout 0.3, batch 128 (ETT) / 32 (Exchange) / 64 (Weather) / 8 (ECL) /
+  4 (Traffic), 10 epochs. The harness keeps the protocol's optimiser (Adam, type1 halving, patience 3) instead
+  of the replication's AdamW + cosine. The same configuration is used at input 96 (``--input-size 96``).
 * SML2010 has no published setting for any of the four models; every model uses its Exchange row
   [our choice: the closest in size, 18 variates and ~4k rows]. Any other set without a row of its own (ILI, a
   ``--csv`` file) uses the row of its registry stand-in (``DatasetSpec.preset_like``; Exchange for a CSV file).
 
-Two preset tables: ``"official"`` (the rows above) and ``"tuned"`` (``tuned_presets.json`` beside this file,
-written by ``mamba-forecast tune``: a search scored on the validation split at H=96, whose winning settings are
-applied on top of the official row of every horizon). ``get_preset(..., preset="tuned")`` falls back to the
-official row where no tuned entry exists; the returned ``Preset.table`` says which was used.
+Two preset tables: ``"official"`` (the rows above) and ``"tuned"`` (written by ``mamba-forecast tune``: a search
+scored on the validation split whose winning settings are applied on top of the official row). A tuned entry
+holds the look-back it was tuned at (``input_size``), the horizon scored (``tuned_horizon``) and the horizons it
+applies to (``horizons``: ``"all"``, or a list); it counts only for a cell at that look-back, and one for the
+cell's horizon wins over one for all horizons. The package ships a table beside this file
+(``tuned_presets.json``, read-only); a user's table (``tune --presets-file``, by default in the results folder)
+is read first, so its entries win. ``get_preset(..., preset="tuned")`` falls back to the official row where no
+entry fits; the returned ``Preset.table`` says which was used.
 """
 
 from __future__ import annotations
@@ -114,7 +118,7 @@ def _tsm2_rows(model: str, dataset: str, horizon: int, source: str | None) -> Pr
         batch_size=_TSM2_BATCH.get(dataset, 32), epochs=10, d_conv=4,
         expand=1 if dataset == "Traffic" else 2, dropout=_TSM2_DROPOUT.get(dataset, 0.3), input_size=512,
         extra={"patch_len": 16, "stride": 8},
-        source=source or "no published setting: TSM2's replication config",
+        source=source or "no published setting: TSM2's third-party replication config",
     )
 
 
@@ -132,7 +136,7 @@ def _smamba_rows(model: str, dataset: str, horizon: int, source: str | None) -> 
         raise KeyError(f"no preset for {model} on {dataset}")
     preset = rows[horizon] if horizon in rows else rows[min(rows, key=lambda h: abs(h - horizon))]
     if source is None:
-        source = "no published setting: S-Mamba's row (spec 5.2)"
+        source = "no published setting: S-Mamba's official row"
     elif sm_dataset != dataset:
         source = f"no official script for {dataset}: S-Mamba {sm_dataset} row"
     return replace(preset, source=source)
@@ -155,18 +159,62 @@ def known_models() -> tuple[str, ...]:
 
 
 PRESET_TABLES = ("official", "tuned")
-TUNED_PRESETS_FILE = Path(__file__).with_name("tuned_presets.json")
+TUNED_PRESETS_FILE = Path(__file__).with_name("tuned_presets.json")  # shipped with the package: read-only
 _PRESET_FIELDS = {f.name for f in fields(Preset)}
 
 
+def _entries(value, where: str) -> list[dict]:
+    """The entries of one (model, dataset), checked; a table written before entries were keyed by look-back and
+    horizon held one entry, tuned at its ``input_size`` and ``horizon`` and applied to every horizon."""
+    if isinstance(value, dict):
+        if "input_size" not in value:
+            raise ValueError(f"{where}: the entry has no 'input_size' (the look-back it was tuned at); add it, or "
+                             "tune again")
+        old = {k: v for k, v in value.items() if k != "horizon"}
+        value = [{**old, "tuned_horizon": value.get("horizon"), "horizons": "all"}]
+    if not isinstance(value, list):
+        raise ValueError(f"{where}: expected a list of entries, got {type(value).__name__}")
+    for entry in value:
+        horizons = entry.get("horizons")
+        if not isinstance(entry.get("input_size"), int) or not (
+                horizons == "all" or (isinstance(horizons, list) and all(isinstance(h, int) for h in horizons))):
+            raise ValueError(f"{where}: each entry needs an integer 'input_size' and 'horizons' (\"all\" or a list "
+                             f"of integers); got input_size={entry.get('input_size')!r}, horizons={horizons!r}")
+    return value
+
+
 def read_tuned(path: str | Path | None = None) -> dict:
-    """The tuned table, ``{model: {dataset: entry}}``; an entry holds ``settings`` (preset fields and model
-    arguments), ``val_mse``, ``trials``, ``seed`` and ``source``."""
+    """A tuned table, ``{model: {dataset: [entry, ...]}}`` (default: the package's). An entry holds ``settings``
+    (preset fields and model arguments), ``input_size``, ``tuned_horizon``, ``horizons`` (``"all"`` or a list),
+    ``val_mse``, ``trials``, ``seed`` and ``source``. A table in the older one-entry-per-dataset form is read as
+    entries for all horizons at their ``input_size``."""
     path = Path(path) if path is not None else TUNED_PRESETS_FILE
     if not path.exists():
         return {}
     with open(path) as fh:
-        return json.load(fh)
+        table = json.load(fh)
+    return {model: {ds: _entries(v, f"{path} [{model}][{ds}]") for ds, v in per.items()}
+            for model, per in table.items()}
+
+
+def entry_slot(entry: dict) -> tuple:
+    """What an entry was tuned for: (look-back, horizons); a table holds one entry per slot."""
+    horizons = entry["horizons"]
+    return entry["input_size"], horizons if horizons == "all" else tuple(sorted(horizons))
+
+
+def tuned_entry(model: str, dataset: str, input_size: int, horizon: int,
+                tuned_path: str | Path | None = None) -> dict | None:
+    """The tuned entry of one cell, or ``None``: the table at ``tuned_path`` first, then the package's; in each,
+    only entries tuned at ``input_size``, one listing ``horizon`` before one for all horizons."""
+    tables = [read_tuned(tuned_path)] if tuned_path is not None else []
+    tables.append(read_tuned(TUNED_PRESETS_FILE))
+    for table in tables:
+        entries = [e for e in table.get(model, {}).get(dataset, []) if e["input_size"] == input_size]
+        for entry in sorted(entries, key=lambda e: e["horizons"] == "all"):
+            if entry["horizons"] == "all" or horizon in entry["horizons"]:
+                return entry
+    return None
 
 
 def apply_settings(preset: Preset, settings: dict, **changes) -> Preset:
@@ -177,17 +225,18 @@ def apply_settings(preset: Preset, settings: dict, **changes) -> Preset:
 
 
 def get_preset(model: str, dataset: str, horizon: int, preset: str = "official",
-               tuned_path: str | Path | None = None) -> Preset:
+               tuned_path: str | Path | None = None, input_size: int | None = None) -> Preset:
     """The preset of one benchmark cell; raises ``KeyError`` for an unknown model.
 
-    ``preset="tuned"`` applies the tuned table's settings for ``(model, dataset)`` to the official row of this
-    horizon, and returns the official row (``table="official"``) where the table has no entry.
+    ``preset="tuned"`` applies the settings of the cell's tuned entry (:func:`tuned_entry`, at ``input_size``,
+    default the official row's look-back) to the official row of this horizon, and returns the official row
+    (``table="official"``) where no entry fits.
     """
     if preset not in PRESET_TABLES:
         raise ValueError(f"preset must be one of {PRESET_TABLES}, got {preset!r}")
     official = _official_preset(model, dataset, horizon)
     if preset == "tuned":
-        entry = read_tuned(tuned_path).get(model, {}).get(dataset)
+        entry = tuned_entry(model, dataset, input_size or official.input_size, horizon, tuned_path)
         if entry is not None:
             return apply_settings(official, entry["settings"], source=entry["source"], table="tuned")
     return official

@@ -2,8 +2,8 @@
 
 The page holds one row per cell (dataset, model, input size, horizon, preset, ...): the mean MSE/MAE over seeds
 and, where a published-results file has the same cell, the published value and the relative difference. It
-passes no verdict: what counts as close enough is the reader's call (this repository's own targets are kept in
-``benchmarks/acceptance.py``, which builds ``docs/benchmarks.md`` on top of this report).
+passes no verdict: what counts as close enough is the reader's call (this repository's own targets are a page
+of their own, written by ``benchmarks/acceptance.py``).
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from ..models import all_specs
+from .records import SAMPLES_FILE, read_rows
 from .runner import read_results
 
-# our model name -> the name in published_results.csv (each model spec's ``bench.published_name``)
-PUBLISHED_NAMES = {spec.name: spec.bench.published_name for spec in all_specs() if spec.bench.published_name}
+
+def published_names() -> dict[str, str]:
+    """Our model name -> its name in the published-results table (each registered spec's
+    ``bench.published_name``), read at call time so that a model registered later counts."""
+    return {spec.name: spec.bench.published_name for spec in all_specs() if spec.bench.published_name}
 
 
 # The published MSE / MAE of the models implemented here, shipped with the package (regenerate it with
@@ -62,6 +66,7 @@ def _pct(v) -> str:
 
 def aggregate(rows: list[dict], published: dict) -> list[dict]:
     """One entry per (dataset, model, input, horizon, via, max_epochs): mean/std over seeds + published."""
+    names = published_names()
     groups = defaultdict(list)
     for r in rows:
         key = (r["dataset"], r["model"], int(r["input_size"]), int(r["horizon"]), r.get("via", "harness"),
@@ -71,7 +76,7 @@ def aggregate(rows: list[dict], published: dict) -> list[dict]:
     for (ds, model, L, H, via, max_ep, preset, notes), rs in sorted(groups.items(), key=lambda kv: kv[0][:7]):
         mse = np.array([_f(r["mse"]) for r in rs])
         mae = np.array([_f(r["mae"]) for r in rs])
-        pub_name = PUBLISHED_NAMES.get(model, model)
+        pub_name = names.get(model, model)
         pub = published.get((ds, L, H, pub_name))
         pub_note = ""
         if pub is None:  # e.g. TSM2 run at L=96: show the paper's L=512 value, flagged
@@ -120,37 +125,34 @@ def _results_table(entries: list[dict]) -> list[str]:
     return lines
 
 
-def _plot_forecasts(samples_dir: Path, figures_dir: Path) -> list[tuple[str, str]]:
-    """One PNG per dataset: the look-back, the truth and the forecast of one test window (last variate)."""
+def _plot_forecasts(samples: Path, figures_dir: Path) -> list[tuple[str, str]]:
+    """One PNG per dataset from the samples CSV: the look-back, the truth and the forecast of one test window
+    (last variate)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not samples_dir.is_dir():
-        return []
-    by_dataset: dict[str, Path] = {}
-    for path in sorted(samples_dir.glob("*.csv")):
-        ds, model = path.stem.split("_")[:2]
-        # prefer SMamba at the shortest horizon, harness runs
-        rank = (model != "SMamba", "_H96_" not in path.stem, "neuralforecast" in path.stem)
-        if ds not in by_dataset or rank < by_dataset[ds][0]:
-            by_dataset[ds] = (rank, path)
+    by_dataset: dict[str, tuple] = {}
+    for r in read_rows(samples):
+        # prefer SMamba at H = 96 through the harness, the official preset, the first seed
+        rank = (r["model"] != "SMamba", r["horizon"] != "96", r["via"] != "harness",
+                (r["preset"] or "official") != "official", _f(r["seed"]), _f(r["input_size"]))
+        if r["dataset"] not in by_dataset or rank < by_dataset[r["dataset"]][0]:
+            by_dataset[r["dataset"]] = (rank, r)
     made = []
-    for ds, (_, path) in sorted(by_dataset.items()):
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        step = np.array([int(r["step"]) for r in rows])
-        hist = np.array([_f(r["history"]) for r in rows])
-        truth = np.array([_f(r["truth"]) for r in rows])
-        fc = np.array([_f(r["forecast"]) for r in rows])
-        variate = rows[0]["variate"]
+    for ds, (_, r) in sorted(by_dataset.items()):
+        hist, truth, fc = (np.array([float(v) for v in r[k].split()]) for k in ("history", "truth", "forecast"))
+        step = np.arange(-len(hist), len(truth))
+        nan_h, nan_f = np.full(len(truth), np.nan), np.full(len(hist), np.nan)
+        hist, truth, fc = np.concatenate([hist, nan_h]), np.concatenate([nan_f, truth]), np.concatenate([nan_f, fc])
+        variate, model = r["variate"], r["model"]
         fig, ax = plt.subplots(figsize=(8, 3.6))
         ax.plot(step, hist, color="0.4", lw=1, label="look-back")
         ax.plot(step, truth, color="C0", lw=1.2, label="truth")
         ax.plot(step, fc, color="C3", lw=1.2, label="forecast")
         ax.axvline(-0.5, color="0.7", ls="--", lw=0.8)
-        ax.set_title(f"{ds}: {path.stem.split('_')[1]}, first test window, variate {variate} (z-scored)")
+        ax.set_title(f"{ds}: {model}, first test window, variate {variate} (z-scored)")
         ax.set_xlabel("step relative to the forecast origin")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, fontsize=8, frameon=False)
         fig.tight_layout()
@@ -202,9 +204,11 @@ mamba-forecast bench --dataset ETTh1 --model SMamba --horizon 96 --via neuralfor
 mamba-forecast report                                                             # a page like this one + figures
 ```
 
-Each finished cell is appended to `docs/bench_results.csv` (`--out`); a rerun skips cells already there, and
-a lock file per running cell lets several sweeps share one CSV. `--epochs`, `--input-size` and `--set KEY=VALUE`
-(preset overrides, recorded in the `notes` column) change a cell; `--threads 1` helps on shared CPUs.
+Every command writes under one results folder: `--results-dir DIR`, else `$MAMBA_FORECAST_RESULTS`, else
+`./mamba_forecast_results`. Each finished cell is appended to its `bench_results.csv` (`bench --out`) and one
+test window per cell to its `samples.csv`; a rerun skips cells already there, and a lock file per running cell
+lets several sweeps share one CSV. `--epochs`, `--input-size` and `--set KEY=VALUE` (preset overrides, recorded in
+the `notes` column) change a cell; `--threads 1` helps on shared CPUs.
 
 ## Protocol
 
@@ -228,18 +232,25 @@ The harness (`mamba_forecast.bench`) reimplements the iTransformer / S-Mamba lon
   (no Lightning), windows gathered by index.
 * **Presets**: `mamba_forecast/bench/presets.py`. *official*: one table from the official scripts (S-Mamba;
   Attention Mamba's where they exist; FMamba reuses S-Mamba's; TSM2 the sizes of a third-party
-  replication). *tuned*: `mamba_forecast/bench/tuned_presets.json`, written by `mamba-forecast tune`: an Optuna
-  search (TPE, median pruning after each epoch) scored on the **validation** split only, at H = 96, 10 epochs
-  per trial, over the learning rate (1e-5 to 3e-3), Adam + type1 vs AdamW + cosine schedules, and per model:
-  FMamba's position encoding (token index or none) and attention kernel (Gaussian or Performer), TSM2's
-  d_state (8, 16) and expand (1, 2). The winner is applied to the official row of every horizon; each entry
-  names its trials, seed and validation MSE. Every trial is logged in `docs/tuning_trials.csv`.
+  replication). *tuned*: written by `mamba-forecast tune` (`tuned_presets.json` in the results folder, read over
+  the table shipped in the package, `mamba_forecast/bench/tuned_presets.json`): an Optuna search (TPE, median
+  pruning after each epoch) scored on the **validation** split only, at H = 96, 10 epochs per trial, over the
+  learning rate (1e-5 to 3e-3), Adam + type1 vs AdamW + cosine schedules, and per model: FMamba's position
+  encoding (token index or none) and attention kernel (Gaussian or Performer), TSM2's d_state (8, 16) and expand
+  (1, 2). An entry counts only at the look-back it was tuned at; the winner is applied to the official row of
+  every horizon (or, with `tune --per-horizon`, of the horizon searched); each entry names its trials, seed and
+  validation MSE. A cell with no entry for its look-back and horizon runs the official row (its `preset` column
+  says `official`). Every trial is logged in `tuning_trials.csv` in the results folder.
 * `s/epoch` is the wall time of one training epoch plus its validation pass; `peak MiB` is
-  `torch.cuda.max_memory_allocated` on CUDA and the process peak RSS on CPU (includes Python, torch and the data).
+  `torch.cuda.max_memory_allocated` on CUDA and the peak RSS on CPU (includes Python, torch and the data). A CPU
+  row whose `notes` say `the cell's peak RSS` holds that cell's own peak (Linux: the kernel's high-water mark is
+  reset when the cell starts); one that says `process peak RSS` (rows written before that reset) or
+  `process-lifetime peak RSS` (where it is not available) holds the process's peak so far, which includes any
+  cell the same process ran before it.
 """
 
 
-def write_report(results, out, *, figures_dir=None, published=None, figures: bool = True, samples_dir=None,
+def write_report(results, out, *, figures_dir=None, published=None, figures: bool = True, samples=None,
                  sections=(), appendix=(), command: str = "mamba-forecast report") -> Path:
     """Write the results page ``out`` (markdown) and, with ``figures``, its PNG figures.
 
@@ -249,14 +260,14 @@ def write_report(results, out, *, figures_dir=None, published=None, figures: boo
         figures_dir: where the figures go (default: ``<out dir>/figures``).
         published: a published-results CSV (``dataset,input_size,horizon,model,mse,mae,source``); default:
             ``default_published_path()``. Without one, no cell is compared with anything.
-        samples_dir: the test windows saved by ``bench`` (default: ``<results dir>/figures/samples``).
+        samples: the CSV of test windows ``bench`` saved (default: ``samples.csv`` beside ``results``).
         sections: markdown lines inserted after the results table (e.g. a project's own tallies).
         appendix: markdown lines added at the end of the page.
         command: the command named in the page's first line as the one that regenerates it.
     """
     results, out = Path(results), Path(out)
     figures_dir = Path(figures_dir) if figures_dir else out.parent / "figures"
-    samples_dir = Path(samples_dir) if samples_dir else results.parent / "figures" / "samples"
+    samples = Path(samples) if samples else results.parent / SAMPLES_FILE
     published_path = Path(published) if published else default_published_path()
     rows = read_results(results)
     published_table = read_published(published_path)
@@ -285,7 +296,7 @@ def write_report(results, out, *, figures_dir=None, published=None, figures: boo
     if figures:
         figures_dir.mkdir(parents=True, exist_ok=True)
         rel = _plot_relative(entries, figures_dir)
-        fc = _plot_forecasts(samples_dir, figures_dir)
+        fc = _plot_forecasts(samples, figures_dir)
         fig_rel = os.path.relpath(figures_dir, out.parent).replace(os.sep, "/")
         if rel or fc:
             lines += ["## Figures", ""]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import os
 import platform
@@ -20,6 +19,7 @@ from ..models import get_spec
 from .models import build_model, count_parameters, forward, uses_calendar_tokens
 from .presets import _PRESET_FIELDS, LINEAR, apply_settings, get_preset
 from .protocol import prepare
+from .records import append_csv_row, put_csv_row, read_rows
 from .train import fit_and_test
 
 COLUMNS = [
@@ -29,6 +29,8 @@ COLUMNS = [
     "machine", "via", "timestamp", "notes", "preset", "val_mse", "optimizer", "lradj",
 ]
 KEY = ("dataset", "model", "input_size", "horizon", "seed", "via", "max_epochs", "preset")
+# one row per cell in the samples file: the cell's key, then its test window (space-separated values)
+SAMPLE_COLUMNS = [*KEY, "variate", "history", "truth", "forecast"]
 
 
 def _log(msg: str) -> None:
@@ -45,15 +47,20 @@ class Cell:
     epochs: int | None = None  # None: the preset's
     via: str = "harness"
     preset: str = "tuned"  # preset table: tuned (falls back to official where nothing was tuned) | official
-    tuned_path: str | None = None  # the tuned table to read; None: the package's
+    tuned_path: str | None = None  # a tuned table read over the package's (its entries win); None: the package's
 
     def get_preset(self):
-        return get_preset(self.model, canonical_name(self.dataset), self.horizon, self.preset, self.tuned_path)
+        return get_preset(self.model, canonical_name(self.dataset), self.horizon, self.preset, self.tuned_path,
+                          input_size=self.input_size)
 
-    def resolved(self) -> "Cell":
-        preset = self.get_preset()
-        return replace(self, dataset=canonical_name(self.dataset), preset=preset.table,
-                       input_size=self.input_size or preset.input_size, epochs=self.epochs or preset.epochs)
+    def resolved(self) -> Cell:
+        """The cell with its dataset's canonical name, its look-back and epochs filled in, and ``preset`` the table
+        really used: a tuned entry counts only where it was tuned at this look-back, else the official row."""
+        dataset = canonical_name(self.dataset)
+        input_size = self.input_size or get_preset(self.model, dataset, self.horizon).input_size
+        preset = replace(self, dataset=dataset, input_size=input_size).get_preset()
+        return replace(self, dataset=dataset, preset=preset.table, input_size=input_size,
+                       epochs=self.epochs or preset.epochs)
 
     def key(self) -> tuple:
         c = self.resolved()
@@ -90,11 +97,7 @@ def set_seed(seed: int) -> None:
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_rows(path)
     for row in rows:  # rows written before the tuned table existed used the official presets
         row["preset"] = row.get("preset") or "official"
     return rows
@@ -110,53 +113,58 @@ def done_keys(path) -> set[tuple]:
 
 
 def append_row(path, row: dict, columns: list[str] = COLUMNS) -> None:
-    """Append ``row`` to the CSV at ``path`` (header first in a new file). A file written before a column was
-    added is rewritten with today's ``columns`` first, so old rows stay aligned."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or path.stat().st_size == 0
-    if not new:
-        with open(path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            old_rows = list(reader) if reader.fieldnames != columns else None
-        if old_rows is not None:
-            with open(path, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows({k: r.get(k, "") for k in columns} for r in old_rows)
-    with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: row.get(k, "") for k in columns})
+    """Append ``row`` to the results CSV at ``path`` under the file's lock (see
+    :func:`~mamba_forecast.bench.records.append_csv_row`: a file from before a column was added is realigned)."""
+    append_csv_row(path, row, columns)
 
 
-def _peak_mem_mb(device: torch.device) -> float:
+def _vm_hwm_mb() -> float | None:
+    """Linux: the process's peak RSS since it started or since :func:`_reset_peak_rss` (``VmHWM``), in MiB."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def _reset_peak_rss() -> bool:
+    """Start a cell's CPU peak from the memory the process holds now: writing "5" to ``/proc/self/clear_refs``
+    resets ``VmHWM`` (Linux 4.0+). False where that is not possible; the peak is then the process's lifetime
+    peak, and the row's notes say so."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return _vm_hwm_mb() is not None
+
+
+def _peak_mem_mb(device: torch.device, since_reset: bool) -> tuple[float, str]:
+    """The cell's peak memory in MiB and how it was measured (for the notes column; "" on CUDA)."""
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
+        return torch.cuda.max_memory_allocated(device) / 2**20, ""
+    if since_reset:
+        return _vm_hwm_mb(), "peak_mem = the cell's peak RSS (VmHWM reset at its start)"
     try:
         import resource
 
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # process peak RSS (KiB on Linux)
-        return kb / 1024.0
-    except Exception:
-        return float("nan")
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return kb / (2**20 if sys.platform == "darwin" else 1024.0), "peak_mem = process-lifetime peak RSS"
+    except ImportError:
+        return float("nan"), ""
 
 
-def save_sample(path: Path, data, result, variate: int = -1) -> None:
-    """One test window of the last variate (OT) in z-scored units: look-back, truth and forecast."""
+def save_sample(path, cell: Cell, data, result, variate: int = -1) -> None:
+    """Put one test window of the last variate (OT) of ``cell``, in z-scored units (look-back, truth, forecast),
+    in the samples CSV at ``path``; a rerun of the cell replaces its window."""
     if result.sample is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    hist, truth, fc = (result.sample[k][:, variate] for k in ("history", "truth", "forecast"))
-    L = len(hist)
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["step", "history", "truth", "forecast", "variate"])
-        for i, v in enumerate(hist):
-            w.writerow([i - L, f"{v:.6f}", "", "", data.columns[variate]])
-        for i, (t, f) in enumerate(zip(truth, fc)):
-            w.writerow([i, "", f"{t:.6f}", f"{f:.6f}", data.columns[variate]])
+    hist, truth, fc = (" ".join(f"{v:.6f}" for v in result.sample[k][:, variate])
+                       for k in ("history", "truth", "forecast"))
+    row = dict(dataset=cell.dataset, model=cell.model, input_size=cell.input_size, horizon=cell.horizon,
+               seed=cell.seed, via=cell.via, max_epochs=cell.epochs, preset=cell.preset,
+               variate=data.columns[variate], history=hist, truth=truth, forecast=fc)
+    put_csv_row(path, row, SAMPLE_COLUMNS, KEY)
 
 
 def run_cell(
@@ -167,19 +175,24 @@ def run_cell(
     overrides: dict | None = None,
     max_train_batches: int | None = None,
     progress: bool = True,
-    samples_dir: str | os.PathLike | None = None,
+    samples: str | os.PathLike | None = None,
     log=_log,
 ) -> dict:
-    """Train and score one cell; return its CSV row."""
+    """Train and score one cell; return its CSV row. ``samples``: the CSV that one test window is saved to."""
+    asked = cell.preset
     cell = cell.resolved()
     dev = resolve_device(device)
     preset = cell.get_preset()
+    if asked == "tuned" and preset.table != "tuned":
+        log(f"[{cell.dataset} {cell.model} L={cell.input_size} H={cell.horizon}] no tuned entry for this look-back "
+            "and horizon: the official preset")
     preset = apply_settings(preset, overrides or {}, epochs=cell.epochs, input_size=cell.input_size)
     data = prepare(cell.dataset, cell.input_size, data_dir=data_dir)
     data.check_windows(cell.horizon)
     use_marks = uses_calendar_tokens(cell.model) and data.calendar_tokens
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
+    peak_since_reset = dev.type == "cpu" and _reset_peak_rss()
     notes = []
     if cell.via == "harness":
         set_seed(cell.seed)
@@ -210,22 +223,21 @@ def run_cell(
         notes.append(f"max_train_batches={max_train_batches}")
     if overrides:
         notes.append("overrides " + " ".join(f"{k}={v}" for k, v in overrides.items()))
+    peak_mb, how = _peak_mem_mb(dev, peak_since_reset)
     row = dict(
         dataset=cell.dataset, model=cell.model, input_size=cell.input_size, horizon=cell.horizon,
         seed=cell.seed, mse=f"{result.mse:.6f}", mae=f"{result.mae:.6f}", epochs_run=result.epochs_run,
         best_epoch=result.best_epoch, max_epochs=cell.epochs, sec_per_epoch=f"{result.sec_per_epoch:.2f}",
         train_sec=f"{result.train_sec:.1f}", test_sec=f"{result.test_sec:.1f}",
-        peak_mem_mb=f"{_peak_mem_mb(dev):.0f}", params=params, n_test_windows=result.n_test_windows,
+        peak_mem_mb=f"{peak_mb:.0f}", params=params, n_test_windows=result.n_test_windows,
         batch_size=preset.batch_size, learning_rate=preset.learning_rate, d_model=preset.d_model,
         d_ff=preset.d_ff, e_layers=preset.e_layers, d_state=preset.d_state, calendar_tokens=int(use_marks),
         device=str(dev), machine=machine_description(dev), via=cell.via,
         timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        notes="; ".join(notes + ([f"peak_mem = process peak RSS"] if dev.type == "cpu" else [])),
+        notes="; ".join(notes + ([how] if how else [])),
     )
-    if samples_dir is not None:
-        table = "" if preset.table == "official" else f"_{preset.table}"  # official and tuned runs keep apart
-        name = f"{cell.dataset}_{cell.model}_L{cell.input_size}_H{cell.horizon}_s{cell.seed}_{cell.via}{table}.csv"
-        save_sample(Path(samples_dir) / name, data, result)
+    if samples is not None:
+        save_sample(samples, cell, data, result)
     row.update(preset=preset.table, val_mse=f"{result.val_loss:.6f}", optimizer=preset.optimizer,
                lradj=preset.lradj)
     log(f"[{cell.dataset} {cell.model} L={cell.input_size} H={cell.horizon} seed={cell.seed}] "

@@ -9,17 +9,18 @@ whose validation loss after an epoch is worse than the median of earlier trials 
 The search space is :func:`search_space`: the model spec's ``bench.tune_space`` on top of :func:`_common`
 (learning rate, optimiser and schedule), so every model gets the same kind of search and the same budget. The
 search runs on top of the cell's official preset (sizes and batch stay the official ones) with a fixed budget
-of :data:`TUNE_EPOCHS` epochs per trial. The winner is written to the tuned table
-(``mamba_forecast/bench/tuned_presets.json``) with its source, validation MSE, trial counts and seed, and every
-trial is appended to a CSV log. With a study file (an Optuna journal) a search that was cut off resumes where it
-stopped: finished trials count towards ``trials`` and are not run again. With ``jobs`` > 1 that journal is shared
-by as many worker processes (one GPU runs several small models at once); the trials are split between them, so
-the study still has exactly ``trials`` finished trials, and the winner is written once, after they have all ended.
+of :data:`TUNE_EPOCHS` epochs per trial. The winner is written to a tuned table (``presets_file``; the CLI's
+default is ``tuned_presets.json`` in the results folder) with its source, validation MSE, trial counts and seed,
+keyed by the look-back it was tuned at and the horizons it is for (every horizon, or with ``per_horizon`` only
+the one scored), and every trial is appended to a CSV log. With a study file (an Optuna journal) a search
+that was cut off resumes where it stopped: finished trials count towards ``trials`` and are not run again. With
+``jobs`` > 1 that journal is shared by as many worker processes (one GPU runs several small models at once); the
+trials are split between them, so the study still has exactly ``trials`` finished trials, and the winner is
+written once, after they have all ended.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import os
@@ -30,8 +31,9 @@ from pathlib import Path
 from ..datasets import canonical_name
 from ..models import get_spec
 from .models import build_model, forward, uses_calendar_tokens
-from .presets import LINEAR, TUNED_PRESETS_FILE, Preset, apply_settings, get_preset, known_models, read_tuned
+from .presets import LINEAR, Preset, apply_settings, entry_slot, get_preset, known_models, read_tuned
 from .protocol import prepare
+from .records import locked
 from .runner import append_row, resolve_device, set_seed
 from .train import LR_SCHEDULES, OPTIMIZERS, train
 
@@ -61,26 +63,17 @@ def search_space(model: str):
     return space
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    """Hold an exclusive lock on ``<path>.lock`` (other processes wait; no lock on Windows)."""
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        try:
-            import fcntl
-
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - Windows: no lock
-            pass
-        yield
-
-
 def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
-    """Put one entry in the tuned table (other entries kept), keys sorted so diffs stay small. The read and the
-    write hold a lock file, so searches of other cells finishing at the same moment keep each other's entries."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path):
+    """Put one entry in the tuned table at ``path``, replacing the entry for the same look-back and horizons
+    (:func:`~mamba_forecast.bench.presets.entry_slot`) and keeping the others; keys and entries sorted so diffs
+    stay small. The read and the write hold the table's lock, so searches of other cells finishing at the same
+    moment keep each other's entries."""
+    path = Path(path)
+    with locked(path):
         table = read_tuned(path)
-        table.setdefault(model, {})[dataset] = entry
+        entries = [e for e in table.setdefault(model, {}).get(dataset, []) if entry_slot(e) != entry_slot(entry)]
+        table[model][dataset] = sorted(entries + [entry], key=lambda e: (e["input_size"], e["horizons"] != "all",
+                                                                         str(entry_slot(e)[1])))
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         with open(tmp, "w") as fh:
             json.dump(table, fh, indent=1, sort_keys=True)
@@ -90,7 +83,7 @@ def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
 
 def _check_writable(name: str, flag: str, path) -> None:
     """Raise, before any training, when ``path`` cannot be written: a search that ends after an hour must not
-    fail on saving (the default tuned table is inside the installed package, which may be read-only)."""
+    fail on saving (a folder of the installed package, say, may be read-only)."""
     if path is None:
         return
     path = Path(path)
@@ -113,7 +106,8 @@ def tune(
     input_size: int | None = None,
     epochs: int = TUNE_EPOCHS,
     max_train_batches: int | None = None,
-    presets_file: str | Path | None = TUNED_PRESETS_FILE,
+    presets_file: str | Path | None = None,
+    per_horizon: bool = False,
     trials_log: str | Path | None = None,
     study_file: str | Path | None = None,
     progress: bool = False,
@@ -121,8 +115,11 @@ def tune(
     log=print,
     _worker: tuple[int, int, frozenset] | None = None,
 ) -> dict | None:
-    """Search ``model``'s space on ``dataset`` at ``horizon``; return (and write, unless ``presets_file`` is
-    None) the tuned entry: ``settings``, ``val_mse``, ``trials``, ``completed``, ``pruned``, ``seed``, ``source``.
+    """Search ``model``'s space on ``dataset`` at ``horizon``; return (and write to ``presets_file`` unless it is
+    None) the tuned entry: ``settings``, ``val_mse``, ``trials``, ``completed``, ``pruned``, ``seed``, ``source``,
+    ``input_size`` and ``tuned_horizon``, and ``horizons``: ``"all"`` (the winner is applied at every horizon of
+    this look-back), or with ``per_horizon`` ``[horizon]`` (only at this one; such an entry wins over an
+    all-horizons one).
 
     ``jobs`` > 1 runs the trials in that many processes sharing ``study_file`` (required then); each proposes
     from its own sampler seed, so the search is no longer reproducible trial by trial, but the study has exactly
@@ -146,6 +143,7 @@ def tune(
     dataset = canonical_name(dataset)
     base: Preset = get_preset(model, dataset, horizon, "official")
     base = replace(base, epochs=epochs, input_size=input_size or base.input_size)
+    tag = f"[tune {model} {dataset} L={base.input_size} H={horizon}]"
     data = prepare(dataset, base.input_size, data_dir=data_dir, frame=frame)
     data.check_windows(horizon)
     dev = resolve_device(device)
@@ -183,7 +181,7 @@ def tune(
             raise
         finally:
             value = result.best_val_loss if result is not None else min(seen, default=float("nan"))
-            log(f"[tune {model} {dataset} H={horizon}] trial {trial.number}: {state}, val {value:.5f}, "
+            log(f"{tag} trial {trial.number}: {state}, val {value:.5f}, "
                 f"{time.time() - t0:.0f}s, {settings}")
             if log_path is not None:
                 append_row(log_path, columns=TRIAL_COLUMNS, row=dict(
@@ -223,7 +221,7 @@ def tune(
         _claim_trials(study, objective, trials, Path(study_file), stale=_worker[2])
         return None
     if done:
-        log(f"[tune {model} {dataset} H={horizon}] resuming: {done} of {trials} trials already finished")
+        log(f"{tag} resuming: {done} of {trials} trials already finished")
     if jobs > 1 and remaining > 1:
         n = min(jobs, remaining)
         stale = frozenset(t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING)
@@ -246,13 +244,15 @@ def tune(
         "completed": completed,
         "pruned": pruned,
         "seed": seed,
-        "horizon": horizon,
         "input_size": base.input_size,
-        "source": f"tuned on validation, {len(states)} trials, seed {seed} ({dataset} H={horizon}; "
+        "tuned_horizon": horizon,
+        "horizons": [horizon] if per_horizon else "all",
+        "source": f"tuned on validation, {len(states)} trials, seed {seed} ({dataset} L={base.input_size} "
+                  f"H={horizon}, for {f'H={horizon} only' if per_horizon else 'every horizon'}; "
                   f"val MSE {best.value:.4f})",
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    log(f"[tune {model} {dataset} H={horizon}] best trial {best.number}: val {best.value:.5f} {settings} "
+    log(f"{tag} best trial {best.number}: val {best.value:.5f} {settings} "
         f"({completed} complete, {pruned} pruned)")
     if presets_file is not None:
         write_tuned(Path(presets_file), model, dataset, entry)
@@ -268,7 +268,7 @@ def _claim_trials(study, objective, trials: int, study_file: Path, stale: frozen
 
     TrialState = optuna.trial.TrialState
     while True:
-        with _locked(study_file.with_name(study_file.name + ".claim")):  # not <journal>.lock: Optuna's own
+        with locked(study_file.with_name(study_file.name + ".claim")):  # not <journal>.lock: Optuna's own
             claimed = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                           or (t.state == TrialState.RUNNING and t.number not in stale)
                           for t in study.get_trials(deepcopy=False))

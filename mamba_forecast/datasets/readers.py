@@ -15,6 +15,7 @@ with no ``ETTh1.csv`` in the default folder, the bundled copy (byte-identical) i
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from importlib import resources
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .registry import _CUSTOM, DATASETS, SPLIT_RULES, DataFile, DatasetSpec, canonical_name, get_spec
+from .registry import _CUSTOM, DATASETS, SPLIT_RULES, DataFile, DatasetSpec, get_spec
 
 ENV_VAR = "MAMBA_FORECAST_DATA"
 CACHE_SUBDIR = "mamba_forecast"
@@ -227,19 +228,16 @@ def read_csv_file(path: str | os.PathLike, target: str | None = None) -> pd.Data
 
 def register_csv(path: str | os.PathLike, target: str | None = None) -> str:
     """Check a CSV in the standard layout (:func:`read_csv_file`) and register it for the benchmark; returns its
-    name, the file's name (``"sales.csv"``; ``"csv-<file name>"`` if that is a registered set's name), which
-    ``load_benchmark``, ``split_borders``, ``bench`` and ``tune`` accept.
-    It splits 7:1:2 (train / validation / test, as the custom sets of the literature)."""
+    name, which ``load_benchmark``, ``split_borders``, ``bench`` and ``tune`` accept: the file's name and a short
+    hash of its bytes and target column (``"sales.csv@1a2b3c4d"``). Two files of the same name in different
+    folders (``a/sales.csv``, ``b/sales.csv``) are then two sets in one results CSV, and a copy of a file, or the
+    file read again, is the same one. It splits 7:1:2 (train / validation / test, as the custom sets of the
+    literature)."""
     path = Path(path).expanduser().resolve()
     df = read_csv_file(path, target)
-    name = path.name
-    try:
-        canonical_name(name)
-    except KeyError:
-        pass
-    else:
-        if name not in _CUSTOM:
-            name = f"csv-{name}"  # never shadow a registered set
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(b"\0" + str(df.columns[-1]).encode())  # the target goes last: another target, another set
+    name = f"{path.name}@{digest.hexdigest()[:8]}"  # '@' is in no registered name: never shadows one
     # pandas needs 3 dates to infer a frequency; a shorter file is refused later, with the window sizes it lacks
     freq = pd.infer_freq(df["date"].iloc[:100]) if len(df) >= 3 else None
     _CUSTOM[name] = DatasetSpec(
