@@ -84,9 +84,10 @@ def merge_tuned(src: Path, dst: Path) -> list[str]:
                 old = here.get(entry_slot(entry))
                 if old is None or entry.get("timestamp", "") > old.get("timestamp", ""):
                     write_tuned(dst, model, dataset, entry)
-                    input_size, horizons = entry_slot(entry)
+                    input_size, horizons, protocol = entry_slot(entry)
                     changed.append(f"{model}/{dataset}/L{input_size}/"
-                                   + ("all" if horizons == "all" else ",".join(f"H{h}" for h in horizons)))
+                                   + ("all" if horizons == "all" else ",".join(f"H{h}" for h in horizons))
+                                   + f"/{protocol}")
     return changed
 
 

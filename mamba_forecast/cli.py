@@ -169,6 +169,23 @@ def _existing_file(text: str) -> str:
     return text
 
 
+def _lookback(text: str) -> int | str:
+    """``--input-size``: a positive number of steps, or ``searched`` (the look-back a tuned search chose)."""
+    if text.strip().lower() == "searched":
+        return "searched"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of steps or 'searched', got {text!r}")
+    return value
+
+
+def _protocols() -> tuple[str, ...]:
+    return ("converge", "official")  # mamba_forecast.bench.train.PROTOCOLS (not imported here: torch)
+
+
 def _model_list(text: str) -> str:
     """``--model`` of ``bench``: comma-separated registered models, checked before any data is read."""
     for name in _csv_list(text):
@@ -183,12 +200,20 @@ def _add_bench(sub) -> None:
                                    "cell is appended to the CSV and skipped on a rerun.")
     _add_dataset_arguments(p, several=True)
     p.add_argument("--model", required=True, type=_model_list,
-                   help="comma-separated: SMamba,AttentionMamba,FMamba,TSM2 (any registered model; Linear checks "
-                        "the harness)")
+                   help="comma-separated: SMamba,AttentionMamba,FMamba,TSM2 (any registered model), NeuralForecast's "
+                        "PatchTST,iTransformer,TSMixer,DLinear,NHITS,TimeMixer,SOFTS as baselines; Linear checks "
+                        "the harness")
     p.add_argument("--horizon", default="96", help="comma-separated horizons (default 96)")
     p.add_argument("--seeds", default="2023", help="comma-separated seeds (default 2023)")
-    p.add_argument("--input-size", type=int, default=None, help="look-back (default: the preset's, 96; TSM2 512)")
-    p.add_argument("--epochs", type=int, default=None, help="max epochs (default: the preset's)")
+    p.add_argument("--input-size", type=_lookback, default=None,
+                   help="look-back (default: the preset's, 96; TSM2 512), or 'searched': the one `tune --input-size "
+                        "searched` chose")
+    p.add_argument("--protocol", default=None, choices=_protocols(),
+                   help="training protocol: converge (default: every validation window, up to 100 epochs, patience "
+                        "5, the rate halved on plateaus) or official (the papers' loop: the preset's epochs, "
+                        "patience 3, shuffled drop-last validation; the default with --via neuralforecast)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="max epochs (default: the protocol's: 100, or the preset's under official)")
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
     p.add_argument("--via", default="harness", choices=["harness", "neuralforecast"],
                    help="train with the harness loop or through mamba_forecast.neuralforecast")
@@ -226,12 +251,14 @@ def _run_bench(args) -> int:
     datasets = _datasets(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    # NeuralForecast's own loop is set up like the official protocol (bench/via_neuralforecast.py)
+    protocol = args.protocol or ("official" if args.via == "neuralforecast" else "converge")
     tuned = args.presets_file
     if tuned is None and _results_path(args, TUNED_FILE).is_file():
         tuned = str(_results_path(args, TUNED_FILE))
     cells = [
         Cell(dataset=d, model=m, horizon=h, seed=s, input_size=args.input_size, epochs=args.epochs, via=args.via,
-             preset=args.preset, tuned_path=tuned)
+             preset=args.preset, tuned_path=tuned, protocol=protocol)
         for d in datasets
         for m in _csv_list(args.model)
         for h in _csv_list(args.horizon, int)
@@ -252,13 +279,22 @@ def _add_tune(sub) -> None:
                                    "(the test split is not read); the winner goes to the tuned preset table, keyed "
                                    "by the model, the dataset, the input size and (with --per-horizon) the horizon.")
     p.add_argument("--model", required=True, type=_model_name,
-                   help="SMamba, AttentionMamba, FMamba or TSM2 (any registered model)")
+                   help="SMamba, AttentionMamba, FMamba or TSM2 (any registered model), or a NeuralForecast "
+                        "baseline (PatchTST, iTransformer, TSMixer, DLinear, NHITS, TimeMixer, SOFTS)")
     _add_dataset_arguments(p, several=False)
     p.add_argument("--horizon", type=int, default=96, help="horizon scored during the search (default 96)")
-    p.add_argument("--trials", type=int, default=8, help="number of trials (default 8)")
-    p.add_argument("--seed", type=int, default=2023, help="seed of the sampler and of every trial (default 2023)")
-    p.add_argument("--input-size", type=int, default=None, help="look-back (default: the preset's)")
-    p.add_argument("--epochs", type=int, default=None, help="max epochs per trial (default 10)")
+    p.add_argument("--trials", type=int, default=20,
+                   help="number of trials (default 20: the first 5 are the sampler's random start-up draws)")
+    p.add_argument("--seed", type=int, default=2023,
+                   help="seed of the search (each study draws from it and its model, dataset, look-back and "
+                        "horizon) and of every trial (default 2023)")
+    p.add_argument("--input-size", type=_lookback, default=None,
+                   help="look-back (default: the preset's), or 'searched': the look-back is one more setting, "
+                        "chosen from 96, 192, 336, 512, 720 on validation")
+    p.add_argument("--protocol", default="converge", choices=_protocols(),
+                   help="training protocol of every trial (default converge; see `bench --help`)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="max epochs per trial (default: the protocol's: 100, or 10 under official)")
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
     p.add_argument("--per-horizon", action="store_true",
                    help="the winner is for --horizon only (default: for every horizon at this input size; an entry "
@@ -283,7 +319,7 @@ def _run_tune(args) -> int:
     import torch
 
     from .bench.records import STUDY_FILE, TRIALS_FILE, TUNED_FILE
-    from .bench.tune import TUNE_EPOCHS, tune
+    from .bench.tune import tune
 
     datasets = _datasets(args)
     if len(datasets) != 1:
@@ -292,7 +328,7 @@ def _run_tune(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     tune(args.model, dataset, args.horizon, trials=args.trials, seed=args.seed, data_dir=args.data_dir,
-         device=args.device, input_size=args.input_size, epochs=args.epochs or TUNE_EPOCHS,
+         device=args.device, input_size=args.input_size, epochs=args.epochs, protocol=args.protocol,
          max_train_batches=args.max_train_batches, per_horizon=args.per_horizon,
          presets_file=args.presets_file or _results_path(args, TUNED_FILE),
          trials_log=args.trials_log or _results_path(args, TRIALS_FILE),
@@ -358,7 +394,10 @@ _COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="mamba-forecast", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mamba-forecast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in _COMMANDS.values():
         add(sub)

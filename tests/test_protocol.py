@@ -137,3 +137,136 @@ def test_a_baseline_trains_and_is_scored_by_the_harness(data):
                           lradj="plateau", validation="full", progress=False, log=lambda *_: None)
     assert result.epochs_run == 2 and math.isfinite(result.mse)
     assert result.history[1]["val_loss"] < result.history[0]["val_loss"] * 1.5
+
+
+# -- the protocol and the baselines through the harness and the CLI ---------------------------------------------
+
+from mamba_forecast.bench.runner import Cell, append_row, read_results  # noqa: E402
+
+
+@pytest.fixture()
+def ett_dir(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    synthetic_ett().to_csv(d / "ETTh1.csv", index=False)
+    return d
+
+
+def _bench(ett_dir, out, *args):
+    from mamba_forecast.cli import main
+
+    main(["bench", "--dataset", "ETTh1", "--horizon", "12", "--input-size", "24", "--data-dir", str(ett_dir),
+          "--out", str(out), "--no-progress", "--device", "cpu", *args])
+    return read_results(out)
+
+
+def test_every_row_records_its_protocol(ett_dir, tmp_path):
+    out = tmp_path / "r.csv"
+    _bench(ett_dir, out, "--model", "Linear", "--epochs", "2")
+    rows = _bench(ett_dir, out, "--model", "Linear", "--protocol", "official", "--epochs", "2")
+    assert [(r["protocol"], r["validation"], r["patience"], r["lradj"]) for r in rows] == [
+        ("converge", "full", "5", "plateau"), ("official", "shuffled", "3", "type1")]
+    # without --epochs a cell runs to the protocol's cap: 100 under converge, the preset's under official
+    assert Cell("ETTh1", "SMamba", 96).resolved().epochs == 100
+    assert Cell("ETTh1", "SMamba", 96, protocol="official").resolved().epochs == 10
+
+
+def test_rows_from_before_the_protocol_columns_count_as_official_runs(ett_dir, tmp_path):
+    """The grid run before the converge protocol existed stays done for `--protocol official` reruns (resume)."""
+    out = tmp_path / "r.csv"
+    old = dict(dataset="ETTh1", model="Linear", input_size=24, horizon=12, seed=2023, via="harness", max_epochs=1,
+               preset="official", mse="0.5")
+    append_row(out, old, columns=list(old))
+    rows = _bench(ett_dir, out, "--model", "Linear", "--protocol", "official", "--epochs", "1")
+    assert len(rows) == 1 and rows[0]["mse"] == "0.5" and rows[0]["protocol"] == "official"
+    rows = _bench(ett_dir, out, "--model", "Linear", "--epochs", "1")  # the converge cell is another cell
+    assert [r["protocol"] for r in rows] == ["official", "converge"]
+
+
+def test_a_neuralforecast_baseline_runs_in_the_harness_and_says_how_it_was_configured(ett_dir, tmp_path):
+    out = tmp_path / "r.csv"
+    (row,) = _bench(ett_dir, out, "--model", "PatchTST", "--epochs", "1", "--max-train-batches", "2",
+                    "--set", "hidden_size=16,dropout=0.3")
+    assert row["protocol"] == "converge" and row["calendar_tokens"] == "0" and row["d_model"] == ""
+    assert row["learning_rate"] == "0.0001"  # PatchTST's NeuralForecast default
+    # a network argument named like one of our preset fields (dropout) is NeuralForecast's, not the preset's
+    assert "NeuralForecast network:" in row["notes"] and "hidden_size=16" in row["notes"]
+    assert " dropout=0.3 " in row["notes"] and row["d_model"] == ""
+    assert int(row["n_test_windows"]) > 0 and float(row["mse"]) > 0
+    with pytest.raises(ValueError, match=r"--set d_state=\.\.\.: 'd_state' sizes our models; NeuralForecast's "
+                                         r"DLinear take their own arguments \(.*window_norm"):
+        _bench(ett_dir, out, "--model", "DLinear", "--epochs", "1", "--set", "d_state=8")
+    with pytest.raises(ValueError, match=r"'kernel' is not a preset field .* nor an argument of DLinear"):
+        _bench(ett_dir, out, "--model", "DLinear", "--epochs", "1", "--set", "kernel=gaussian")
+    with pytest.raises(ValueError, match="NeuralForecast's own: run it with --via harness"):
+        _bench(ett_dir, out, "--model", "DLinear", "--epochs", "1", "--via", "neuralforecast")
+
+
+def test_a_baseline_s_settings_reach_its_network_even_where_a_preset_field_has_their_name():
+    from mamba_forecast.bench.models import build_model
+    from mamba_forecast.bench.presets import apply_settings, get_preset
+
+    preset = apply_settings(get_preset("iTransformer", "ETTh1", 96), {"e_layers": 1, "hidden_size": 128,
+                                                                     "learning_rate": 3e-4})
+    assert preset.extra == {"e_layers": 1, "hidden_size": 128} and preset.learning_rate == 3e-4
+    model = build_model("iTransformer", preset, 3, 48, 12)
+    assert len(model.network.encoder.attn_layers) == 1
+
+
+def test_seeds_move_a_baseline_s_weights(ett_dir, tmp_path):
+    rows = _bench(ett_dir, tmp_path / "r.csv", "--model", "DLinear", "--epochs", "1", "--seeds", "1,2")
+    assert rows[0]["mse"] != rows[1]["mse"]
+
+
+# -- the search ---------------------------------------------------------------------------------------------------
+
+optuna = pytest.importorskip("optuna")
+from mamba_forecast.bench import tune as tuning  # noqa: E402
+
+
+def test_each_study_draws_its_own_first_settings():
+    """One seed for every study made every dataset try the same random configurations first."""
+    names = ["SMamba-ETTh1-L96-H96-s2023-e100-converge", "SMamba-ETTh2-L96-H96-s2023-e100-converge"]
+    assert len({tuning.study_seed(2023, n) for n in names}) == 2
+    assert tuning.study_seed(2023, names[0]) == tuning.study_seed(2023, names[0])
+    assert tuning.startup_trials(20) == 5 and tuning.startup_trials(8) == 2 and tuning.startup_trials(2) == 1
+
+
+def test_a_baseline_s_search_space_is_the_shared_one_plus_its_own():
+    trial = optuna.trial.FixedTrial({"learning_rate": 1e-3, "optimizer": "adam", "lradj": "plateau",
+                                     "hidden_size": 16, "dropout": 0.1, "input_size": 192})
+    settings = tuning.search_space("PatchTST", "converge", (96, 192))(trial)
+    assert settings == {"learning_rate": 1e-3, "optimizer": "adam", "lradj": "plateau", "hidden_size": 16,
+                        "dropout": 0.1, "input_size": 192}
+    assert tuning.SCHEDULES["converge"] == ("plateau", "constant")  # none that decays while the model improves
+
+
+def test_a_searched_look_back_is_chosen_on_validation_and_bench_runs_it(ett_dir, tmp_path):
+    from mamba_forecast.cli import main
+
+    table = tmp_path / "tuned.json"
+    main(["tune", "--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", "searched",
+          "--trials", "4", "--epochs", "2", "--data-dir", str(ett_dir), "--device", "cpu", "--presets-file",
+          str(table), "--trials-log", str(tmp_path / "t.csv"), "--study-file", str(tmp_path / "s.journal")])
+    (entry,) = read_tuned_entries(table)
+    assert entry["input_size"] == "searched" and entry["protocol"] == "converge"
+    chosen = entry["settings"]["input_size"]
+    assert chosen in (96, 192, 336, 512)  # 720 leaves no training window on 1200 rows at H=12
+    trials = pd.read_csv(tmp_path / "t.csv")
+    assert set(trials["lookback"]) == {"searched"} and set(trials["input_size"]) <= {96, 192, 336, 512}
+    assert trials["val_mse"].min() == pytest.approx(entry["val_mse"], rel=1e-5)
+    (row,) = _bench(ett_dir, tmp_path / "r.csv", "--model", "Linear", "--input-size", "searched", "--epochs", "1",
+                    "--presets-file", str(table))
+    assert (row["lookback"], row["input_size"], row["preset"]) == ("searched", str(chosen), "tuned")
+    with pytest.raises(ValueError, match="no tuned entry of SMamba on ETTh1 chose a look-back"):
+        _bench(ett_dir, tmp_path / "r.csv", "--model", "SMamba", "--input-size", "searched", "--presets-file",
+               str(table))
+
+
+def read_tuned_entries(path):
+    import json
+
+    return json.loads(path.read_text())["Linear"]["ETTh1"]
+
+
+import pandas as pd  # noqa: E402

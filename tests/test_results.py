@@ -183,5 +183,5 @@ def test_bench_with_no_tuned_entry_at_its_input_size_says_it_ran_the_official_ro
     main(["bench", *_linear(data_dir, "--no-progress", "--out", str(out))])  # Linear: tuned nowhere
     (row,) = read_results(out)
     assert row["preset"] == "official"
-    assert "no tuned entry for this look-back and horizon: the official preset" in capsys.readouterr().out
+    assert "no tuned entry for this look-back, horizon and protocol (converge): the official preset" in capsys.readouterr().out
 

@@ -120,7 +120,7 @@ def test_tune_never_reads_the_test_split_and_writes_a_sourced_preset(tmp_path, m
     presets = tmp_path / "tuned.json"
     log = tmp_path / "trials.csv"
     entry = tune("Linear", "ETTh1", 12, trials=3, seed=7, frame=synthetic_ett(), input_size=24, epochs=2,
-                 presets_file=presets, trials_log=log, log=lambda *_: None)
+                 presets_file=presets, trials_log=log, protocol="official", log=lambda *_: None)
     assert set(read) == {"train", "val"}
     table = json.loads(presets.read_text())
     (saved,) = table["Linear"]["ETTh1"]
@@ -242,7 +242,7 @@ def test_bench_runs_tuned_and_official_presets_as_separate_cells(tmp_path, monke
     monkeypatch.setattr(presets, "TUNED_PRESETS_FILE", table)
     out = tmp_path / "results.csv"
     args = ["bench", "--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", "24", "--epochs",
-            "1", "--data-dir", str(data), "--out", str(out), "--no-progress"]
+            "1", "--data-dir", str(data), "--out", str(out), "--no-progress", "--protocol", "official"]
     main(args)  # default: tuned
     main(args + ["--preset", "official"])
     main(args)  # the tuned cell is done: skipped
@@ -299,7 +299,7 @@ def test_a_tune_worker_claims_trials_until_the_study_has_enough(tmp_path):
 
     journal = tmp_path / "study.journal"
     kw = dict(frame=synthetic_ett(), input_size=24, epochs=1, presets_file=None, study_file=journal, seed=5,
-              log=lambda *_: None)
+              protocol="official", log=lambda *_: None)
     study = optuna.create_study(study_name="Linear-ETTh1-L24-H12-s5-e1", direction="minimize",
                                 storage=optuna.storages.JournalStorage(
                                     optuna.storages.journal.JournalFileBackend(str(journal))))
@@ -349,14 +349,15 @@ def test_merge_results_adds_only_what_is_new(tmp_path):
     (root / "t.json").write_text(json.dumps({"SMamba": {"ETTh1": [new]}}))
     (src / "t.json").write_text(json.dumps({"SMamba": {"ETTh1": [old, {**old, "input_size": 512}], "ETTh2": [old]}}))
     # the older ETTh1 entry at L=96 loses; the one at L=512 is another slot, kept beside it
-    assert mr.merge_tuned(src / "t.json", root / "t.json") == ["SMamba/ETTh1/L512/all", "SMamba/ETTh2/L96/all"]
+    assert mr.merge_tuned(src / "t.json", root / "t.json") == [
+        "SMamba/ETTh1/L512/all/official", "SMamba/ETTh2/L96/all/official"]
     merged = json.loads((root / "t.json").read_text())["SMamba"]["ETTh1"]
     assert [(e["input_size"], e["val_mse"]) for e in merged] == [(96, 0.6), (512, 0.7)]
     # a table in the older form (one entry per dataset) is read as an entry for all horizons at its look-back
     (src / "old.json").write_text(json.dumps({"SMamba": {"ETTh1": {
         "settings": {"learning_rate": 2e-3}, "input_size": 96, "horizon": 96, "val_mse": 0.5,
         "timestamp": "2026-03-01T00:00:00+00:00"}}}))
-    assert mr.merge_tuned(src / "old.json", root / "t.json") == ["SMamba/ETTh1/L96/all"]
+    assert mr.merge_tuned(src / "old.json", root / "t.json") == ["SMamba/ETTh1/L96/all/official"]
     merged = json.loads((root / "t.json").read_text())["SMamba"]["ETTh1"]
     assert (merged[0]["val_mse"], merged[0]["tuned_horizon"], merged[0]["horizons"]) == (0.5, 96, "all")
 
@@ -440,7 +441,7 @@ def test_a_search_at_another_input_size_keeps_the_entry_tuned_at_the_first(tmp_p
     synthetic_ett().to_csv(data / "ETTh1.csv", index=False)
     table = tmp_path / "tuned.json"
     common = ["--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--epochs", "1", "--trials", "1",
-              "--data-dir", str(data), "--device", "cpu", "--presets-file", str(table),
+              "--data-dir", str(data), "--device", "cpu", "--presets-file", str(table), "--protocol", "official",
               "--trials-log", str(tmp_path / "t.csv"), "--study-file", str(tmp_path / "s.journal")]
     main(["tune", *common, "--input-size", "24", "--seed", "1"])
     main(["tune", *common, "--input-size", "48", "--seed", "2"])
@@ -472,7 +473,7 @@ def test_bench_at_an_input_size_nothing_was_tuned_at_runs_the_official_row(tmp_p
     for input_size in ("48", "24"):
         main(["bench", "--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", input_size,
               "--epochs", "1", "--data-dir", str(data), "--presets-file", str(table), "--out", str(out),
-              "--no-progress", "--device", "cpu"])
+              "--no-progress", "--device", "cpu", "--protocol", "official"])
     assert [(r["input_size"], r["preset"], r["learning_rate"]) for r in read_results(out)] == [
         ("48", "official", "0.001"), ("24", "tuned", "0.005")]
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from ..models import get_spec
+from .baselines import build_baseline, is_baseline
 from .presets import LINEAR, Preset
 
 # Preset fields some architectures legitimately lack (TSM2 has no feed-forward width).
@@ -17,8 +18,9 @@ def uses_calendar_tokens(name: str) -> bool:
     """Whether model ``name`` takes the protocol's 4 calendar tokens (x_mark) as hist_exog (its spec's
     ``bench.calendar_tokens``). The official S-Mamba code feeds them (its paper numbers include them), so every
     one of the four models gets them: the models see the same inputs and SMamba's reproduction stays the
-    official pipeline. Only the harness's Linear check model goes without."""
-    return name != LINEAR and get_spec(name).bench.calendar_tokens
+    official pipeline. The harness's Linear check model and NeuralForecast's baselines go without (see
+    :mod:`.baselines`)."""
+    return name != LINEAR and not is_baseline(name) and get_spec(name).bench.calendar_tokens
 
 
 class LinearBaseline(nn.Module):
@@ -41,9 +43,13 @@ def model_class(name: str):
 
 
 def build_model(name: str, preset: Preset, n_series: int, input_size: int, horizon: int,
-                calendar_tokens: bool | None = None) -> nn.Module:
+                calendar_tokens: bool | None = None, seed: int = 2023) -> nn.Module:
     """Instantiate ``name`` with the preset's sizes; preset arguments the model does not take (its spec's
-    architecture arguments) are dropped with a warning."""
+    architecture arguments) are dropped with a warning. A NeuralForecast baseline takes the preset's ``extra``
+    (tuned or ``--set`` network arguments) over NeuralForecast's defaults, its weights drawn from ``seed``
+    (NeuralForecast reseeds every generator when a model is built; our models draw from the caller's seed)."""
+    if is_baseline(name):
+        return build_baseline(name, input_size, horizon, n_series, seed=seed, **preset.extra)
     cls = model_class(name)
     if name == LINEAR:
         return cls(input_size, horizon)

@@ -15,14 +15,18 @@ Sources (the official repositories, cited by URL; none of their files is in this
   expand 2, patch 16 / stride 8, lr 1e-4, dropout 0.3, batch 128 (ETT) / 32 (Exchange) / 64 (Weather) / 8 (ECL) /
   4 (Traffic), 10 epochs. The harness keeps the protocol's optimiser (Adam, type1 halving, patience 3) instead
   of the replication's AdamW + cosine. The same configuration is used at input 96 (``--input-size 96``).
+* NeuralForecast's forecasters (``bench --model PatchTST`` ...; :mod:`.baselines`): NeuralForecast 3.3's class
+  defaults (architecture and learning rate), batch 32, Adam; the protocol sets epochs, patience and schedule.
 * SML2010 has no published setting for any of the four models; every model uses its Exchange row
   [our choice: the closest in size, 18 variates and ~4k rows]. Any other set without a row of its own (ILI, a
   ``--csv`` file) uses the row of its registry stand-in (``DatasetSpec.preset_like``; Exchange for a CSV file).
 
 Two preset tables: ``"official"`` (the rows above) and ``"tuned"`` (written by ``mamba-forecast tune``: a search
 scored on the validation split whose winning settings are applied on top of the official row). A tuned entry
-holds the look-back it was tuned at (``input_size``), the horizon scored (``tuned_horizon``) and the horizons it
-applies to (``horizons``: ``"all"``, or a list); it counts only for a cell at that look-back, and one for the
+holds the look-back it was tuned at (``input_size``: a number, or ``"searched"`` when the look-back was one of the
+searched settings, then in ``settings``), the training protocol its trials ran under (``protocol``; entries
+without one ran under ``"official"``), the horizon scored (``tuned_horizon``) and the horizons it applies to
+(``horizons``: ``"all"``, or a list); it counts only for a cell at that look-back and protocol, and one for the
 cell's horizon wins over one for all horizons. The package ships a table beside this file
 (``tuned_presets.json``, read-only); a user's table (``tune --presets-file``, by default in the results folder)
 is read first, so its entries win. ``get_preset(..., preset="tuned")`` falls back to the official row where no
@@ -37,6 +41,7 @@ from pathlib import Path
 
 from ..datasets import preset_stand_in
 from ..models import get_spec, model_names
+from .baselines import baseline_names, default_learning_rate, is_baseline, network_arguments
 
 HORIZONS = (96, 192, 336, 720)
 
@@ -59,6 +64,9 @@ class Preset:
     optimizer: str = "adam"  # adam | adamw (weight decay 0.01)
     lradj: str = "type1"  # type1 (official halving) | cosine | constant
     extra: dict = field(default_factory=dict)  # model-specific constructor arguments
+    # a NeuralForecast baseline's network arguments: settings of these names go to ``extra`` even where a preset
+    # field has the name (its ``dropout`` or ``e_layers`` are NeuralForecast's, not ours)
+    network: tuple = ()
     source: str = ""
     table: str = "official"  # which preset table the row comes from: official | tuned
 
@@ -154,8 +162,20 @@ _LINEAR = _p(1, 1, 1, 1e-3, 32, 10, source="harness smoke-test baseline")
 
 
 def known_models() -> tuple[str, ...]:
-    """The models the harness runs: every registered model spec, then its Linear check model."""
-    return (*model_names(), LINEAR)
+    """The models the harness runs: every registered model spec, NeuralForecast's baselines, then its Linear check
+    model."""
+    return (*model_names(), *baseline_names(), LINEAR)
+
+
+SEARCHED = "searched"  # the look-back of a tuned entry whose search chose it (the chosen one is in its settings)
+
+
+def _baseline_row(model: str) -> Preset:
+    """A NeuralForecast baseline's row: the class's default learning rate, batch 32; no architecture fields of
+    ours (its network arguments are NeuralForecast's defaults, :func:`.baselines.network_arguments`)."""
+    return Preset(e_layers=0, d_model=0, d_ff=0, d_state=0, learning_rate=default_learning_rate(model),
+                  batch_size=32, epochs=10, network=tuple(network_arguments(model)),
+                  source="NeuralForecast 3.3 defaults (mamba_forecast/bench/baselines.py)")
 
 
 PRESET_TABLES = ("official", "tuned")
@@ -175,10 +195,11 @@ def _entries(value, where: str) -> list[dict]:
     if not isinstance(value, list):
         raise ValueError(f"{where}: expected a list of entries, got {type(value).__name__}")
     for entry in value:
+        entry.setdefault("protocol", "official")  # entries from before the converge protocol
         horizons = entry.get("horizons")
-        if not isinstance(entry.get("input_size"), int) or not (
+        if not (isinstance(entry.get("input_size"), int) or entry.get("input_size") == SEARCHED) or not (
                 horizons == "all" or (isinstance(horizons, list) and all(isinstance(h, int) for h in horizons))):
-            raise ValueError(f"{where}: each entry needs an integer 'input_size' and 'horizons' (\"all\" or a list "
+            raise ValueError(f"{where}: each entry needs an integer (or \"searched\") 'input_size' and 'horizons' (\"all\" or a list "
                              f"of integers); got input_size={entry.get('input_size')!r}, horizons={horizons!r}")
     return value
 
@@ -198,19 +219,21 @@ def read_tuned(path: str | Path | None = None) -> dict:
 
 
 def entry_slot(entry: dict) -> tuple:
-    """What an entry was tuned for: (look-back, horizons); a table holds one entry per slot."""
+    """What an entry was tuned for: (look-back, horizons, protocol); a table holds one entry per slot."""
     horizons = entry["horizons"]
-    return entry["input_size"], horizons if horizons == "all" else tuple(sorted(horizons))
+    return entry["input_size"], horizons if horizons == "all" else tuple(sorted(horizons)), entry["protocol"]
 
 
-def tuned_entry(model: str, dataset: str, input_size: int, horizon: int,
-                tuned_path: str | Path | None = None) -> dict | None:
+def tuned_entry(model: str, dataset: str, input_size: int | str, horizon: int,
+                tuned_path: str | Path | None = None, protocol: str = "official") -> dict | None:
     """The tuned entry of one cell, or ``None``: the table at ``tuned_path`` first, then the package's; in each,
-    only entries tuned at ``input_size``, one listing ``horizon`` before one for all horizons."""
+    only entries tuned at ``input_size`` (a number or ``"searched"``) under ``protocol``, one listing ``horizon``
+    before one for all horizons."""
     tables = [read_tuned(tuned_path)] if tuned_path is not None else []
     tables.append(read_tuned(TUNED_PRESETS_FILE))
     for table in tables:
-        entries = [e for e in table.get(model, {}).get(dataset, []) if e["input_size"] == input_size]
+        entries = [e for e in table.get(model, {}).get(dataset, [])
+                   if e["input_size"] == input_size and e["protocol"] == protocol]
         for entry in sorted(entries, key=lambda e: e["horizons"] == "all"):
             if entry["horizons"] == "all" or horizon in entry["horizons"]:
                 return entry
@@ -218,33 +241,43 @@ def tuned_entry(model: str, dataset: str, input_size: int, horizon: int,
 
 
 def apply_settings(preset: Preset, settings: dict, **changes) -> Preset:
-    """``preset`` with ``settings`` applied: preset fields replace theirs, anything else goes to ``extra``."""
-    own = {k: v for k, v in settings.items() if k in _PRESET_FIELDS}
-    extra = {**preset.extra, **{k: v for k, v in settings.items() if k not in _PRESET_FIELDS}}
+    """``preset`` with ``settings`` applied: preset fields replace theirs, anything else (and a baseline's network
+    arguments, :attr:`Preset.network`) goes to ``extra``."""
+    own = {k: v for k, v in settings.items() if k in _PRESET_FIELDS and k not in preset.network}
+    extra = {**preset.extra, **{k: v for k, v in settings.items() if k not in own}}
     return replace(preset, **own, extra=extra, **changes)
 
 
 def get_preset(model: str, dataset: str, horizon: int, preset: str = "official",
-               tuned_path: str | Path | None = None, input_size: int | None = None) -> Preset:
+               tuned_path: str | Path | None = None, input_size: int | str | None = None,
+               protocol: str = "official") -> Preset:
     """The preset of one benchmark cell; raises ``KeyError`` for an unknown model.
 
     ``preset="tuned"`` applies the settings of the cell's tuned entry (:func:`tuned_entry`, at ``input_size``,
-    default the official row's look-back) to the official row of this horizon, and returns the official row
-    (``table="official"``) where no entry fits.
+    default the official row's look-back, and ``protocol``) to the official row of this horizon, and returns the
+    official row (``table="official"``) where no entry fits. ``input_size="searched"`` takes the entry whose
+    search chose the look-back (the preset's ``input_size`` is the chosen one); without such an entry it is an
+    error, since no look-back was chosen.
     """
     if preset not in PRESET_TABLES:
         raise ValueError(f"preset must be one of {PRESET_TABLES}, got {preset!r}")
     official = _official_preset(model, dataset, horizon)
-    if preset == "tuned":
-        entry = tuned_entry(model, dataset, input_size or official.input_size, horizon, tuned_path)
+    if preset == "tuned" or input_size == SEARCHED:
+        entry = tuned_entry(model, dataset, input_size or official.input_size, horizon, tuned_path, protocol)
         if entry is not None:
             return apply_settings(official, entry["settings"], source=entry["source"], table="tuned")
+    if input_size == SEARCHED:
+        raise ValueError(f"input_size='searched': no tuned entry of {model} on {dataset} chose a look-back (under "
+                         f"the {protocol} protocol, horizon {horizon}); run `mamba-forecast tune --model {model} "
+                         f"--dataset {dataset} --input-size searched` first, or give a number")
     return official
 
 
 def _official_preset(model: str, dataset: str, horizon: int) -> Preset:
     if model == LINEAR:
         return _LINEAR
+    if is_baseline(model):
+        return _baseline_row(model)
     if model not in model_names():
         raise KeyError(f"unknown model {model!r}; known: {', '.join(known_models())}")
     hook = get_spec(model).bench

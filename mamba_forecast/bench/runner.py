@@ -16,19 +16,24 @@ import torch
 
 from ..datasets import canonical_name
 from ..models import get_spec
+from .baselines import is_baseline, network_arguments
 from .models import build_model, count_parameters, forward, uses_calendar_tokens
-from .presets import _PRESET_FIELDS, LINEAR, apply_settings, get_preset
+from .presets import _PRESET_FIELDS, LINEAR, SEARCHED, apply_settings, get_preset
 from .protocol import prepare
 from .records import append_csv_row, put_csv_row, read_rows
-from .train import fit_and_test
+from .train import DEFAULT_PROTOCOL, fit_and_test, get_protocol
 
 COLUMNS = [
     "dataset", "model", "input_size", "horizon", "seed", "mse", "mae", "epochs_run", "best_epoch",
     "max_epochs", "sec_per_epoch", "train_sec", "test_sec", "peak_mem_mb", "params", "n_test_windows",
     "batch_size", "learning_rate", "d_model", "d_ff", "e_layers", "d_state", "calendar_tokens", "device",
-    "machine", "via", "timestamp", "notes", "preset", "val_mse", "optimizer", "lradj",
+    "machine", "via", "timestamp", "notes", "preset", "val_mse", "optimizer", "lradj", "protocol", "patience",
+    "validation", "lookback",
 ]
-KEY = ("dataset", "model", "input_size", "horizon", "seed", "via", "max_epochs", "preset")
+# ``lookback``: the look-back asked for (a number, or "searched": the tuned entry's choice, run at ``input_size``)
+KEY = ("dataset", "model", "input_size", "horizon", "seed", "via", "max_epochs", "preset", "protocol", "lookback")
+# what rows written before a column existed ran with
+_OLD_ROWS = {"preset": "official", "protocol": "official", "validation": "shuffled"}
 # one row per cell in the samples file: the cell's key, then its test window (space-separated values)
 SAMPLE_COLUMNS = [*KEY, "variate", "history", "truth", "forecast"]
 
@@ -43,28 +48,34 @@ class Cell:
     model: str
     horizon: int
     seed: int = 2023
-    input_size: int | None = None  # None: the preset's
-    epochs: int | None = None  # None: the preset's
+    input_size: int | str | None = None  # None: the preset's; "searched": the look-back the tuned entry chose
+    epochs: int | None = None  # None: the protocol's cap (the preset's epochs under "official")
     via: str = "harness"
     preset: str = "tuned"  # preset table: tuned (falls back to official where nothing was tuned) | official
     tuned_path: str | None = None  # a tuned table read over the package's (its entries win); None: the package's
+    protocol: str = DEFAULT_PROTOCOL  # training protocol: converge | official (mamba_forecast.bench.train)
+    lookback: int | str | None = None  # filled by resolved(): the look-back asked for (a number or "searched")
 
     def get_preset(self):
         return get_preset(self.model, canonical_name(self.dataset), self.horizon, self.preset, self.tuned_path,
-                          input_size=self.input_size)
+                          input_size=self.lookback or self.input_size, protocol=self.protocol)
 
     def resolved(self) -> Cell:
         """The cell with its dataset's canonical name, its look-back and epochs filled in, and ``preset`` the table
-        really used: a tuned entry counts only where it was tuned at this look-back, else the official row."""
+        really used: a tuned entry counts only where it was tuned at this look-back under this protocol, else the
+        official row. A searched look-back resolves to the tuned entry's choice (``lookback`` keeps "searched")."""
+        protocol = get_protocol(self.protocol)
         dataset = canonical_name(self.dataset)
-        input_size = self.input_size or get_preset(self.model, dataset, self.horizon).input_size
-        preset = replace(self, dataset=dataset, input_size=input_size).get_preset()
-        return replace(self, dataset=dataset, preset=preset.table, input_size=input_size,
-                       epochs=self.epochs or preset.epochs)
+        lookback = self.lookback or self.input_size or get_preset(self.model, dataset, self.horizon).input_size
+        preset = replace(self, dataset=dataset, lookback=lookback).get_preset()
+        return replace(self, dataset=dataset, preset=preset.table, lookback=lookback,
+                       input_size=preset.input_size if lookback == SEARCHED else lookback,
+                       epochs=self.epochs or protocol.epochs(preset.epochs))
 
     def key(self) -> tuple:
         c = self.resolved()
-        return (c.dataset, c.model, str(c.input_size), str(c.horizon), str(c.seed), c.via, str(c.epochs), c.preset)
+        return (c.dataset, c.model, str(c.input_size), str(c.horizon), str(c.seed), c.via, str(c.epochs), c.preset,
+                c.protocol, str(c.lookback))
 
 
 def machine_description(device: torch.device) -> str:
@@ -97,9 +108,13 @@ def set_seed(seed: int) -> None:
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:
+    """The rows of a results CSV, with what rows from before a column existed ran with filled in (the official
+    preset table and protocol, the look-back asked for = the one run)."""
     rows = read_rows(path)
-    for row in rows:  # rows written before the tuned table existed used the official presets
-        row["preset"] = row.get("preset") or "official"
+    for row in rows:
+        for column, old in _OLD_ROWS.items():
+            row[column] = row.get(column) or old
+        row["lookback"] = row.get("lookback") or row.get("input_size", "")
     return rows
 
 
@@ -162,8 +177,8 @@ def save_sample(path, cell: Cell, data, result, variate: int = -1) -> None:
     hist, truth, fc = (" ".join(f"{v:.6f}" for v in result.sample[k][:, variate])
                        for k in ("history", "truth", "forecast"))
     row = dict(dataset=cell.dataset, model=cell.model, input_size=cell.input_size, horizon=cell.horizon,
-               seed=cell.seed, via=cell.via, max_epochs=cell.epochs, preset=cell.preset,
-               variate=data.columns[variate], history=hist, truth=truth, forecast=fc)
+               seed=cell.seed, via=cell.via, max_epochs=cell.epochs, preset=cell.preset, protocol=cell.protocol,
+               lookback=cell.lookback, variate=data.columns[variate], history=hist, truth=truth, forecast=fc)
     put_csv_row(path, row, SAMPLE_COLUMNS, KEY)
 
 
@@ -181,12 +196,15 @@ def run_cell(
     """Train and score one cell; return its CSV row. ``samples``: the CSV that one test window is saved to."""
     asked = cell.preset
     cell = cell.resolved()
+    protocol = get_protocol(cell.protocol)
+    tag = f"[{cell.dataset} {cell.model} L={cell.input_size} H={cell.horizon} seed={cell.seed}]"
     dev = resolve_device(device)
     preset = cell.get_preset()
     if asked == "tuned" and preset.table != "tuned":
-        log(f"[{cell.dataset} {cell.model} L={cell.input_size} H={cell.horizon}] no tuned entry for this look-back "
-            "and horizon: the official preset")
-    preset = apply_settings(preset, overrides or {}, epochs=cell.epochs, input_size=cell.input_size)
+        log(f"{tag} no tuned entry for this look-back, horizon and protocol ({cell.protocol}): the official preset")
+    training = protocol.settings(preset)  # epochs, patience, schedule; --set patience/lradj win over the protocol
+    preset = apply_settings(preset, overrides or {}, input_size=cell.input_size)
+    training.update({k: v for k, v in (overrides or {}).items() if k in training}, epochs=cell.epochs)
     data = prepare(cell.dataset, cell.input_size, data_dir=data_dir)
     data.check_windows(cell.horizon)
     use_marks = uses_calendar_tokens(cell.model) and data.calendar_tokens
@@ -196,25 +214,32 @@ def run_cell(
     notes = []
     if cell.via == "harness":
         set_seed(cell.seed)
-        model = build_model(cell.model, preset, data.n_series, cell.input_size, cell.horizon, use_marks)
+        model = build_model(cell.model, preset, data.n_series, cell.input_size, cell.horizon, use_marks,
+                            seed=cell.seed)
         params = count_parameters(model)
-        log(f"[{cell.dataset} {cell.model} L={cell.input_size} H={cell.horizon} seed={cell.seed}] "
-            f"{params:,} parameters on {dev}; {data.n_windows('train', cell.horizon)} train / "
-            f"{data.n_windows('val', cell.horizon)} val / {data.n_windows('test', cell.horizon)} test windows")
+        log(f"{tag} {params:,} parameters on {dev}; {data.n_windows('train', cell.horizon)} train / "
+            f"{data.n_windows('val', cell.horizon)} val / {data.n_windows('test', cell.horizon)} test windows; "
+            f"{cell.protocol} protocol ({training})")
         result = fit_and_test(
             model, data, cell.horizon,
             forward_fn=lambda m, x, xm: forward(m, x, xm, use_marks),
-            epochs=preset.epochs, batch_size=preset.batch_size, learning_rate=preset.learning_rate,
-            patience=preset.patience, optimizer=preset.optimizer, lradj=preset.lradj, device=dev, seed=cell.seed, max_train_batches=max_train_batches,
-            progress=progress, log=log,
+            batch_size=preset.batch_size, learning_rate=preset.learning_rate, optimizer=preset.optimizer,
+            validation=protocol.validation, device=dev, seed=cell.seed, max_train_batches=max_train_batches,
+            progress=progress, log=log, **training,
         )
     elif cell.via == "neuralforecast":
+        if is_baseline(cell.model):
+            raise ValueError(f"--via neuralforecast runs our models through their NeuralForecast class; {cell.model} "
+                             "is NeuralForecast's own: run it with --via harness")
+        if cell.protocol != "official":
+            raise ValueError("--via neuralforecast trains with NeuralForecast's loop set up like the official "
+                             "protocol; pass --protocol official")
         from .via_neuralforecast import fit_and_test_neuralforecast
 
         set_seed(cell.seed)
         result, params = fit_and_test_neuralforecast(
-            cell.model, data, cell.horizon, preset, seed=cell.seed, device=dev, use_marks=use_marks,
-            max_train_batches=max_train_batches, progress=progress, log=log,
+            cell.model, data, cell.horizon, replace(preset, epochs=cell.epochs), seed=cell.seed, device=dev,
+            use_marks=use_marks, max_train_batches=max_train_batches, progress=progress, log=log,
         )
         notes.append("NeuralForecast BaseModel training loop")
     else:
@@ -224,25 +249,31 @@ def run_cell(
     if overrides:
         notes.append("overrides " + " ".join(f"{k}={v}" for k, v in overrides.items()))
     peak_mb, how = _peak_mem_mb(dev, peak_since_reset)
+    ours = not is_baseline(cell.model)  # a baseline's sizes are NeuralForecast's, not the preset's fields
     row = dict(
         dataset=cell.dataset, model=cell.model, input_size=cell.input_size, horizon=cell.horizon,
         seed=cell.seed, mse=f"{result.mse:.6f}", mae=f"{result.mae:.6f}", epochs_run=result.epochs_run,
         best_epoch=result.best_epoch, max_epochs=cell.epochs, sec_per_epoch=f"{result.sec_per_epoch:.2f}",
         train_sec=f"{result.train_sec:.1f}", test_sec=f"{result.test_sec:.1f}",
         peak_mem_mb=f"{peak_mb:.0f}", params=params, n_test_windows=result.n_test_windows,
-        batch_size=preset.batch_size, learning_rate=preset.learning_rate, d_model=preset.d_model,
-        d_ff=preset.d_ff, e_layers=preset.e_layers, d_state=preset.d_state, calendar_tokens=int(use_marks),
-        device=str(dev), machine=machine_description(dev), via=cell.via,
+        batch_size=preset.batch_size, learning_rate=preset.learning_rate,
+        d_model=preset.d_model if ours else "", d_ff=preset.d_ff if ours else "",
+        e_layers=preset.e_layers if ours else "", d_state=preset.d_state if ours else "",
+        calendar_tokens=int(use_marks), device=str(dev), machine=machine_description(dev), via=cell.via,
         timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         notes="; ".join(notes + ([how] if how else [])),
+        preset=preset.table, val_mse=f"{result.val_loss:.6f}", optimizer=preset.optimizer, lradj=training["lradj"],
+        protocol=cell.protocol, patience=training["patience"], validation=protocol.validation,
+        lookback=cell.lookback,
     )
+    if not ours:
+        arguments = {**network_arguments(cell.model), **preset.extra}
+        row["notes"] = "; ".join(filter(None, [row["notes"], "NeuralForecast network: " + " ".join(
+            f"{k}={v}" for k, v in sorted(arguments.items()))]))
     if samples is not None:
         save_sample(samples, cell, data, result)
-    row.update(preset=preset.table, val_mse=f"{result.val_loss:.6f}", optimizer=preset.optimizer,
-               lradj=preset.lradj)
-    log(f"[{cell.dataset} {cell.model} L={cell.input_size} H={cell.horizon} seed={cell.seed}] "
-        f"({preset.table} preset) MSE {result.mse:.4f} MAE {result.mae:.4f}; {result.epochs_run} epochs (best {result.best_epoch}), "
-        f"{result.sec_per_epoch:.1f} s/epoch")
+    log(f"{tag} ({preset.table} preset, {cell.protocol} protocol) MSE {result.mse:.4f} MAE {result.mae:.4f}; "
+        f"{result.epochs_run} epochs of {cell.epochs} (best {result.best_epoch}), {result.sec_per_epoch:.1f} s/epoch")
     return row
 
 
@@ -272,16 +303,31 @@ def _claim(out: Path, key: tuple) -> Path | None:
     return None
 
 
+# the preset fields that size our networks; a NeuralForecast baseline is sized by its own arguments instead
+_OUR_SIZES = frozenset({"e_layers", "d_model", "d_ff", "d_state", "d_conv", "expand", "dropout", "use_norm"})
+
+
+def model_arguments(model: str):
+    """The arguments ``--set`` may give model ``model``: its spec's architecture arguments, or a NeuralForecast
+    baseline's network arguments."""
+    return network_arguments(model) if is_baseline(model) else get_spec(model).arguments
+
+
 def check_overrides(models, overrides: dict | None) -> None:
     """Refuse, before anything trains, an override that is neither a preset field nor an argument of every model
     in ``models`` (a typo would otherwise be a TypeError deep inside, or silently dropped)."""
-    preset_fields = _PRESET_FIELDS - {"extra", "source", "table"}
+    preset_fields = _PRESET_FIELDS - {"extra", "source", "table", "network"}
     for key in overrides or {}:
         if key in ("epochs", "input_size"):
             raise ValueError(f"--set {key}=...: use --{key.replace('_', '-')} instead (it is part of the cell's key)")
+        baselines = [m for m in models if is_baseline(m) and key in _OUR_SIZES and key not in model_arguments(m)]
+        if baselines:
+            raise ValueError(
+                f"--set {key}=...: {key!r} sizes our models; NeuralForecast's {', '.join(baselines)} take their own "
+                f"arguments ({', '.join(sorted(model_arguments(baselines[0])))})")
         if key in preset_fields:
             continue
-        missing = [m for m in models if m == LINEAR or key not in get_spec(m).arguments]
+        missing = [m for m in models if m == LINEAR or key not in model_arguments(m)]
         if missing:
             raise ValueError(
                 f"--set {key}=...: {key!r} is not a preset field ({', '.join(sorted(preset_fields))}) nor an "

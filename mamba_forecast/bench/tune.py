@@ -6,10 +6,15 @@ test split is never read: ``train`` touches only the train and validation segmen
 split exists during the search. Optuna's TPE sampler proposes the settings and its median pruner stops a trial
 whose validation loss after an epoch is worse than the median of earlier trials at that epoch.
 
-The search space is :func:`search_space`: the model spec's ``bench.tune_space`` on top of :func:`_common`
-(learning rate, optimiser and schedule), so every model gets the same kind of search and the same budget. The
-search runs on top of the cell's official preset (sizes and batch stay the official ones) with a fixed budget
-of :data:`TUNE_EPOCHS` epochs per trial. The winner is written to a tuned table (``presets_file``; the CLI's
+The search space is :func:`search_space`: the model's own choices (its spec's ``bench.tune_space``, or a
+NeuralForecast baseline's ``tune_space``) on top of :func:`_common` (learning rate, optimiser and schedule), so
+every model, ours and NeuralForecast's, gets the same kind of search and the same budget; with
+``input_size="searched"`` the look-back is one more choice (:data:`LOOKBACKS`; all of them score the same
+validation windows). Every trial trains under one protocol (:data:`~mamba_forecast.bench.train.PROTOCOLS`:
+``converge`` by default, up to 100 epochs ended by early stopping; ``official`` with :data:`TUNE_EPOCHS`
+epochs) on top of the cell's official preset (sizes and batch stay the official ones). The sampler's seed is
+drawn from ``seed`` and the study's name (model, dataset, look-back, horizon, protocol), so two studies do not
+try the same random settings first, and its first :func:`startup_trials` trials are random draws. The winner is written to a tuned table (``presets_file``; the CLI's
 default is ``tuned_presets.json`` in the results folder) with its source, validation MSE, trial counts and seed,
 keyed by the look-back it was tuned at and the horizons it is for (every horizon, or with ``per_horizon`` only
 the one scored), and every trial is appended to a CSV log. With a study file (an Optuna journal) a search
@@ -25,42 +30,70 @@ import datetime as _dt
 import json
 import os
 import time
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
 from ..datasets import canonical_name
 from ..models import get_spec
+from .baselines import BASELINES, is_baseline
 from .models import build_model, forward, uses_calendar_tokens
-from .presets import LINEAR, Preset, apply_settings, entry_slot, get_preset, known_models, read_tuned
+from .presets import LINEAR, SEARCHED, Preset, apply_settings, entry_slot, get_preset, known_models, read_tuned
 from .protocol import prepare
 from .records import locked
 from .runner import append_row, resolve_device, set_seed
-from .train import LR_SCHEDULES, OPTIMIZERS, train
+from .train import DEFAULT_PROTOCOL, OPTIMIZERS, get_protocol, train
 
-TUNE_EPOCHS = 10
+TUNE_EPOCHS = 10  # epochs of a trial under the official protocol (its papers' 10-epoch budget)
+LOOKBACKS = (96, 192, 336, 512, 720)  # the look-backs of a searched track
+# the schedules a search chooses from under each protocol (converge: none that decays while the model improves)
+SCHEDULES = {"official": ("type1", "cosine"), "converge": ("plateau", "constant")}
 TRIAL_COLUMNS = ["dataset", "model", "input_size", "horizon", "seed", "trial", "state", "val_mse", "epochs_run",
-                 "best_epoch", "sec", "settings", "timestamp"]
+                 "best_epoch", "sec", "settings", "timestamp", "protocol", "lookback"]
 
 
-def _common(trial) -> dict:
+def _common(trial, protocol: str = "official") -> dict:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
         "optimizer": trial.suggest_categorical("optimizer", list(OPTIMIZERS)),
-        "lradj": trial.suggest_categorical("lradj", [s for s in LR_SCHEDULES if s != "constant"]),
+        "lradj": trial.suggest_categorical("lradj", list(SCHEDULES[protocol])),
     }
 
 
-def search_space(model: str):
-    """Model ``model``'s search: :func:`_common` plus the choices of its spec's ``bench.tune_space``, as a
-    function of an Optuna trial returning preset fields / model arguments."""
+def model_choices(model: str) -> dict[str, tuple]:
+    """The choices of model ``model``'s own part of the search (its spec's ``bench.tune_space``, or a
+    NeuralForecast baseline's ``tune_space``)."""
     if model == LINEAR:
-        return _common
-    extra = get_spec(model).bench.tune_space
+        return {}
+    if is_baseline(model):
+        return dict(BASELINES[model].tune_space)
+    return {k: tuple(c.values) for k, c in get_spec(model).bench.tune_space.items()}
+
+
+def search_space(model: str, protocol: str = "official", lookbacks: tuple[int, ...] = ()):
+    """Model ``model``'s search under ``protocol``: :func:`_common` plus :func:`model_choices`, and the look-back
+    from ``lookbacks`` when given, as a function of an Optuna trial returning preset fields / model arguments."""
+    choices = model_choices(model)
+    if lookbacks:
+        choices = {"input_size": tuple(lookbacks), **choices}
 
     def space(trial) -> dict:
-        return {**_common(trial), **{k: trial.suggest_categorical(k, list(c.values)) for k, c in extra.items()}}
+        return {**_common(trial, protocol), **{k: trial.suggest_categorical(k, list(v)) for k, v in choices.items()}}
 
     return space
+
+
+def startup_trials(trials: int) -> int:
+    """How many of a search's ``trials`` are random draws before the sampler models the results: a quarter,
+    between 1 and 5 (a 20-trial search learns from 5 draws for 15 trials)."""
+    return max(1, min(5, trials // 4))
+
+
+def study_seed(seed: int, study_name: str) -> int:
+    """The sampler's seed of one study: ``seed`` mixed with the study's name, so studies of other datasets,
+    models or look-backs draw other random settings first (with one seed for all, every study tried the same
+    start-up configurations)."""
+    return (seed * 1_000_003 + zlib.crc32(study_name.encode())) % 2**31
 
 
 def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
@@ -72,8 +105,8 @@ def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
     with locked(path):
         table = read_tuned(path)
         entries = [e for e in table.setdefault(model, {}).get(dataset, []) if entry_slot(e) != entry_slot(entry)]
-        table[model][dataset] = sorted(entries + [entry], key=lambda e: (e["input_size"], e["horizons"] != "all",
-                                                                         str(entry_slot(e)[1])))
+        table[model][dataset] = sorted(entries + [entry], key=lambda e: (
+            e["protocol"], str(e["input_size"]).zfill(8), e["horizons"] != "all", str(entry_slot(e)[1])))
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         with open(tmp, "w") as fh:
             json.dump(table, fh, indent=1, sort_keys=True)
@@ -103,8 +136,9 @@ def tune(
     data_dir=None,
     frame=None,
     device: str | None = None,
-    input_size: int | None = None,
-    epochs: int = TUNE_EPOCHS,
+    input_size: int | str | None = None,
+    epochs: int | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
     max_train_batches: int | None = None,
     presets_file: str | Path | None = None,
     per_horizon: bool = False,
@@ -120,6 +154,11 @@ def tune(
     ``input_size`` and ``tuned_horizon``, and ``horizons``: ``"all"`` (the winner is applied at every horizon of
     this look-back), or with ``per_horizon`` ``[horizon]`` (only at this one; such an entry wins over an
     all-horizons one).
+
+    ``input_size="searched"`` makes the look-back a setting of the search (:data:`LOOKBACKS`, those with windows
+    in every split at ``horizon``); the entry is then keyed ``"searched"`` and its settings hold the look-back.
+    ``protocol``: how every trial trains (``epochs``: its cap, default the protocol's, :data:`TUNE_EPOCHS` under
+    ``official``); the entry counts only for cells under the same protocol.
 
     ``jobs`` > 1 runs the trials in that many processes sharing ``study_file`` (required then); each proposes
     from its own sampler seed, so the search is no longer reproducible trial by trial, but the study has exactly
@@ -140,22 +179,44 @@ def tune(
     for name, flag, path in (("presets_file", "--presets-file", presets_file),
                              ("trials_log", "--trials-log", trials_log), ("study_file", "--study-file", study_file)):
         _check_writable(name, flag, path)
+    rules = get_protocol(protocol)
     dataset = canonical_name(dataset)
-    base: Preset = get_preset(model, dataset, horizon, "official")
-    base = replace(base, epochs=epochs, input_size=input_size or base.input_size)
-    tag = f"[tune {model} {dataset} L={base.input_size} H={horizon}]"
-    data = prepare(dataset, base.input_size, data_dir=data_dir, frame=frame)
+    official: Preset = get_preset(model, dataset, horizon, "official")
+    searched = input_size == SEARCHED
+    if epochs is None:
+        epochs = TUNE_EPOCHS if protocol == "official" else rules.epochs(official.epochs)
+    base = replace(official, epochs=epochs,
+                   input_size=official.input_size if input_size in (None, SEARCHED) else input_size)
+    lookback = SEARCHED if searched else base.input_size
+    tag = f"[tune {model} {dataset} L={lookback} H={horizon} {protocol}]"
+    datas: dict[int, object] = {}
+
+    def data_for(length: int):
+        if length not in datas:
+            datas[length] = prepare(dataset, length, data_dir=data_dir, frame=frame)
+        return datas[length]
+
+    lookbacks: tuple[int, ...] = ()
+    if searched:
+        lookbacks = tuple(n for n in LOOKBACKS if all(data_for(n).n_windows(s, horizon) > 0
+                                                      for s in ("train", "val", "test")))
+        if not lookbacks:
+            raise ValueError(f"input_size='searched': {dataset} has no window in every split for any look-back of "
+                             f"{LOOKBACKS} at horizon {horizon}; give a shorter --input-size")
+    data = data_for(base.input_size if not searched else lookbacks[0])
     data.check_windows(horizon)
     dev = resolve_device(device)
     use_marks = uses_calendar_tokens(model) and data.calendar_tokens
-    space = search_space(model)
+    space = search_space(model, protocol, lookbacks)
     log_path = Path(trials_log) if trials_log else None
 
     def objective(trial):
         settings = space(trial)
         preset = apply_settings(base, settings)
+        training = rules.settings(preset)
+        trial_data = data_for(preset.input_size)
         set_seed(seed)
-        net = build_model(model, preset, data.n_series, preset.input_size, horizon, use_marks)
+        net = build_model(model, preset, trial_data.n_series, preset.input_size, horizon, use_marks, seed=seed)
         seen = []  # validation loss of each epoch run
 
         def report(epoch, val_loss):
@@ -168,10 +229,11 @@ def tune(
         state, result = "complete", None
         try:
             result = train(
-                net, data, horizon, forward_fn=lambda m, x, xm: forward(m, x, xm, use_marks),
-                epochs=preset.epochs, batch_size=preset.batch_size, learning_rate=preset.learning_rate,
-                patience=preset.patience, optimizer=preset.optimizer, lradj=preset.lradj, device=dev, seed=seed,
-                max_train_batches=max_train_batches, progress=progress, log=lambda *_: None, on_epoch=report,
+                net, trial_data, horizon, forward_fn=lambda m, x, xm: forward(m, x, xm, use_marks),
+                epochs=epochs, batch_size=preset.batch_size, learning_rate=preset.learning_rate,
+                patience=training["patience"], optimizer=preset.optimizer, lradj=training["lradj"],
+                validation=rules.validation, device=dev, seed=seed, max_train_batches=max_train_batches,
+                progress=progress, log=lambda *_: None, on_epoch=report,
             )
         except optuna.TrialPruned:
             state = "pruned"
@@ -185,7 +247,8 @@ def tune(
                 f"{time.time() - t0:.0f}s, {settings}")
             if log_path is not None:
                 append_row(log_path, columns=TRIAL_COLUMNS, row=dict(
-                    dataset=dataset, model=model, input_size=base.input_size, horizon=horizon, seed=seed,
+                    dataset=dataset, model=model, input_size=preset.input_size, horizon=horizon, seed=seed,
+                    protocol=protocol, lookback=lookback,
                     trial=trial.number, state=state, val_mse=f"{value:.6f}", epochs_run=len(seen),
                     best_epoch=result.best_epoch if result else "",
                     sec=f"{time.time() - t0:.1f}", settings=json.dumps(settings, sort_keys=True),
@@ -201,8 +264,12 @@ def tune(
 
         Path(study_file).parent.mkdir(parents=True, exist_ok=True)
         storage = JournalStorage(JournalFileBackend(str(study_file)))
+    # (studies of the official protocol keep the names they had before there were two protocols)
+    study_name = f"{model}-{dataset}-L{lookback}-H{horizon}-s{seed}-e{epochs}"
+    if protocol != "official":
+        study_name += f"-{protocol}"
     study = optuna.create_study(
-        study_name=f"{model}-{dataset}-L{base.input_size}-H{horizon}-s{seed}-e{epochs}", storage=storage,
+        study_name=study_name, storage=storage,
         load_if_exists=True, direction="minimize",
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
@@ -210,12 +277,13 @@ def tune(
     done = sum(t.state in finished for t in study.trials)
     # a resumed search draws new proposals (seed + finished trials), not the first ones again; a parallel worker
     # draws from its own seed and counts the others' running trials as bad ("constant liar")
+    first = study_seed(seed, study_name)
     if _worker is None:
-        sampler_seed, parallel = seed + done, False
+        sampler_seed, parallel = first + done, False
     else:
-        sampler_seed, parallel = seed + _worker[1] + 7919 * _worker[0], True
+        sampler_seed, parallel = first + _worker[1] + 7919 * _worker[0], True
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=parallel,
-                                               n_startup_trials=max(1, min(4, trials // 2)))
+                                               n_startup_trials=startup_trials(trials))
     remaining = max(0, trials - done)
     if _worker is not None:
         _claim_trials(study, objective, trials, Path(study_file), stale=_worker[2])
@@ -227,7 +295,8 @@ def tune(
         stale = frozenset(t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING)
         _run_workers([(i, done, stale) for i in range(n)], dict(
             model=model, dataset=dataset, horizon=horizon, trials=trials, seed=seed, data_dir=data_dir,
-            frame=frame, device=device, input_size=input_size, epochs=epochs, max_train_batches=max_train_batches,
+            frame=frame, device=device, input_size=input_size, epochs=epochs, protocol=protocol,
+            max_train_batches=max_train_batches,
             trials_log=trials_log, study_file=study_file))
         study = optuna.load_study(study_name=study.study_name, storage=storage)
     elif remaining:
@@ -237,6 +306,7 @@ def tune(
     pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)
     best = study.best_trial
     settings = {**best.params, "epochs": epochs}
+    chosen = f" (chose {settings['input_size']})" if searched else ""
     entry = {
         "settings": settings,
         "val_mse": round(float(best.value), 6),
@@ -244,10 +314,12 @@ def tune(
         "completed": completed,
         "pruned": pruned,
         "seed": seed,
-        "input_size": base.input_size,
+        "input_size": lookback,
+        "protocol": protocol,
         "tuned_horizon": horizon,
         "horizons": [horizon] if per_horizon else "all",
-        "source": f"tuned on validation, {len(states)} trials, seed {seed} ({dataset} L={base.input_size} "
+        "source": f"tuned on validation, {len(states)} trials, seed {seed}, {protocol} protocol ({dataset} "
+                  f"L={lookback}{chosen} "
                   f"H={horizon}, for {f'H={horizon} only' if per_horizon else 'every horizon'}; "
                   f"val MSE {best.value:.4f})",
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
