@@ -270,3 +270,58 @@ def read_tuned_entries(path):
 
 
 import pandas as pd  # noqa: E402
+
+
+def test_the_default_for_an_unseen_dataset_is_chosen_on_validation_across_searches(tmp_path):
+    """Settings closest to each dataset's best validation MSE, among those searched on (nearly) every dataset; a
+    setting tried on fewer datasets, however good there, is not eligible."""
+    from mamba_forecast.bench.records import append_csv_row
+    from mamba_forecast.bench.tune import TRIAL_COLUMNS, choose_default
+
+    log = tmp_path / "trials.csv"
+    val = {  # settings -> dataset -> validation MSE
+        '{"learning_rate": 0.001}': {"A": 1.00, "B": 2.00, "C": 3.00, "D": 4.40},
+        '{"learning_rate": 0.0001}': {"A": 1.01, "B": 2.02, "C": 3.03, "D": 4.00},
+        '{"learning_rate": 0.01}': {"A": 0.90, "B": 1.90},
+    }
+    for settings, per in val.items():
+        for dataset, mse in per.items():
+            append_csv_row(log, dict(dataset=dataset, model="SMamba", input_size=96, horizon=96, seed=1, trial=0,
+                                     state="complete", val_mse=mse, settings=settings), TRIAL_COLUMNS)
+    append_csv_row(log, dict(dataset="A", model="SMamba", input_size=96, horizon=96, state="pruned", val_mse=0.1,
+                             settings='{"learning_rate": 0.1}'), TRIAL_COLUMNS)
+    entry = choose_default(log, "SMamba")
+    assert entry["settings"] == {"learning_rate": 0.0001} and entry["datasets"] == ["A", "B", "C", "D"]
+    assert entry["default"] is True and "on validation" in entry["source"]
+    assert choose_default(log, "SMamba", protocol="converge") is None  # no search ran under converge
+    assert choose_default(log, "FMamba") is None
+
+
+def test_a_dataset_without_a_tuned_entry_takes_the_model_s_default_entry(tmp_path):
+    from mamba_forecast.bench.presets import DEFAULT, get_preset
+    from mamba_forecast.bench.tune import write_tuned
+
+    table = tmp_path / "t.json"
+    entry = {"settings": {"learning_rate": 2e-4, "optimizer": "adamw"}, "default": True, "input_size": 96,
+             "protocol": "converge", "tuned_horizon": 96, "horizons": "all", "source": "default for a dataset ..."}
+    write_tuned(table, "Toy", DEFAULT, entry)
+    write_tuned(table, "SMamba", DEFAULT, entry)
+    unseen = get_preset("SMamba", "ETTm2", 96, "tuned", tuned_path=table, protocol="converge")
+    assert (unseen.table, unseen.learning_rate, unseen.optimizer) == ("default", 2e-4, "adamw")
+    assert get_preset("SMamba", "ETTm2", 96, "official", tuned_path=table, protocol="converge").table == "official"
+    # the default is for the protocol and look-back it was chosen for
+    assert get_preset("SMamba", "ETTm2", 96, "tuned", tuned_path=table, protocol="official").learning_rate != 2e-4
+    assert get_preset("SMamba", "ETTm2", 96, "tuned", tuned_path=table, input_size=192,
+                      protocol="converge").table == "official"
+
+
+def test_the_shipped_defaults_train_every_model_at_a_rate_that_learns():
+    """`bench --dataset ETTm2 --model AttentionMamba` used to run at 1e-5 halved every epoch (6e-7 by epoch 6)."""
+    from mamba_forecast.bench.presets import get_preset
+    from mamba_forecast.bench.train import PROTOCOLS
+    from mamba_forecast.models import model_names
+
+    for model in model_names():
+        for protocol in PROTOCOLS:
+            preset = get_preset(model, "ETTm2", 96, "tuned", input_size=96, protocol=protocol)
+            assert preset.table == "default" and preset.learning_rate >= 5e-5, (model, protocol)

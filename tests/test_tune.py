@@ -485,8 +485,10 @@ def test_the_shipped_table_says_what_each_entry_was_tuned_for():
 
     raw = json.loads(TUNED_PRESETS_FILE.read_text())
     assert all(isinstance(v, list) for per in raw.values() for v in per.values())  # stored in the keyed form
-    entries = [e for per in read_tuned().values() for v in per.values() for e in v]
-    assert len(entries) == 20
+    entries = [e for per in read_tuned().values() for ds, v in per.items() for e in v if ds != "*"]
+    assert len(entries) == 20 and {e["protocol"] for e in entries} == {"official"}
     assert {(e["input_size"], e["tuned_horizon"], e["horizons"]) for e in entries} == {(96, 96, "all")}
+    defaults = [e for per in read_tuned().values() for e in per.get("*", [])]  # one per model and protocol
+    assert sorted((e["protocol"], e["input_size"]) for e in defaults) == [("converge", 96)] * 4 + [("official", 96)] * 4
     assert get_preset("TSM2", "ETTh1", 96, "tuned").table == "official"  # TSM2's default L = 512
     assert get_preset("TSM2", "ETTh1", 336, "tuned", input_size=96).table == "tuned"

@@ -29,8 +29,10 @@ without one ran under ``"official"``), the horizon scored (``tuned_horizon``) an
 (``horizons``: ``"all"``, or a list); it counts only for a cell at that look-back and protocol, and one for the
 cell's horizon wins over one for all horizons. The package ships a table beside this file
 (``tuned_presets.json``, read-only); a user's table (``tune --presets-file``, by default in the results folder)
-is read first, so its entries win. ``get_preset(..., preset="tuned")`` falls back to the official row where no
-entry fits; the returned ``Preset.table`` says which was used.
+is read first, so its entries win. A dataset without an entry of its own takes the model's default entry (dataset
+``"*"``: the settings that did best on validation across the datasets searched, :func:`mamba_forecast.bench.tune.
+choose_default`) where one fits; ``get_preset(..., preset="tuned")`` falls back to the official row where no entry
+fits. The returned ``Preset.table`` says which was used: ``tuned``, ``default`` or ``official``.
 """
 
 from __future__ import annotations
@@ -178,7 +180,7 @@ def _baseline_row(model: str) -> Preset:
                   source="NeuralForecast 3.3 defaults (mamba_forecast/bench/baselines.py)")
 
 
-PRESET_TABLES = ("official", "tuned")
+PRESET_TABLES = ("official", "tuned")  # what a cell asks for; ``Preset.table`` may also say "default"
 TUNED_PRESETS_FILE = Path(__file__).with_name("tuned_presets.json")  # shipped with the package: read-only
 _PRESET_FIELDS = {f.name for f in fields(Preset)}
 
@@ -224,19 +226,25 @@ def entry_slot(entry: dict) -> tuple:
     return entry["input_size"], horizons if horizons == "all" else tuple(sorted(horizons)), entry["protocol"]
 
 
+DEFAULT = "*"  # the tuned table's "dataset" of a model's default entry: for datasets without an entry of their own
+
+
 def tuned_entry(model: str, dataset: str, input_size: int | str, horizon: int,
                 tuned_path: str | Path | None = None, protocol: str = "official") -> dict | None:
     """The tuned entry of one cell, or ``None``: the table at ``tuned_path`` first, then the package's; in each,
     only entries tuned at ``input_size`` (a number or ``"searched"``) under ``protocol``, one listing ``horizon``
-    before one for all horizons."""
+    before one for all horizons. Where no table has an entry for ``dataset``, the model's default entry
+    (:data:`DEFAULT`, chosen by :func:`mamba_forecast.bench.tune.choose_default`) at ``input_size`` and
+    ``protocol``."""
     tables = [read_tuned(tuned_path)] if tuned_path is not None else []
     tables.append(read_tuned(TUNED_PRESETS_FILE))
-    for table in tables:
-        entries = [e for e in table.get(model, {}).get(dataset, [])
-                   if e["input_size"] == input_size and e["protocol"] == protocol]
-        for entry in sorted(entries, key=lambda e: e["horizons"] == "all"):
-            if entry["horizons"] == "all" or horizon in entry["horizons"]:
-                return entry
+    for name in (dataset, DEFAULT):
+        for table in tables:
+            entries = [e for e in table.get(model, {}).get(name, [])
+                       if e["input_size"] == input_size and e["protocol"] == protocol]
+            for entry in sorted(entries, key=lambda e: e["horizons"] == "all"):
+                if entry["horizons"] == "all" or horizon in entry["horizons"]:
+                    return entry
     return None
 
 
@@ -265,7 +273,8 @@ def get_preset(model: str, dataset: str, horizon: int, preset: str = "official",
     if preset == "tuned" or input_size == SEARCHED:
         entry = tuned_entry(model, dataset, input_size or official.input_size, horizon, tuned_path, protocol)
         if entry is not None:
-            return apply_settings(official, entry["settings"], source=entry["source"], table="tuned")
+            table = "default" if entry.get("default") else "tuned"
+            return apply_settings(official, entry["settings"], source=entry["source"], table=table)
     if input_size == SEARCHED:
         raise ValueError(f"input_size='searched': no tuned entry of {model} on {dataset} chose a look-back (under "
                          f"the {protocol} protocol, horizon {horizon}); run `mamba-forecast tune --model {model} "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import time
 import zlib
@@ -40,7 +41,7 @@ from .baselines import BASELINES, is_baseline
 from .models import build_model, forward, uses_calendar_tokens
 from .presets import LINEAR, SEARCHED, Preset, apply_settings, entry_slot, get_preset, known_models, read_tuned
 from .protocol import prepare
-from .records import locked
+from .records import locked, read_rows
 from .runner import append_row, resolve_device, set_seed
 from .train import DEFAULT_PROTOCOL, OPTIMIZERS, get_protocol, train
 
@@ -380,3 +381,46 @@ def _run_workers(shares: list[tuple[int, int, frozenset]], kwargs: dict) -> None
         raise RuntimeError(f"tune: worker(s) {failed} of {n} failed (exit codes "
                            f"{[procs[i].exitcode for i in failed]}); finished trials are kept in the study file "
                            f"and a rerun resumes them")
+
+
+def choose_default(trials_log: str | Path, model: str, *, protocol: str = "official", input_size: int = 96,
+                   min_datasets: int = 3) -> dict | None:
+    """The default entry of ``model`` for datasets it was not tuned on, chosen on validation from the searches in
+    ``trials_log``: among the settings whose trials completed on the most datasets (all but one at least, and
+    ``min_datasets``), the one whose validation MSE is closest to each dataset's best, on average (relative gap).
+    Uses only validation scores (the log holds no test score); ``None`` where too few datasets were searched.
+
+    The entry (dataset ``"*"`` in a tuned table: :data:`~mamba_forecast.bench.presets.DEFAULT`) holds the
+    settings, the datasets, each gap and its mean, and says how it was chosen in ``source``."""
+    rows = [r for r in read_rows(trials_log) if r["model"] == model and r["state"] == "complete"
+            and (r.get("protocol") or "official") == protocol and str(r["input_size"]) == str(input_size)]
+    best: dict[str, float] = {}
+    for r in rows:
+        best[r["dataset"]] = min(best.get(r["dataset"], math.inf), float(r["val_mse"]))
+    gaps: dict[str, dict[str, float]] = {}  # settings -> dataset -> relative gap to that dataset's best
+    for r in rows:
+        settings = {k: v for k, v in json.loads(r["settings"]).items() if k != "epochs"}
+        key = json.dumps(settings, sort_keys=True)
+        gap = float(r["val_mse"]) / best[r["dataset"]] - 1.0
+        gaps.setdefault(key, {})[r["dataset"]] = min(gap, gaps.get(key, {}).get(r["dataset"], math.inf))
+    need = max(min_datasets, len(best) - 1)
+    candidates = {k: g for k, g in gaps.items() if len(g) >= need}
+    if not candidates:
+        return None
+    key, chosen = min(candidates.items(), key=lambda kv: (sum(kv[1].values()) / len(kv[1]), kv[0]))
+    mean_gap = sum(chosen.values()) / len(chosen)
+    datasets = sorted(chosen)
+    return {
+        "settings": json.loads(key),
+        "default": True,
+        "datasets": datasets,
+        "val_gaps": {d: round(chosen[d], 5) for d in datasets},
+        "input_size": input_size,
+        "protocol": protocol,
+        "tuned_horizon": 96,
+        "horizons": "all",
+        "source": f"default for a dataset without a tuned entry: the settings closest to each search's best on "
+                  f"validation ({mean_gap:.2%} on average over {', '.join(datasets)}; {protocol} protocol, "
+                  f"L={input_size})",
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
