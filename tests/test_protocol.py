@@ -297,7 +297,7 @@ def test_the_default_for_an_unseen_dataset_is_chosen_on_validation_across_search
     assert choose_default(log, "FMamba") is None
 
 
-def test_a_dataset_without_a_tuned_entry_takes_the_model_s_default_entry(tmp_path):
+def test_a_dataset_without_a_tuned_entry_takes_the_model_s_default_entry(tmp_path, ett_dir):
     from mamba_forecast.bench.presets import DEFAULT, get_preset
     from mamba_forecast.bench.tune import write_tuned
 
@@ -313,6 +313,9 @@ def test_a_dataset_without_a_tuned_entry_takes_the_model_s_default_entry(tmp_pat
     assert get_preset("SMamba", "ETTm2", 96, "tuned", tuned_path=table, protocol="official").learning_rate != 2e-4
     assert get_preset("SMamba", "ETTm2", 96, "tuned", tuned_path=table, input_size=192,
                       protocol="converge").table == "official"
+    write_tuned(table, "Linear", DEFAULT, {**entry, "input_size": 24})
+    (row,) = _bench(ett_dir, tmp_path / "r.csv", "--model", "Linear", "--epochs", "1", "--presets-file", str(table))
+    assert (row["preset"], row["learning_rate"], row["optimizer"]) == ("default", "0.0002", "adamw")
 
 
 def test_the_shipped_defaults_train_every_model_at_a_rate_that_learns():

@@ -57,7 +57,8 @@ class Cell:
     lookback: int | str | None = None  # filled by resolved(): the look-back asked for (a number or "searched")
 
     def get_preset(self):
-        return get_preset(self.model, canonical_name(self.dataset), self.horizon, self.preset, self.tuned_path,
+        table = "tuned" if self.preset == "default" else self.preset  # a resolved cell names the table used
+        return get_preset(self.model, canonical_name(self.dataset), self.horizon, table, self.tuned_path,
                           input_size=self.lookback or self.input_size, protocol=self.protocol)
 
     def resolved(self) -> Cell:
