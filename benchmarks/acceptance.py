@@ -51,6 +51,8 @@ def plain_harness(rows: list[dict], seed: str | None = ACCEPT_SEED, preset: str 
     for r in rows:
         if r.get("via", "harness") != "harness" or "overrides" in r.get("notes", ""):
             continue
+        if r.get("protocol", "official") != "official":  # the grids are the papers' protocol
+            continue
         if seed is not None and r["seed"] != seed:
             continue
         if (r.get("preset") or "official") != preset:
@@ -107,7 +109,8 @@ def acceptance(rows: list[dict], published: dict) -> list[str]:
 def _seed_spread(rows: list[dict], ds: str, model: str, preset: str, L: int = 96, h: int = 96) -> list[float]:
     return [_f(r["mse"]) for r in rows if r.get("via", "harness") == "harness" and r["dataset"] == ds
             and r["model"] == model and int(r["input_size"]) == L and int(r["horizon"]) == h
-            and (r.get("preset") or "official") == preset and "overrides" not in r.get("notes", "")]
+            and (r.get("preset") or "official") == preset and "overrides" not in r.get("notes", "")
+            and r.get("protocol", "official") == "official"]
 
 
 def side_by_side(rows: list[dict], published: dict) -> list[str]:

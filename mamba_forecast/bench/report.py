@@ -69,8 +69,11 @@ def aggregate(rows: list[dict], published: dict) -> list[dict]:
     names = published_names()
     groups = defaultdict(list)
     for r in rows:
+        preset = r.get("preset") or "official"
+        protocol = r.get("protocol") or "official"  # the papers' loop; shown where another protocol ran
         key = (r["dataset"], r["model"], int(r["input_size"]), int(r["horizon"]), r.get("via", "harness"),
-               r.get("max_epochs", ""), r.get("preset") or "official", r.get("notes", ""))
+               r.get("max_epochs", ""), preset if protocol == "official" else f"{preset} ({protocol})",
+               r.get("notes", ""))
         groups[key].append(r)
     out = []
     for (ds, model, L, H, via, max_ep, preset, notes), rs in sorted(groups.items(), key=lambda kv: kv[0][:7]):

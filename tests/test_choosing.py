@@ -1,0 +1,75 @@
+"""Verdicts beyond the seed noise (mamba_forecast.bench.compare) and the choosing page (benchmarks/choosing.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from conftest import bench_row
+from mamba_forecast.bench.compare import Seeds, summarise, verdict
+from mamba_forecast.bench.runner import append_row
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def seeds(*mse):
+    return Seeds(mse={2023 + i: m for i, m in enumerate(mse)})
+
+
+def test_a_verdict_needs_separated_seed_ranges():
+    assert verdict(seeds(0.40, 0.41, 0.42), seeds(0.43, 0.44, 0.45)) == "win"
+    assert verdict(seeds(0.43, 0.44, 0.45), seeds(0.40, 0.41, 0.42)) == "loss"
+    assert verdict(seeds(0.40, 0.44), seeds(0.42, 0.45)) == "tie"  # means differ, ranges overlap
+    assert verdict(seeds(0.30), seeds(0.40, 0.41)) == "tie"  # one seed says nothing about the spread
+
+
+def row(model, seed, mse, h=96, **extra):
+    base = bench_row("ETTh1", model, h, mse, preset="default", seed=seed)
+    return {**base, "protocol": "converge", "patience": 5, "max_epochs": 100, "device": "cpu", **extra}
+
+
+def test_summarise_keeps_one_protocol_and_device_kind_and_no_overridden_runs():
+    rows = [row("SMamba", 2023, 0.40), row("SMamba", 2024, 0.41),
+            row("SMamba", 2025, 0.30, protocol="official"),  # another protocol
+            row("SMamba", 2026, 0.30, device="cuda:0"),  # another device kind
+            row("SMamba", 2027, 0.30, notes="overrides d_model=8"),
+            row("PatchTST", 2023, 0.45, preset="official")]
+    cells = summarise(rows)
+    models = cells[("ETTh1", "L=96", 96)]
+    assert sorted(models["SMamba"].mse) == [2023, 2024] and list(models["PatchTST"].mse) == [2023]
+    assert summarise(rows, protocol="official")[("ETTh1", "L=96", 96)]["SMamba"].mse == {2025: 0.30}
+
+
+def test_a_run_that_hit_its_cap_before_early_stopping_is_flagged():
+    s = Seeds(mse={1: 0.4, 2: 0.4, 3: 0.4, 4: 0.4}, epochs={1: (98, 100, 100, 5), 2: (12, 17, 100, 5), 3: (96, 100, 100, 5), 4: (95, 100, 100, 5)})
+    assert s.capped_while_improving() == [1, 3]
+
+
+@pytest.fixture()
+def choosing():
+    spec = importlib.util.spec_from_file_location("choosing", ROOT / "benchmarks" / "choosing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_page_compares_the_best_of_ours_with_the_best_baseline(choosing, tmp_path):
+    results = tmp_path / "bench_results.csv"
+    for h in (96, 192, 336, 720):
+        for seed, (ours, theirs, other) in enumerate([(0.40, 0.45, 0.50), (0.41, 0.46, 0.52), (0.42, 0.47, 0.51)]):
+            append_row(results, row("FMamba", 2023 + seed, ours + h / 1e4, h=h))
+            append_row(results, row("PatchTST", 2023 + seed, theirs + h / 1e4, h=h, preset="official"))
+            append_row(results, row("DLinear", 2023 + seed, other + h / 1e4, h=h, preset="official"))
+    append_row(results, row("SMamba", 2023, 0.30, h=96, best_epoch=100, epochs_run=100))  # one seed, capped
+    text = choosing.build(results, tmp_path / "choosing.md").read_text()
+    assert text.startswith("# Choosing a forecaster: our four next to NeuralForecast's")
+    assert "### ETTh1, L=96, H = 192" in text
+    # H = 96: SMamba's single seed is the lowest mean, and one seed gives no verdict
+    assert "Best of ours **SMamba** 0.3000 against the best baseline **PatchTST** 0.4696 (-36.1%): **tie** " \
+           "(one seed: no verdict)." in text
+    assert "Best of ours **FMamba** 0.4292 against the best baseline **PatchTST** 0.4792 (-10.4%): **win**." in text
+    assert "* **L=96**: the best of our four wins on 1 of 1 datasets with all four horizons run (ETTh1: win)." in text
+    assert "* ETTh1 L=96 H=96 SMamba (seeds 2023)" in text  # stopped at its cap while still improving
+    assert "| FMamba | ours | 3 | 0.4196 | 0.4096-0.4296 |" in text
