@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# the loaders live in mamba_forecast.datasets; imported here for the demo (and for code that imported them here)
-from .datasets import DEMO_CREDIT, DEMO_DATA, load_demo_data, to_long  # noqa: F401
+from .datasets import DEMO_CREDIT, load_demo_data, to_long
 
 
 def neural_models() -> tuple[str, ...]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mamba_forecast.datasets import BENCHMARKS, load_benchmark, n_windows, resolve_data_dir, split_borders
+from mamba_forecast.datasets import DATASETS, load_benchmark, n_windows, resolve_data_dir, split_borders
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -38,7 +38,7 @@ def test_reader_parses_file(name):
     assert df["date"].is_monotonic_increasing
     values = df.drop(columns="date").to_numpy()
     assert values.dtype == np.float64 and np.isfinite(values).all()
-    assert BENCHMARKS[name].n_series == n_series
+    assert DATASETS[name].n_series == n_series
 
 
 @needs_data
@@ -96,7 +96,7 @@ def test_gzip_copies_read_the_same(name, tmp_path):
     import gzip
     import shutil
 
-    for f in BENCHMARKS[name].file_names:
+    for f in DATASETS[name].file_names:
         with open(SHARED / f, "rb") as src, gzip.open(tmp_path / f"{f}.gz", "wb") as dst:
             shutil.copyfileobj(src, dst)
     pd.testing.assert_frame_equal(load_benchmark(name, tmp_path), load_benchmark(name, SHARED))

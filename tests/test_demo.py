@@ -11,7 +11,8 @@ pytest.importorskip("statsforecast")
 
 from conftest import MODEL_NAMES
 from mamba_forecast.cli import main
-from mamba_forecast.demo import load_demo_data, season_for, to_long
+from mamba_forecast.datasets import load_demo_data, to_long
+from mamba_forecast.demo import season_for
 
 # SHA-256 of ETTh1.csv as published in the ETDataset repository (the benchmark copy the harness reads)
 ETTH1_SHA256 = "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"

@@ -23,24 +23,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .registry import _CUSTOM, DATASETS, SPLIT_RULES, DataFile, DatasetSpec, get_spec
+from .registry import _CUSTOM, SPLIT_RULES, DataFile, DatasetSpec, get_spec
 
 ENV_VAR = "MAMBA_FORECAST_DATA"
 CACHE_SUBDIR = "mamba_forecast"
-
-# Kept for code written against the first registry (six sets): the same objects under their old names.
-BENCHMARKS = DATASETS
-BenchmarkSpec = DatasetSpec
 
 DEMO_DATA = "ETTh1.csv.gz"
 DEMO_CREDIT = (
     "ETTh1 (ETDataset, Zhou et al., Informer, AAAI 2021; CC BY-ND 4.0), bundled unmodified with mamba-forecast"
 )
 
-# SML2010: the target (dining-room indoor temperature, the series the SML2010 literature forecasts) goes last;
-# dropped: Date/Time (become `date`), Day_Of_Week (a calendar feature, not a measured series) and the three
-# Exterior_Entalpic_* columns, which are constant 0 in both files (a z-score would divide by zero).
-SML2010_TARGET = DATASETS["SML2010"].target
+# SML2010: the target (dining-room indoor temperature, the series the SML2010 literature forecasts; the registry's
+# `target`) goes last; dropped: Date/Time (become `date`), Day_Of_Week (a calendar feature, not a measured series)
+# and the three Exterior_Entalpic_* columns, which are constant 0 in both files (a z-score would divide by zero).
 SML2010_DROPPED = ("Exterior_Entalpic_1", "Exterior_Entalpic_2", "Exterior_Entalpic_turbo", "Day_Of_Week")
 
 
