@@ -6,7 +6,7 @@
 What it shows:
 
 * which selective-scan backend the models will use on this machine (`cuda` = mamba-ssm's fused kernel when
-  `pip install mamba-forecast[cuda]` is installed and a GPU is present; `torch` otherwise);
+  the `cuda` extra (`pip install ".[cuda]"`) is installed and a GPU is present; `torch` otherwise);
 * one GPU for NeuralForecast (`accelerator="gpu", devices=1`): NeuralForecast would otherwise take every
   visible GPU; mixed precision (`precision="bf16-mixed"`) with the scan accumulating in fp32;
 * the same device choice for Darts (`pl_trainer_kwargs`).

@@ -133,8 +133,8 @@ def run(args) -> pd.DataFrame:
         from statsforecast.models import AutoETS, SeasonalNaive
     except ImportError as exc:
         raise SystemExit(
-            f"The demo needs NeuralForecast and StatsForecast ({exc}). Install them with "
-            '`pip install "mamba-forecast[all]"`.'
+            f"The demo needs NeuralForecast and StatsForecast ({exc}). Install them with mamba-forecast's `all` "
+            'extra: `pip install ".[all]"` in a clone of it, or its wheel with `[all]` after the file name.'
         ) from exc
     from . import neuralforecast as mf_nf
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.integration
 @pytest.mark.skipif(
     shutil.which("mkdocs") is None and not (Path(sys.executable).parent / "mkdocs").exists(),
-    reason="needs mkdocs (pip install mamba-forecast[dev])",
+    reason='needs mkdocs (pip install -e ".[dev]")',
 )
 def test_mkdocs_build_strict(tmp_path):
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "MPLBACKEND": "Agg"}

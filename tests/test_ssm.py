@@ -354,7 +354,7 @@ def test_mamba_rejects_bad_arguments():
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 needs_mamba_ssm = pytest.mark.skipif(
-    importlib.util.find_spec("mamba_ssm") is None, reason="needs mamba-ssm (pip install mamba-forecast[cuda])"
+    importlib.util.find_spec("mamba_ssm") is None, reason='needs mamba-ssm (pip install ".[cuda]")'
 )
 
 

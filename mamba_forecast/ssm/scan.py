@@ -60,8 +60,9 @@ ENV_VAR = "MAMBA_FORECAST_SCAN"
 _default = None
 
 _CUDA_INSTALL_HINT = (
-    "Install the fused kernels with `pip install mamba-forecast[cuda]` (mamba-ssm and causal-conv1d, "
-    "built for your CUDA and torch versions), or use backend='torch', which runs everywhere."
+    'Install the fused kernels with mamba-forecast\'s `cuda` extra (`pip install ".[cuda]"` in a clone of it: '
+    "mamba-ssm and causal-conv1d, built for your CUDA and torch versions), or use backend='torch', which runs "
+    "everywhere."
 )
 _TRITON_INSTALL_HINT = "Install it with `pip install triton` (Linux), or use backend='torch', which runs everywhere."
 # What mamba-ssm's selective_scan_cuda takes (u, delta, B, C, z share one of these; A, D, delta_bias are fp32).
