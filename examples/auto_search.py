@@ -53,16 +53,19 @@ def main() -> pd.DataFrame:
         config = default_space(trial)  # d_model, e_layers, kernel, input_size, learning_rate, ...
         return {**config, **OVERRIDES, "val_check_steps": OVERRIDES["max_steps"], "scaler_type": "standard", **TRAINER}
 
-    model = AutoFMamba(h=H, backend="optuna", num_samples=TRIALS, config=space,
-                       search_alg=optuna.samplers.TPESampler(seed=0))
+    model = AutoFMamba(
+        h=H, backend="optuna", num_samples=TRIALS, config=space, search_alg=optuna.samplers.TPESampler(seed=0)
+    )
     nf = NeuralForecast(models=[model], freq="h")
     nf.fit(train)
 
     study = nf.models[0].results
     best = study.best_trial.user_attrs["ALL_PARAMS"]  # the configuration the trial trained, overrides included
     shown = ("d_model", "e_layers", "d_state", "kernel", "input_size", "learning_rate")
-    print(f"{len(study.trials)} trials; best validation loss {study.best_value:.4f} with "
-          + ", ".join(f"{k}={best[k]:.2g}" if isinstance(best[k], float) else f"{k}={best[k]}" for k in shown))
+    print(
+        f"{len(study.trials)} trials; best validation loss {study.best_value:.4f} with "
+        + ", ".join(f"{k}={best[k]:.2g}" if isinstance(best[k], float) else f"{k}={best[k]}" for k in shown)
+    )
     forecast = nf.predict().merge(test, on=["unique_id", "ds"])
     print(f"best model, held-out day: MAE {np.mean(np.abs(forecast['AutoFMamba'] - forecast['y'])):.3f}")
     return forecast

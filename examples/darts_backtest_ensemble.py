@@ -62,8 +62,12 @@ COMMON = dict(
     add_encoders={"cyclic": {"future": ["hour", "dayofweek"]}},
     optimizer_kwargs={"lr": 1e-3},
     random_state=0,
-    pl_trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False,
-                       "logger": False},
+    pl_trainer_kwargs={
+        "accelerator": "cpu",
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+    },
     **TRAIN,
 )
 
@@ -83,22 +87,37 @@ def main() -> None:
     scaler = Scaler().fit(series[:test_start])  # statistics of the training part only
     scaled = scaler.transform(series)
     train = scaled[:test_start]
-    print(f"data: {name}, {len(series)} hourly steps x {series.n_components} series, "
-          f"test: the last {TEST_DAYS} days (scaled values)")
+    print(
+        f"data: {name}, {len(series)} hourly steps x {series.n_components} series, "
+        f"test: the last {TEST_DAYS} days (scaled values)"
+    )
 
     # 1. train once, forecast every test day without retraining, score
     scores = {}
     for cls in (SMambaModel, FMambaModel):
         model = cls(**COMMON, **ARCH).fit(train)
-        forecasts = model.historical_forecasts(scaled, start=test_start, start_format="position",
-                                               forecast_horizon=HORIZON, stride=HORIZON, retrain=False,
-                                               last_points_only=False)
-        scores[cls.__name__] = model.backtest(scaled, historical_forecasts=forecasts, metric=mae,
-                                              last_points_only=False)
+        forecasts = model.historical_forecasts(
+            scaled,
+            start=test_start,
+            start_format="position",
+            forecast_horizon=HORIZON,
+            stride=HORIZON,
+            retrain=False,
+            last_points_only=False,
+        )
+        scores[cls.__name__] = model.backtest(
+            scaled, historical_forecasts=forecasts, metric=mae, last_points_only=False
+        )
     naive = NaiveSeasonal(K=DAY)
-    scores["NaiveSeasonal(24)"] = naive.backtest(scaled, start=test_start, start_format="position",
-                                                 forecast_horizon=HORIZON, stride=HORIZON, metric=mae,
-                                                 last_points_only=False)
+    scores["NaiveSeasonal(24)"] = naive.backtest(
+        scaled,
+        start=test_start,
+        start_format="position",
+        forecast_horizon=HORIZON,
+        stride=HORIZON,
+        metric=mae,
+        last_points_only=False,
+    )
     for model_name, score in scores.items():
         print(f"backtest MAE  {model_name:<20s} {score:.3f}")
 
@@ -119,8 +138,9 @@ def main() -> None:
         "AutoETS": members()[2],
         # show_warnings=False: the classical members take no covariates, and Darts would say so at every fit
         "NaiveEnsembleModel": NaiveEnsembleModel(members(), show_warnings=False),
-        "RegressionEnsembleModel": RegressionEnsembleModel(members(), regression_train_n_points=2 * DAY,
-                                                           show_warnings=False),
+        "RegressionEnsembleModel": RegressionEnsembleModel(
+            members(), regression_train_n_points=2 * DAY, show_warnings=False
+        ),
     }
     for model_name, model in candidates.items():
         forecast = model.fit(fit_part).predict(HORIZON)

@@ -6,7 +6,7 @@
 What it shows:
 
 * which selective-scan backend the models will use on this machine (`cuda` = mamba-ssm's fused kernel when
-  `pip install mamba-forecast[cuda]` is installed and a GPU is present; `torch` otherwise);
+  the `cuda` extra (`pip install ".[cuda]"`) is installed and a GPU is present; `torch` otherwise);
 * one GPU for NeuralForecast (`accelerator="gpu", devices=1`): NeuralForecast would otherwise take every
   visible GPU; mixed precision (`precision="bf16-mixed"`) with the scan accumulating in fp32;
 * the same device choice for Darts (`pl_trainer_kwargs`).
@@ -40,11 +40,18 @@ FAST = os.environ.get("MAMBA_FORECAST_FAST") == "1"
 def main() -> pd.DataFrame:
     on_gpu = torch.cuda.is_available()
     device = "cuda" if on_gpu else "cpu"
-    print(f"GPU: {torch.cuda.get_device_name() if on_gpu else 'none'}; fused scan kernel: {cuda_scan_available()}; "
-          f"backend the models will use: {resolve_backend('auto', device)}")
-    trainer = dict(accelerator="gpu" if on_gpu else "cpu", devices=1,
-                   precision="bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true",
-                   enable_progress_bar=False, logger=False, enable_model_summary=False)
+    print(
+        f"GPU: {torch.cuda.get_device_name() if on_gpu else 'none'}; fused scan kernel: {cuda_scan_available()}; "
+        f"backend the models will use: {resolve_backend('auto', device)}"
+    )
+    trainer = dict(
+        accelerator="gpu" if on_gpu else "cpu",
+        devices=1,
+        precision="bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true",
+        enable_progress_bar=False,
+        logger=False,
+        enable_model_summary=False,
+    )
 
     df = to_long(load_demo_data()).groupby("unique_id").tail(300 if FAST else 24 * 7 * 20)
     size = dict(d_model=16, d_ff=16, e_layers=1, max_steps=5) if FAST else dict(max_steps=500)

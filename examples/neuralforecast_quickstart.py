@@ -40,7 +40,14 @@ if FAST:
     HISTORY, STEPS, ARCH = 24 * 10, 5, dict(d_model=16, d_ff=16, e_layers=1)
 else:
     HISTORY, STEPS, ARCH = 24 * 7 * 12, 300, dict(d_model=64, d_ff=64, e_layers=2)
-TRAINER = dict(val_check_steps=min(100, STEPS), accelerator="cpu", devices=1, enable_progress_bar=False, logger=False, enable_model_summary=False)
+TRAINER = dict(
+    val_check_steps=min(100, STEPS),
+    accelerator="cpu",
+    devices=1,
+    enable_progress_bar=False,
+    logger=False,
+    enable_model_summary=False,
+)
 
 
 def with_hour(df: pd.DataFrame) -> pd.DataFrame:
@@ -52,8 +59,16 @@ def with_hour(df: pd.DataFrame) -> pd.DataFrame:
 def make_models() -> list:
     return [
         SMamba(h=H, input_size=4 * H, max_steps=STEPS, scaler_type="standard", **ARCH, **TRAINER),
-        FMamba(h=H, input_size=4 * H, futr_exog_list=["hour_sin", "hour_cos"], loss=MQLoss(level=[80]),
-               max_steps=STEPS, scaler_type="standard", **ARCH, **TRAINER),
+        FMamba(
+            h=H,
+            input_size=4 * H,
+            futr_exog_list=["hour_sin", "hour_cos"],
+            loss=MQLoss(level=[80]),
+            max_steps=STEPS,
+            scaler_type="standard",
+            **ARCH,
+            **TRAINER,
+        ),
     ]
 
 
@@ -80,9 +95,11 @@ def main() -> pd.DataFrame:
 
     # cross-validation on the last 2 days of the training data, with new models
     cv = NeuralForecast(models=make_models(), freq="h").cross_validation(train, n_windows=2, step_size=H)
-    print(f"cross-validation: {cv['cutoff'].nunique()} windows, "
-          f"MAE SMamba {np.mean(np.abs(cv['SMamba'] - cv['y'])):.3f}, "
-          f"FMamba {np.mean(np.abs(cv['FMamba-median'] - cv['y'])):.3f}")
+    print(
+        f"cross-validation: {cv['cutoff'].nunique()} windows, "
+        f"MAE SMamba {np.mean(np.abs(cv['SMamba'] - cv['y'])):.3f}, "
+        f"FMamba {np.mean(np.abs(cv['FMamba-median'] - cv['y'])):.3f}"
+    )
     return scored
 
 

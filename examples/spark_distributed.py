@@ -86,8 +86,10 @@ def main() -> pd.DataFrame:
         on_spark = nf.predict(df=spark_train).toPandas()  # one partition per Spark task
     forecast = local.merge(test, on=["unique_id", "ds"])
     both = local.merge(on_spark, on=["unique_id", "ds"], suffixes=("", "_spark"))
-    print(f"{local['unique_id'].nunique()} series forecast locally, {on_spark['unique_id'].nunique()} on Spark; "
-          f"largest local/Spark difference {np.max(np.abs(both['SMamba'] - both['SMamba_spark'])):.3g}")
+    print(
+        f"{local['unique_id'].nunique()} series forecast locally, {on_spark['unique_id'].nunique()} on Spark; "
+        f"largest local/Spark difference {np.max(np.abs(both['SMamba'] - both['SMamba_spark'])):.3g}"
+    )
     print(f"held-out day: MAE {np.mean(np.abs(forecast['SMamba'] - forecast['y'])):.3f}")
     return forecast
 

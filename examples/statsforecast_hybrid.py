@@ -40,8 +40,14 @@ if FAST:
     HISTORY, WINDOWS, STEPS, ARCH = 24 * 12, 2, 5, dict(d_model=16, d_ff=16, e_layers=1)
 else:
     HISTORY, WINDOWS, STEPS, ARCH = 24 * 7 * 12, 4, 300, dict(d_model=64, d_ff=64, e_layers=2)
-TRAINER = dict(val_check_steps=min(100, STEPS), accelerator="cpu", devices=1, enable_progress_bar=False,
-               logger=False, enable_model_summary=False)
+TRAINER = dict(
+    val_check_steps=min(100, STEPS),
+    accelerator="cpu",
+    devices=1,
+    enable_progress_bar=False,
+    logger=False,
+    enable_model_summary=False,
+)
 
 
 def main() -> pd.DataFrame:

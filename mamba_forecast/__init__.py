@@ -5,6 +5,6 @@ The host adapters live in ``mamba_forecast.neuralforecast`` and ``mamba_forecast
 host library only when imported themselves.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]

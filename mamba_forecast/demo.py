@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# the loaders live in mamba_forecast.datasets; imported here for the demo (and for code that imported them here)
-from .datasets import DEMO_CREDIT, DEMO_DATA, load_demo_data, to_long  # noqa: F401
+from .datasets import DEMO_CREDIT, load_demo_data, to_long
 
 
 def neural_models() -> tuple[str, ...]:
@@ -50,8 +49,18 @@ def season_for(freq) -> int:
     15 minutes; an hour of minutes, a minute of seconds), a week of days (7, or 5 business days), a year of
     weeks (52), months (12) or quarters (4); 1 (no season) otherwise."""
     from pandas.tseries.frequencies import to_offset
-    from pandas.tseries.offsets import BusinessDay, Day, MonthBegin, MonthEnd, QuarterBegin, QuarterEnd, Tick, Week
-    from pandas.tseries.offsets import BusinessMonthBegin, BusinessMonthEnd
+    from pandas.tseries.offsets import (
+        BusinessDay,
+        BusinessMonthBegin,
+        BusinessMonthEnd,
+        Day,
+        MonthBegin,
+        MonthEnd,
+        QuarterBegin,
+        QuarterEnd,
+        Tick,
+        Week,
+    )
 
     try:
         offset = to_offset(freq)
@@ -84,21 +93,30 @@ def _parse_args(argv):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="CSV: a date column + series columns, or unique_id/ds/y")
-    parser.add_argument("--models", default=None,
-                        help="comma-separated Mamba models (default: all: SMamba, AttentionMamba, FMamba, TSM2 and "
-                             "any other registered model)")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated Mamba models (default: all: SMamba, AttentionMamba, FMamba, TSM2 and "
+        "any other registered model)",
+    )
     parser.add_argument("--horizon", type=int, default=24, help="forecast horizon in steps (default 24)")
     parser.add_argument("--input-size", type=int, default=96, help="look-back in steps (default 96)")
     parser.add_argument("--windows", type=int, default=4, help="held-out windows of `horizon` steps (default 4)")
-    parser.add_argument("--history", type=int, default=2000,
-                        help="training steps per series before the held-out tail (default 2000)")
+    parser.add_argument(
+        "--history", type=int, default=2000, help="training steps per series before the held-out tail (default 2000)"
+    )
     parser.add_argument("--max-steps", type=int, default=150, help="training steps per model (default 150)")
-    parser.add_argument("--season", type=int, default=None,
-                        help="season length for the classical models (default: from the data's frequency: "
-                             "24 for hourly, 7 for daily, 52 for weekly, 12 for monthly, ...)")
+    parser.add_argument(
+        "--season",
+        type=int,
+        default=None,
+        help="season length for the classical models (default: from the data's frequency: "
+        "24 for hourly, 7 for daily, 52 for weekly, 12 for monthly, ...)",
+    )
     parser.add_argument("--freq", default=None, help="pandas frequency (default: inferred)")
-    parser.add_argument("--device", default="cpu", choices=sorted(_ACCELERATORS),
-                        help="cpu, cuda (or gpu), mps or auto (default cpu)")
+    parser.add_argument(
+        "--device", default="cpu", choices=sorted(_ACCELERATORS), help="cpu, cuda (or gpu), mps or auto (default cpu)"
+    )
     parser.add_argument("--out", default="mamba_forecast_output", help="output folder")
     parser.add_argument("--seed", type=int, default=1)
 
@@ -115,8 +133,8 @@ def run(args) -> pd.DataFrame:
         from statsforecast.models import AutoETS, SeasonalNaive
     except ImportError as exc:
         raise SystemExit(
-            f"The demo needs NeuralForecast and StatsForecast ({exc}). Install them with "
-            "`pip install \"mamba-forecast[all]\"`."
+            f"The demo needs NeuralForecast and StatsForecast ({exc}). Install them with mamba-forecast's `all` "
+            'extra: `pip install ".[all]"` in a clone of it, or its wheel with `[all]` after the file name.'
         ) from exc
     from . import neuralforecast as mf_nf
 
@@ -157,7 +175,7 @@ def run(args) -> pd.DataFrame:
     # z-score each series with statistics of the part before the held-out tail
     train_part = long.groupby("unique_id", sort=False).head(lengths.min() - tail)
     stats = train_part.groupby("unique_id")["y"].agg(["mean", "std"])
-    long["y"] = ((long["y"] - long["unique_id"].map(stats["mean"])) / long["unique_id"].map(stats["std"]).replace(0, 1))
+    long["y"] = (long["y"] - long["unique_id"].map(stats["mean"])) / long["unique_id"].map(stats["std"]).replace(0, 1)
     long["y"] = long["y"].astype("float32")
     freq = args.freq or pd.infer_freq(long.loc[long["unique_id"] == long["unique_id"].iloc[0], "ds"])
     if freq is None:
@@ -168,19 +186,27 @@ def run(args) -> pd.DataFrame:
     season = args.season if args.season is not None else season_for(freq)
     out.mkdir(parents=True, exist_ok=True)  # only once the input is known to be usable
     n_series = long["unique_id"].nunique()
-    print(f"data: {source}\n      {n_series} series x {lengths.min()} steps (freq {freq}, season {season}"
-          f"{'' if args.season is not None else ' from the frequency'}); "
-          f"held-out tail {args.windows} windows x {args.horizon} steps", flush=True)
+    print(
+        f"data: {source}\n      {n_series} series x {lengths.min()} steps (freq {freq}, season {season}"
+        f"{'' if args.season is not None else ' from the frequency'}); "
+        f"held-out tail {args.windows} windows x {args.horizon} steps",
+        flush=True,
+    )
 
     accelerator = _ACCELERATORS[args.device]
-    trainer = dict(accelerator=accelerator, devices=1, enable_progress_bar=False, logger=False,
-                   enable_model_summary=False, enable_checkpointing=False)
+    trainer = dict(
+        accelerator=accelerator,
+        devices=1,
+        enable_progress_bar=False,
+        logger=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     results = []
 
     print("[1/2] classical baselines (StatsForecast): SeasonalNaive, AutoETS", flush=True)
     t0 = time.perf_counter()
-    sf = StatsForecast(models=[SeasonalNaive(season_length=season), AutoETS(season_length=season)],
-                       freq=freq, n_jobs=1)
+    sf = StatsForecast(models=[SeasonalNaive(season_length=season), AutoETS(season_length=season)], freq=freq, n_jobs=1)
     cv = sf.cross_validation(df=long, h=args.horizon, n_windows=args.windows, step_size=args.horizon)
     print(f"      done in {time.perf_counter() - t0:.1f}s", flush=True)
 
@@ -188,14 +214,21 @@ def run(args) -> pd.DataFrame:
     for i, name in enumerate(models, 1):
         t0 = time.perf_counter()
         cls = getattr(mf_nf, name)
-        model = cls(h=args.horizon, input_size=args.input_size, max_steps=args.max_steps,
-                    learning_rate=1e-3, batch_size=32, windows_batch_size=64, random_seed=args.seed,
-                    **demo_config(name), **trainer)
+        model = cls(
+            h=args.horizon,
+            input_size=args.input_size,
+            max_steps=args.max_steps,
+            learning_rate=1e-3,
+            batch_size=32,
+            windows_batch_size=64,
+            random_seed=args.seed,
+            **demo_config(name),
+            **trainer,
+        )
         nf = NeuralForecast(models=[model], freq=freq)
         cv_m = nf.cross_validation(df=long, n_windows=args.windows, step_size=args.horizon)
         cv = cv.merge(cv_m[["unique_id", "ds", "cutoff", name]], on=["unique_id", "ds", "cutoff"], how="left")
-        print(f"      {i}/{len(models)} {name:<15} trained and forecast in {time.perf_counter() - t0:.1f}s",
-              flush=True)
+        print(f"      {i}/{len(models)} {name:<15} trained and forecast in {time.perf_counter() - t0:.1f}s", flush=True)
 
     for col in [c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y")]:
         err = cv[col].to_numpy(dtype=float) - cv["y"].to_numpy(dtype=float)
@@ -208,8 +241,10 @@ def run(args) -> pd.DataFrame:
 
     print("\nHeld-out MSE / MAE (z-scored series, lower is better):")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
-    print(f"\nwrote {out / 'metrics.csv'}, {out / 'forecasts.csv'} and {out / 'forecast.png'}"
-          f"  ({time.perf_counter() - t_start:.0f}s in all)")
+    print(
+        f"\nwrote {out / 'metrics.csv'}, {out / 'forecasts.csv'} and {out / 'forecast.png'}"
+        f"  ({time.perf_counter() - t_start:.0f}s in all)"
+    )
     return table
 
 

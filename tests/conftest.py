@@ -42,7 +42,7 @@ def _one_thread_quiet():
         warnings.simplefilter("ignore")
         yield
     torch.set_num_threads(threads)
-    for logger, level in zip(loggers, levels):
+    for logger, level in zip(loggers, levels, strict=True):
         logger.setLevel(level)
 
 
@@ -94,9 +94,27 @@ def synthetic_ett(n_rows=1200, n_series=3, seed=0):
 
 def bench_row(ds, model, h, mse, preset="tuned", seed=2023, **extra):
     """One row of a results CSV, as ``mamba-forecast bench`` appends it (harness, L = 96)."""
-    return dict(dataset=ds, model=model, input_size=96, horizon=h, seed=seed, mse=mse, mae=mse, epochs_run=5,
-                best_epoch=3, max_epochs=10, sec_per_epoch=1, train_sec=5, test_sec=1, peak_mem_mb=100,
-                params=10, via="harness", preset=preset, notes="", **extra)
+    return dict(
+        dataset=ds,
+        model=model,
+        input_size=96,
+        horizon=h,
+        seed=seed,
+        mse=mse,
+        mae=mse,
+        epochs_run=5,
+        best_epoch=3,
+        max_epochs=10,
+        sec_per_epoch=1,
+        train_sec=5,
+        test_sec=1,
+        peak_mem_mb=100,
+        params=10,
+        via="harness",
+        preset=preset,
+        notes="",
+        **extra,
+    )
 
 
 def tiny_bench_results(folder):
@@ -109,16 +127,62 @@ def tiny_bench_results(folder):
     results, published = Path(folder) / "bench_results.csv", Path(folder) / "published.csv"
     with open(results, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["dataset", "model", "input_size", "horizon", "seed", "mse", "mae", "epochs_run", "best_epoch",
-                    "max_epochs", "sec_per_epoch", "peak_mem_mb", "params", "device", "machine", "via"])
-        w.writerow(["ETTh1", "SMamba", 96, 96, 2023, 0.3899, 0.4050, 7, 4, 10, 30.0, 500, 1170528, "cpu", "box", "harness"])
-        w.writerow(["ETTh1", "SMamba", 96, 96, 2024, 0.3921, 0.4070, 6, 3, 10, 31.0, 510, 1170528, "cpu", "box", "harness"])
-        w.writerow(["ETTh2", "SMamba", 96, 96, 2023, 0.3100, 0.3600, 5, 2, 10, 29.0, 505, 1170528, "cpu", "box", "harness"])
-        w.writerow(["ETTh1", "FMamba", 96, 96, 2023, 0.3800, 0.4000, 7, 4, 10, 30.0, 500, 1323104, "cpu", "box", "harness"])
-        w.writerow(["ETTh1", "SMamba", 96, 96, 2023, 0.3950, 0.4100, 7, 4, 10, 90.0, 900, 1170528, "cpu", "box",
-                    "neuralforecast"])
-    published.write_text("dataset,input_size,horizon,model,mse,mae,source\n"
-                         "ETTh1,96,96,S-Mamba,0.386,0.405,paper A\nETTh2,96,96,S-Mamba,0.296,0.348,paper A\n")
+        w.writerow(
+            [
+                "dataset",
+                "model",
+                "input_size",
+                "horizon",
+                "seed",
+                "mse",
+                "mae",
+                "epochs_run",
+                "best_epoch",
+                "max_epochs",
+                "sec_per_epoch",
+                "peak_mem_mb",
+                "params",
+                "device",
+                "machine",
+                "via",
+            ]
+        )
+        w.writerow(
+            ["ETTh1", "SMamba", 96, 96, 2023, 0.3899, 0.4050, 7, 4, 10, 30.0, 500, 1170528, "cpu", "box", "harness"]
+        )
+        w.writerow(
+            ["ETTh1", "SMamba", 96, 96, 2024, 0.3921, 0.4070, 6, 3, 10, 31.0, 510, 1170528, "cpu", "box", "harness"]
+        )
+        w.writerow(
+            ["ETTh2", "SMamba", 96, 96, 2023, 0.3100, 0.3600, 5, 2, 10, 29.0, 505, 1170528, "cpu", "box", "harness"]
+        )
+        w.writerow(
+            ["ETTh1", "FMamba", 96, 96, 2023, 0.3800, 0.4000, 7, 4, 10, 30.0, 500, 1323104, "cpu", "box", "harness"]
+        )
+        w.writerow(
+            [
+                "ETTh1",
+                "SMamba",
+                96,
+                96,
+                2023,
+                0.3950,
+                0.4100,
+                7,
+                4,
+                10,
+                90.0,
+                900,
+                1170528,
+                "cpu",
+                "box",
+                "neuralforecast",
+            ]
+        )
+    published.write_text(
+        "dataset,input_size,horizon,model,mse,mae,source\n"
+        "ETTh1,96,96,S-Mamba,0.386,0.405,paper A\nETTh2,96,96,S-Mamba,0.296,0.348,paper A\n"
+    )
     return results, published
 
 
@@ -148,7 +212,7 @@ def count_quantile_crossings(forecast, model: str) -> int:
     columns = {}
     for column in forecast.columns:
         if str(column).startswith(model):
-            q = _quantile_of(str(column)[len(model):])
+            q = _quantile_of(str(column)[len(model) :])
             if q is not None:
                 columns[q] = column
     assert len(columns) >= 2, f"no quantile columns of {model} in {list(forecast.columns)}"

@@ -55,14 +55,17 @@ def test_by_default_the_scan_reads_no_load_and_sets_no_threads(monkeypatch, thre
     try:
         probes, set_calls, idents = [], [], set()
         chunk_states = torch_scan._chunk_states
-        monkeypatch.setattr(torch_scan, "_chunk_states",
-                            lambda *a: idents.add(threading.get_ident()) or chunk_states(*a))
+        monkeypatch.setattr(
+            torch_scan, "_chunk_states", lambda *a: idents.add(threading.get_ident()) or chunk_states(*a)
+        )
         monkeypatch.setattr(torch, "set_num_threads", set_calls.append)
         inputs = make_inputs(64, 32, 40, 16, seed=4)  # a batch the adaptive threading would scan in blocks
         results = []
         for others in (0, 10**6):
             monkeypatch.setattr(cpu_threads, "_free_cpus_cache", [float("-inf"), None])
-            monkeypatch.setattr(cpu_threads, "_running_elsewhere", lambda: probes.append(others) or others)
+            monkeypatch.setattr(
+                cpu_threads, "_running_elsewhere", lambda others=others: probes.append(others) or others
+            )
             results.append(run_scan(inputs, "torch", **FLAGS))
         assert probes == [] and set_calls == [] and idents == {threading.get_ident()}
         assert torch.get_num_threads() == threads
@@ -81,8 +84,9 @@ def test_adaptive_scan_runs_on_the_free_cores_and_restores_the_thread_count(monk
     seen = []
     chunk_states = torch_scan._chunk_states
     monkeypatch.setattr(cpu_threads, "_free_cpus", lambda: free)
-    monkeypatch.setattr(torch_scan, "_chunk_states",
-                        lambda *a: seen.append(torch.get_num_threads()) or chunk_states(*a))
+    monkeypatch.setattr(
+        torch_scan, "_chunk_states", lambda *a: seen.append(torch.get_num_threads()) or chunk_states(*a)
+    )
     inputs = make_inputs(3, 5, 40, 6, seed=5)
     out, last, grads = run_scan(inputs, "torch", **FLAGS)
     assert torch.get_num_threads() == 2
@@ -103,8 +107,9 @@ def test_adaptive_scan_matches_the_plain_scan_at_any_load(monkeypatch, two_threa
     ref = run_scan(inputs, "reference", **FLAGS)
     rows = []
     chunk_states = torch_scan._chunk_states
-    monkeypatch.setattr(torch_scan, "_chunk_states", lambda k, dt, *rest: rows.append(dt.shape[1]) or
-                        chunk_states(k, dt, *rest))
+    monkeypatch.setattr(
+        torch_scan, "_chunk_states", lambda k, dt, *rest: rows.append(dt.shape[1]) or chunk_states(k, dt, *rest)
+    )
     out_1, last_1, grads_1 = run_scan(inputs, "torch", **FLAGS)
     assert set(rows) == {7}  # the plain scan: the whole batch at once
     rows.clear()
@@ -155,7 +160,7 @@ def test_row_workers_run_in_the_callers_inference_mode(monkeypatch, two_threads)
         with torch.inference_mode(inference):
             out = torch.zeros(4)
 
-            def fn(r0, r1, out=out):
+            def fn(r0, r1, out=out, inference=inference):
                 modes.add((inference, torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
                 time.sleep(0.05)
                 out[r0:r1] = 1.0
@@ -211,7 +216,7 @@ def test_free_cores_count_other_runnable_processes(monkeypatch):
     total = os.cpu_count()
     for others, expected in ((0, cpus), (10**6, 1)):
         monkeypatch.setattr(cpu_threads, "_free_cpus_cache", [float("-inf"), None])
-        monkeypatch.setattr(cpu_threads, "_running_elsewhere", lambda: others)
+        monkeypatch.setattr(cpu_threads, "_running_elsewhere", lambda others=others: others)
         assert cpu_threads._free_cpus() == expected
     if cpus == total:
         monkeypatch.setattr(cpu_threads, "_free_cpus_cache", [float("-inf"), None])

@@ -23,9 +23,9 @@ import torch
 
 pytest.importorskip("darts")
 
-from darts import TimeSeries  # noqa: E402
-from darts.metrics import mae  # noqa: E402
-from darts.models import (  # noqa: E402
+from darts import TimeSeries
+from darts.metrics import mae
+from darts.models import (
     AutoETS,
     ConformalNaiveModel,
     ExponentialSmoothing,
@@ -33,15 +33,15 @@ from darts.models import (  # noqa: E402
     NaiveEnsembleModel,
     RegressionEnsembleModel,
 )
-from darts.models.forecasting.pl_forecasting_module import PLForecastingModule  # noqa: E402
-from darts.models.forecasting.torch_forecasting_model import TorchForecastingModel  # noqa: E402
-from darts.utils import likelihood_models as lm  # noqa: E402
+from darts.models.forecasting.pl_forecasting_module import PLForecastingModule
+from darts.models.forecasting.torch_forecasting_model import TorchForecastingModel
+from darts.utils import likelihood_models as lm
 
-import mamba_forecast.darts as mdarts  # noqa: E402
-from conftest import MODEL_NAMES, count_darts_quantile_crossings, small_arguments  # noqa: E402
-from mamba_forecast.darts import AttentionMambaModel, FMambaModel, SMambaModel, TSM2Model  # noqa: E402
-from mamba_forecast.darts._base import _MambaForecastModule  # noqa: E402
-from mamba_forecast.models import get_spec  # noqa: E402
+import mamba_forecast.darts as mdarts
+from conftest import MODEL_NAMES, count_darts_quantile_crossings, small_arguments
+from mamba_forecast.darts import AttentionMambaModel, FMambaModel, SMambaModel, TSM2Model
+from mamba_forecast.darts._base import _MambaForecastModule
+from mamba_forecast.models import get_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 PL = {"accelerator": "cpu", "enable_progress_bar": False, "logger": False, "enable_model_summary": False}
@@ -51,8 +51,11 @@ ICL, OCL = 16, 4
 # with no entry here runs with its spec's example settings, shrunk)
 _SMALL_OVERRIDES = {"TSM2": dict(patch_len=8, stride=4)}
 SMALL = {
-    getattr(mdarts, f"{name}Model"): {**get_spec(name).example, **small_arguments(name, width=8, d_state=2),
-                                      **_SMALL_OVERRIDES.get(name, {})}
+    getattr(mdarts, f"{name}Model"): {
+        **get_spec(name).example,
+        **small_arguments(name, width=8, d_state=2),
+        **_SMALL_OVERRIDES.get(name, {}),
+    }
     for name in MODEL_NAMES
 }
 MODELS = list(SMALL)
@@ -60,31 +63,41 @@ IDS = [cls.__name__ for cls in MODELS]
 
 
 def make(cls=SMambaModel, icl=ICL, ocl=OCL, n_epochs=1, random_state=0, **kwargs):
-    return cls(icl, ocl, **{**SMALL[cls], **kwargs}, n_epochs=n_epochs, random_state=random_state,
-               pl_trainer_kwargs=PL)
+    return cls(icl, ocl, **{**SMALL[cls], **kwargs}, n_epochs=n_epochs, random_state=random_state, pl_trainer_kwargs=PL)
 
 
-def series(n_components=2, length=60, level=10.0, seed=0, start=pd.Timestamp("2024-01-01"), freq="h",
-           dtype=np.float32, static=None):
+def series(
+    n_components=2,
+    length=60,
+    level=10.0,
+    seed=0,
+    start=pd.Timestamp("2024-01-01"),
+    freq="h",
+    dtype=np.float32,
+    static=None,
+):
     """Sines with noise, one level per component (level, level + 10, ...)."""
     rng = np.random.default_rng(seed)
     t = np.arange(length)[:, None]
     values = level + 10 * np.arange(n_components) + np.sin(2 * np.pi * t / 12 + np.arange(n_components))
     values = values + 0.1 * rng.normal(size=values.shape)
-    ts = TimeSeries.from_times_and_values(pd.date_range(start, periods=length, freq=freq), values.astype(dtype),
-                                          columns=[f"y{i}" for i in range(n_components)])
+    ts = TimeSeries.from_times_and_values(
+        pd.date_range(start, periods=length, freq=freq),
+        values.astype(dtype),
+        columns=[f"y{i}" for i in range(n_components)],
+    )
     return ts if static is None else ts.with_static_covariates(static)
 
 
 def covariates(length, n_components, seed=1, start=pd.Timestamp("2024-01-01"), dtype=np.float32):
     rng = np.random.default_rng(seed)
-    return TimeSeries.from_times_and_values(pd.date_range(start, periods=length, freq="h"),
-                                            rng.normal(size=(length, n_components)).astype(dtype))
+    return TimeSeries.from_times_and_values(
+        pd.date_range(start, periods=length, freq="h"), rng.normal(size=(length, n_components)).astype(dtype)
+    )
 
 
 def snapshot(ts: TimeSeries):
-    return (ts.all_values(copy=True), ts.time_index.copy(), copy.deepcopy(ts.static_covariates),
-            list(ts.components))
+    return (ts.all_values(copy=True), ts.time_index.copy(), copy.deepcopy(ts.static_covariates), list(ts.components))
 
 
 def assert_unchanged(ts: TimeSeries, snap):
@@ -106,9 +119,19 @@ def assert_unchanged(ts: TimeSeries, snap):
 def test_architecture_arguments_are_the_core_arguments_with_its_defaults(cls):
     """Every core argument the data does not determine is an explicit argument, with the core's default."""
     params = inspect.signature(cls.__init__).parameters
-    own = {n: p.default for n, p in params.items()
-           if n not in ("self", "kwargs", "input_chunk_length", "output_chunk_length", "output_chunk_shift",
-                        "use_static_covariates")}
+    own = {
+        n: p.default
+        for n, p in params.items()
+        if n
+        not in (
+            "self",
+            "kwargs",
+            "input_chunk_length",
+            "output_chunk_length",
+            "output_chunk_shift",
+            "use_static_covariates",
+        )
+    }
     assert own == get_spec(cls.spec.name).defaults()
     assert issubclass(cls, TorchForecastingModel)
     assert cls.__name__ == cls.spec.name + "Model" and cls._core_cls is cls.spec.core
@@ -119,9 +142,11 @@ def test_docstring_documents_every_argument(cls):
     doc = cls.__init__.__doc__
     names = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
     tfm = [n for n in inspect.signature(TorchForecastingModel.__init__).parameters if n != "self"]
-    pl = [n for n in inspect.signature(PLForecastingModule.__init__).parameters
-          if n not in ("self", "input_chunk_length", "output_chunk_length", "output_chunk_shift",
-                       "train_sample_shape")]
+    pl = [
+        n
+        for n in inspect.signature(PLForecastingModule.__init__).parameters
+        if n not in ("self", "input_chunk_length", "output_chunk_length", "output_chunk_shift", "train_sample_shape")
+    ]
     for name in ["**kwargs" if n == "kwargs" else n for n in names] + tfm + pl:
         assert f"\n        {name}\n" in doc, f"{cls.__name__} does not document {name}"
     for section in ("Parameters\n        ----------", "References\n        ----------", "Examples\n        --------"):
@@ -167,7 +192,7 @@ def test_fit_predict_multivariate_with_every_covariate_kind(cls):
     assert model.uses_past_covariates and model.uses_future_covariates and model.uses_static_covariates
     core = model.model.model
     assert (core.hist_exog_size, core.futr_exog_size, core.stat_exog_size) == (3, 2, 2)
-    for ts, snap in zip((target, past, future), snaps):
+    for ts, snap in zip((target, past, future), snaps, strict=True):
         assert_unchanged(ts, snap)
 
 
@@ -205,7 +230,8 @@ def test_each_covariate_kind_changes_the_forecast():
     model = make(n_epochs=2).fit(target, future_covariates=future)
     base = model.predict(OCL, series=target, future_covariates=future).values()
     shifted_future_only = future.with_values(
-        np.concatenate([future.values()[:50], future.values()[50:] * 3 + 1]).astype(np.float32))
+        np.concatenate([future.values()[:50], future.values()[50:] * 3 + 1]).astype(np.float32)
+    )
     assert not np.allclose(base, model.predict(OCL, series=target, future_covariates=shifted_future_only).values())
 
     static = pd.DataFrame({"s": [1.0, 2.0]}, index=["y0", "y1"])
@@ -252,7 +278,9 @@ def test_float64_series_train_and_predict_in_float64():
 
 def test_attention_mamba_is_tied_to_the_number_of_components():
     model = make(AttentionMambaModel).fit(series(2))
-    with pytest.raises(ValueError, match=r"equal number of components .* Received number of components: `3`, expected: `2`"):
+    with pytest.raises(
+        ValueError, match=r"equal number of components .* Received number of components: `3`, expected: `2`"
+    ):
         model.predict(OCL, series=series(3))
 
 
@@ -277,8 +305,16 @@ def test_quantile_regression_samples_and_parameters(cls):
 
 @pytest.mark.parametrize(
     "likelihood",
-    [lm.GaussianLikelihood(), lm.LaplaceLikelihood(), lm.CauchyLikelihood(), lm.PoissonLikelihood(),
-     lm.NegativeBinomialLikelihood(), lm.GammaLikelihood(), lm.LogNormalLikelihood(), lm.WeibullLikelihood()],
+    [
+        lm.GaussianLikelihood(),
+        lm.LaplaceLikelihood(),
+        lm.CauchyLikelihood(),
+        lm.PoissonLikelihood(),
+        lm.NegativeBinomialLikelihood(),
+        lm.GammaLikelihood(),
+        lm.LogNormalLikelihood(),
+        lm.WeibullLikelihood(),
+    ],
     ids=lambda lik: type(lik).__name__,
 )
 def test_other_likelihoods(likelihood):
@@ -319,8 +355,16 @@ def test_quantile_outputs_never_cross(rin):
     assert count_darts_quantile_crossings(params) == 0
     if not rin:  # component y1's outputs 100, 99, 98, handed out lowest quantile first
         np.testing.assert_allclose(params.values()[:, 3:], [[98, 99, 100]] * OCL)
-    hist = model.historical_forecasts(target, start=40, start_format="position", forecast_horizon=OCL, stride=OCL,
-                                      retrain=False, last_points_only=False, predict_likelihood_parameters=True)
+    hist = model.historical_forecasts(
+        target,
+        start=40,
+        start_format="position",
+        forecast_horizon=OCL,
+        stride=OCL,
+        retrain=False,
+        last_points_only=False,
+        predict_likelihood_parameters=True,
+    )
     assert all(count_darts_quantile_crossings(f) == 0 for f in hist)
     samples = model.predict(OCL, num_samples=200)
     assert (np.diff(samples.quantile([0.1, 0.5, 0.9]).all_values()[..., 0].reshape(OCL, 2, 3), axis=-1) >= 0).all()
@@ -343,8 +387,9 @@ def test_conformal_naive_model(cls):
 def test_quantile_forecast_learns_per_component_levels():
     """The output layout is component-major: each component's quantiles sit at its own level."""
     target = series(3, length=120, level=10.0)  # levels 10, 20, 30
-    model = make(likelihood=lm.QuantileRegression([0.1, 0.5, 0.9]), n_epochs=15, batch_size=16,
-                 optimizer_kwargs={"lr": 3e-3})
+    model = make(
+        likelihood=lm.QuantileRegression([0.1, 0.5, 0.9]), n_epochs=15, batch_size=16, optimizer_kwargs={"lr": 3e-3}
+    )
     model.fit(target)
     median = model.predict(OCL, num_samples=200).quantile(0.5).values().mean(axis=0)
     np.testing.assert_allclose(median, [10.0, 20.0, 30.0], atol=2.0)
@@ -389,8 +434,9 @@ def test_save_load_reproduces_forecasts(cls, tmp_path):
 
     model.save(str(tmp_path / "clean.pt"), clean=True)
     clean = cls.load(str(tmp_path / "clean.pt"))
-    got = clean.predict(OCL, series=target, past_covariates=past, future_covariates=future, num_samples=20,
-                        random_state=3)
+    got = clean.predict(
+        OCL, series=target, past_covariates=past, future_covariates=future, num_samples=20, random_state=3
+    )
     np.testing.assert_array_equal(got.all_values(), expected.all_values())
 
 
@@ -419,15 +465,22 @@ def test_automatic_checkpoints_reload(tmp_path):
 
 def test_sample_weights_and_validation_series():
     target = series(2)
-    weighted = make(n_epochs=2).fit(target, sample_weight="linear", val_series=series(2, seed=4),
-                                    val_sample_weight="linear")
+    weighted = make(n_epochs=2).fit(
+        target, sample_weight="linear", val_series=series(2, seed=4), val_sample_weight="linear"
+    )
     plain = make(n_epochs=2).fit(target)
     assert not np.allclose(weighted.predict(OCL).values(), plain.predict(OCL).values())
 
 
 def _run_python(code: str, **env) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -454,8 +507,9 @@ np.testing.assert_array_equal(loaded.predict({OCL}).values(), np.load({str(tmp_p
 @pytest.mark.parametrize("cls", MODELS, ids=IDS)
 def test_same_seed_same_forecasts(cls):
     target, future = series(2), covariates(60 + OCL, 1)
-    preds = [make(cls, random_state=seed).fit(target, future_covariates=future).predict(OCL).values()
-             for seed in (7, 7, 8)]
+    preds = [
+        make(cls, random_state=seed).fit(target, future_covariates=future).predict(OCL).values() for seed in (7, 7, 8)
+    ]
     np.testing.assert_array_equal(preds[0], preds[1])
     assert not np.array_equal(preds[0], preds[2])
 
@@ -463,8 +517,10 @@ def test_same_seed_same_forecasts(cls):
 def test_same_seed_same_random_features():
     """FMamba's performer kernel draws random features when the network is built: the seed fixes them too."""
     target = series(2)
-    preds = [make(FMambaModel, kernel="performer", n_heads=2, random_state=seed).fit(target).predict(OCL).values()
-             for seed in (7, 7, 8)]
+    preds = [
+        make(FMambaModel, kernel="performer", n_heads=2, random_state=seed).fit(target).predict(OCL).values()
+        for seed in (7, 7, 8)
+    ]
     np.testing.assert_array_equal(preds[0], preds[1])
     assert not np.array_equal(preds[0], preds[2])
 
@@ -485,9 +541,17 @@ def test_construction_does_not_consume_the_global_rng():
 def test_historical_forecasts_without_retraining(cls):
     target, past, future = series(2, length=80), covariates(80, 1), covariates(80 + OCL, 1, seed=2)
     model = make(cls).fit(target[:60], past_covariates=past, future_covariates=future)
-    hfc = model.historical_forecasts(target, past_covariates=past, future_covariates=future, start=60,
-                                     start_format="position", forecast_horizon=OCL, stride=OCL, retrain=False,
-                                     last_points_only=False)
+    hfc = model.historical_forecasts(
+        target,
+        past_covariates=past,
+        future_covariates=future,
+        start=60,
+        start_format="position",
+        forecast_horizon=OCL,
+        stride=OCL,
+        retrain=False,
+        last_points_only=False,
+    )
     assert len(hfc) == (80 - 60) // OCL
     assert all(f.shape == (OCL, 2, 1) for f in hfc)
     assert hfc[0].start_time() == target.time_index[60]
@@ -497,9 +561,20 @@ def test_historical_forecasts_without_retraining(cls):
 
     errors = model.backtest(target, historical_forecasts=hfc, metric=mae, last_points_only=False)
     assert np.isfinite(errors) and errors >= 0
-    assert errors == pytest.approx(model.backtest(target, past_covariates=past, future_covariates=future,
-                                                  start=60, start_format="position", forecast_horizon=OCL,
-                                                  stride=OCL, retrain=False, last_points_only=False, metric=mae))
+    assert errors == pytest.approx(
+        model.backtest(
+            target,
+            past_covariates=past,
+            future_covariates=future,
+            start=60,
+            start_format="position",
+            forecast_horizon=OCL,
+            stride=OCL,
+            retrain=False,
+            last_points_only=False,
+            metric=mae,
+        )
+    )
 
 
 def test_historical_forecasts_refuse_nan_inputs_instead_of_returning_nan():
@@ -523,8 +598,15 @@ def test_historical_forecasts_refuse_nan_inputs_instead_of_returning_nan():
 def test_historical_forecasts_several_series_probabilistic():
     a, b = series(2, length=70), series(2, length=70, level=40.0, seed=3)
     model = make(likelihood=lm.GaussianLikelihood()).fit([a[:50], b[:50]])
-    hfc = model.historical_forecasts([a, b], start=50, start_format="position", forecast_horizon=OCL, retrain=False,
-                                     num_samples=5, last_points_only=True)
+    hfc = model.historical_forecasts(
+        [a, b],
+        start=50,
+        start_format="position",
+        forecast_horizon=OCL,
+        retrain=False,
+        num_samples=5,
+        last_points_only=True,
+    )
     assert len(hfc) == 2
     assert all(f.n_samples == 5 and f.n_components == 2 for f in hfc)
     assert all(len(f) == 70 - 50 - OCL + 1 for f in hfc)
@@ -537,11 +619,13 @@ def test_historical_forecasts_several_series_probabilistic():
 def test_naive_ensemble_with_exponential_smoothing_and_autoets_on_multivariate_series():
     target = series(2, length=72)
     train, test = target[:64], target[64:]
-    ensemble = NaiveEnsembleModel([
-        make(FMambaModel, n_epochs=2),
-        MultivariateModel(ExponentialSmoothing(seasonal_periods=12)),
-        MultivariateModel(AutoETS(season_length=12)),
-    ])
+    ensemble = NaiveEnsembleModel(
+        [
+            make(FMambaModel, n_epochs=2),
+            MultivariateModel(ExponentialSmoothing(seasonal_periods=12)),
+            MultivariateModel(AutoETS(season_length=12)),
+        ]
+    )
     ensemble.fit(train)
     pred = ensemble.predict(8)
     assert pred.shape == (8, 2, 1)
@@ -589,9 +673,16 @@ def test_neuralforecast_classes_in_neuralforecast_model(name, tmp_path):
 
     target = series(3, static=pd.DataFrame({"s": [1.0, 2.0, 3.0]}, index=["y0", "y1", "y2"]))
     past, future = covariates(60, 1), covariates(60 + OCL, 1, seed=2)
-    model = NeuralForecastModel(ICL, OCL, model=nf_cls, model_kwargs=NF_SMALL[name],
-                                likelihood=lm.QuantileRegression([0.1, 0.5, 0.9]), n_epochs=1, random_state=0,
-                                pl_trainer_kwargs=PL)
+    model = NeuralForecastModel(
+        ICL,
+        OCL,
+        model=nf_cls,
+        model_kwargs=NF_SMALL[name],
+        likelihood=lm.QuantileRegression([0.1, 0.5, 0.9]),
+        n_epochs=1,
+        random_state=0,
+        pl_trainer_kwargs=PL,
+    )
     model.fit(target, past_covariates=past, future_covariates=future)
     pred = model.predict(OCL, num_samples=10, random_state=1)
     assert pred.shape == (OCL, 3, 10)
@@ -599,8 +690,7 @@ def test_neuralforecast_classes_in_neuralforecast_model(name, tmp_path):
     path = str(tmp_path / "nf.pt")
     model.save(path)
     loaded = NeuralForecastModel.load(path)
-    np.testing.assert_array_equal(loaded.predict(OCL, num_samples=10, random_state=1).all_values(),
-                                  pred.all_values())
+    np.testing.assert_array_equal(loaded.predict(OCL, num_samples=10, random_state=1).all_values(), pred.all_values())
 
 
 @pytest.mark.parametrize("first", ["darts", "neuralforecast"])
@@ -686,8 +776,9 @@ def test_nan_in_target_or_covariates_fails_before_training():
     past = covariates(60, 1)
     past_values = past.values().copy()
     past_values[-1] = np.nan
-    _fails_before_training(make(), "`past_covariates` has NaN", series(2),
-                           past_covariates=past.with_values(past_values))
+    _fails_before_training(
+        make(), "`past_covariates` has NaN", series(2), past_covariates=past.with_values(past_values)
+    )
 
 
 def test_nan_in_static_covariates_fails_before_training():
@@ -710,14 +801,27 @@ def test_nan_in_prediction_input_fails():
 def test_covariates_not_covering_the_training_range_fail_before_training():
     target = series(2)  # 60 hourly points from 2024-01-01 00:00
     # past covariates start too late (Darts alone fails mid-training with a shape error)
-    _fails_before_training(make(), r"`past_covariates` span 2024-01-01 10:00:00 .* needs values from "
-                           r"2024-01-01 00:00:00", target, past_covariates=covariates(60, 1)[10:])
+    _fails_before_training(
+        make(),
+        r"`past_covariates` span 2024-01-01 10:00:00 .* needs values from "
+        r"2024-01-01 00:00:00",
+        target,
+        past_covariates=covariates(60, 1)[10:],
+    )
     # future covariates must cover the output windows up to the end of the series
-    _fails_before_training(make(), r"`future_covariates` span .* to 2024-01-03 09:00:00.* to 2024-01-03 11:00:00",
-                           target, future_covariates=covariates(58, 1))
+    _fails_before_training(
+        make(),
+        r"`future_covariates` span .* to 2024-01-03 09:00:00.* to 2024-01-03 11:00:00",
+        target,
+        future_covariates=covariates(58, 1),
+    )
     # the second series' covariates are too short (Darts alone fails on the first batch that needs them)
-    _fails_before_training(make(), r"`past_covariates` at index 1", [target, target],
-                           past_covariates=[covariates(60, 1), covariates(30, 1)])
+    _fails_before_training(
+        make(),
+        r"`past_covariates` at index 1",
+        [target, target],
+        past_covariates=[covariates(60, 1), covariates(30, 1)],
+    )
     # enough when only the most recent samples are drawn
     model = make().fit(target, past_covariates=covariates(60, 1)[30:], max_samples_per_ts=10)
     assert model.predict(OCL, past_covariates=covariates(60, 1)).shape == (OCL, 2, 1)
@@ -728,8 +832,9 @@ def test_historical_forecasts_and_predict_leave_inputs_unchanged():
     future = covariates(70 + OCL, 1)
     snaps = [snapshot(target), snapshot(future)]
     model = make().fit(target[:60], future_covariates=future)
-    model.historical_forecasts(target, future_covariates=future, start=60, start_format="position",
-                               forecast_horizon=OCL, retrain=False)
+    model.historical_forecasts(
+        target, future_covariates=future, start=60, start_format="position", forecast_horizon=OCL, retrain=False
+    )
     model.predict(OCL, series=target, future_covariates=future)
     assert_unchanged(target, snaps[0])
     assert_unchanged(future, snaps[1])
@@ -742,8 +847,14 @@ def test_historical_forecasts_and_predict_leave_inputs_unchanged():
 @pytest.mark.integration
 def test_example_darts_backtest_ensemble_runs_in_fast_mode():
     env = {**os.environ, "MAMBA_FORECAST_FAST": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "darts_backtest_ensemble.py")], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "darts_backtest_ensemble.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "backtest MAE" in proc.stdout and "NaiveEnsembleModel" in proc.stdout
     for noise in ("Seed set", "GPU available", "TPU available", "| Name", "LeafSpec", "Epoch"):

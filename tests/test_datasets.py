@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mamba_forecast.datasets import BENCHMARKS, load_benchmark, n_windows, resolve_data_dir, split_borders
+from mamba_forecast.datasets import DATASETS, load_benchmark, n_windows, resolve_data_dir, split_borders
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -38,7 +38,7 @@ def test_reader_parses_file(name):
     assert df["date"].is_monotonic_increasing
     values = df.drop(columns="date").to_numpy()
     assert values.dtype == np.float64 and np.isfinite(values).all()
-    assert BENCHMARKS[name].n_series == n_series
+    assert DATASETS[name].n_series == n_series
 
 
 @needs_data
@@ -96,7 +96,7 @@ def test_gzip_copies_read_the_same(name, tmp_path):
     import gzip
     import shutil
 
-    for f in BENCHMARKS[name].file_names:
+    for f in DATASETS[name].file_names:
         with open(SHARED / f, "rb") as src, gzip.open(tmp_path / f"{f}.gz", "wb") as dst:
             shutil.copyfileobj(src, dst)
     pd.testing.assert_frame_equal(load_benchmark(name, tmp_path), load_benchmark(name, SHARED))
@@ -105,16 +105,38 @@ def test_gzip_copies_read_the_same(name, tmp_path):
 # ----------------------------------------------------------------------------------------------------
 # the registry
 
+
 def test_registry_holds_the_standard_sets_with_their_rules():
     from mamba_forecast.datasets import DATASETS, SPLIT_RULES, canonical_name, get_spec
 
-    assert set(DATASETS) == {"ETTh1", "ETTh2", "ETTm1", "ETTm2", "Weather", "Exchange", "ECL", "Traffic", "ILI",
-                             "Solar-Energy", "PEMS03", "PEMS04", "PEMS07", "PEMS08", "SML2010"}
+    assert set(DATASETS) == {
+        "ETTh1",
+        "ETTh2",
+        "ETTm1",
+        "ETTm2",
+        "Weather",
+        "Exchange",
+        "ECL",
+        "Traffic",
+        "ILI",
+        "Solar-Energy",
+        "PEMS03",
+        "PEMS04",
+        "PEMS07",
+        "PEMS08",
+        "SML2010",
+    }
     for spec in DATASETS.values():
         assert spec.split in SPLIT_RULES and spec.files and spec.n_series > 0 and spec.n_rows > 0
         assert all(f.url and f.url.startswith("https://") for f in spec.files), spec.name
     assert [DATASETS[n].split for n in ("ETTh2", "ETTm2", "ECL", "Solar-Energy", "PEMS07", "SML2010")] == [
-        "ett_hour", "ett_minute", "ratio", "ratio_solar", "pems", "recordings"]
+        "ett_hour",
+        "ett_minute",
+        "ratio",
+        "ratio_solar",
+        "pems",
+        "recordings",
+    ]
     assert get_spec("electricity").file_names == ("electricity.csv",)
     assert canonical_name("solar") == "Solar-Energy" and canonical_name("national_illness") == "ILI"
     assert DATASETS["PEMS04"].horizons == (12, 24, 48, 96) and not DATASETS["PEMS04"].calendar_tokens
@@ -133,6 +155,7 @@ def test_registry_checksums_are_the_verified_ones():
 
 # ----------------------------------------------------------------------------------------------------
 # where the data are
+
 
 @pytest.fixture
 def clean_env(tmp_path, monkeypatch):
@@ -168,13 +191,17 @@ def test_etth1_is_bundled_and_other_sets_say_how_to_get_them(clean_env):
 
 def test_the_library_never_assumes_the_development_layout():
     package = Path(__file__).resolve().parents[1] / "mamba_forecast"
-    offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
-                 if "shared/datasets" in p.read_text() or "shared/reference" in p.read_text()]
+    offenders = [
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if "shared/datasets" in p.read_text() or "shared/reference" in p.read_text()
+    ]
     assert offenders == []
 
 
 # ----------------------------------------------------------------------------------------------------
 # readers of the other layouts
+
 
 def _synthetic_ett(n_rows, freq="h", seed=0):
     rng = np.random.default_rng(seed)
@@ -222,12 +249,19 @@ def test_pems_reader_takes_the_flow_channel_and_fills_gaps(tmp_path):
 # ----------------------------------------------------------------------------------------------------
 # any CSV in the standard layout
 
+
 def test_csv_file_is_read_target_last_and_split_7_1_2(tmp_path):
     from mamba_forecast.datasets import get_spec, register_csv
 
     path = tmp_path / "shop.csv"
-    pd.DataFrame({"date": pd.date_range("2020-01-01", periods=100, freq="D"), "sales": np.arange(100.0),
-                  "price": np.ones(100), "visits": np.arange(100) * 2}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "date": pd.date_range("2020-01-01", periods=100, freq="D"),
+            "sales": np.arange(100.0),
+            "price": np.ones(100),
+            "visits": np.arange(100) * 2,
+        }
+    ).to_csv(path, index=False)
     name = register_csv(path, target="sales")
     assert name.startswith("shop.csv@") and get_spec(name).split == "ratio"
     df = load_benchmark(name)
@@ -242,8 +276,9 @@ def test_two_csv_files_of_the_same_name_are_two_sets(tmp_path):
     the same name, and another target another name; the name stays readable."""
     from mamba_forecast.datasets import register_csv
 
-    frame = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=50, freq="D"), "sales": np.arange(50.0),
-                          "visits": np.ones(50)})
+    frame = pd.DataFrame(
+        {"date": pd.date_range("2020-01-01", periods=50, freq="D"), "sales": np.arange(50.0), "visits": np.ones(50)}
+    )
     for folder, scale in (("a", 1.0), ("b", 2.0), ("copy", 1.0)):
         (tmp_path / folder).mkdir()
         frame.assign(sales=frame["sales"] * scale).to_csv(tmp_path / folder / "sales.csv", index=False)
@@ -253,14 +288,17 @@ def test_two_csv_files_of_the_same_name_are_two_sets(tmp_path):
     assert register_csv(tmp_path / "a" / "sales.csv", target="sales") not in (a, b)
 
 
-@pytest.mark.parametrize("content, target, match", [
-    (None, None, "not found"),
-    ("time,a\n2020-01-01,1\n2020-01-02,2\n", None, "no 'date' column"),
-    ("date,a,shop\n2020-01-01,1,x\n2020-01-02,2,y\n", None, r"non-numeric columns \['shop'\]"),
-    ("date,a,b\n2020-01-01,1,2\n2020-01-02,2,3\n", "c", "--target 'c' is not a column"),
-    ("date,a,b\n2020-01-01,1,2\n2020-01-02,,3\n", None, r"NaN values in \['a'\]"),
-    ("date,a\n2020-01-01,1\n", None, "1 rows"),
-])
+@pytest.mark.parametrize(
+    "content, target, match",
+    [
+        (None, None, "not found"),
+        ("time,a\n2020-01-01,1\n2020-01-02,2\n", None, "no 'date' column"),
+        ("date,a,shop\n2020-01-01,1,x\n2020-01-02,2,y\n", None, r"non-numeric columns \['shop'\]"),
+        ("date,a,b\n2020-01-01,1,2\n2020-01-02,2,3\n", "c", "--target 'c' is not a column"),
+        ("date,a,b\n2020-01-01,1,2\n2020-01-02,,3\n", None, r"NaN values in \['a'\]"),
+        ("date,a\n2020-01-01,1\n", None, "1 rows"),
+    ],
+)
 def test_csv_file_errors_name_the_problem(tmp_path, content, target, match):
     from mamba_forecast.datasets import read_csv_file
 
@@ -273,6 +311,7 @@ def test_csv_file_errors_name_the_problem(tmp_path, content, target, match):
 
 # ----------------------------------------------------------------------------------------------------
 # mamba-forecast data download / list, against a local HTTP server (no network)
+
 
 @pytest.fixture
 def http_server(tmp_path):
@@ -409,8 +448,9 @@ def test_download_extracts_both_recordings_from_one_archive(http_server, tmp_pat
     with zipfile.ZipFile(www / "sml2010.zip", "w") as zf:
         for name, data in members.items():
             zf.writestr(f"sml2010/{name}", data)
-    _point_registry(monkeypatch, "SML2010", *(DataFile(n, f"{url}/sml2010.zip", _sha(d), member=n)
-                                              for n, d in members.items()))
+    _point_registry(
+        monkeypatch, "SML2010", *(DataFile(n, f"{url}/sml2010.zip", _sha(d), member=n) for n, d in members.items())
+    )
     paths = download("SML2010", tmp_path / "data", log=lambda *_: None)
     assert [p.read_bytes() for p in paths] == list(members.values())
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == sorted(members)

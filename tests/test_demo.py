@@ -9,9 +9,10 @@ import pytest
 pytest.importorskip("neuralforecast")
 pytest.importorskip("statsforecast")
 
-from conftest import MODEL_NAMES  # noqa: E402
-from mamba_forecast.cli import main  # noqa: E402
-from mamba_forecast.demo import load_demo_data, season_for, to_long  # noqa: E402
+from conftest import MODEL_NAMES
+from mamba_forecast.cli import main
+from mamba_forecast.datasets import load_demo_data, to_long
+from mamba_forecast.demo import season_for
 
 # SHA-256 of ETTh1.csv as published in the ETDataset repository (the benchmark copy the harness reads)
 ETTH1_SHA256 = "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"
@@ -47,8 +48,23 @@ def test_demo_runs_end_to_end_and_ranks_every_model(tmp_path, capfd, monkeypatch
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
         monkeypatch.setattr(logging.getLogger(name), "level", logging.INFO)
     out = tmp_path / "out"
-    code = main(["demo", "--max-steps", "3", "--windows", "1", "--history", "300", "--horizon", "12",
-                 "--input-size", "48", "--out", str(out)])
+    code = main(
+        [
+            "demo",
+            "--max-steps",
+            "3",
+            "--windows",
+            "1",
+            "--history",
+            "300",
+            "--horizon",
+            "12",
+            "--input-size",
+            "48",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     table = pd.read_csv(out / "metrics.csv")
     assert set(table["model"]) == {"SeasonalNaive", "AutoETS", *MODEL_NAMES}
@@ -66,20 +82,44 @@ def test_demo_runs_end_to_end_and_ranks_every_model(tmp_path, capfd, monkeypatch
     assert len(printed.splitlines()) <= 25
 
 
-@pytest.mark.parametrize("freq, season", [("h", 24), ("15min", 96), ("D", 7), ("B", 5), ("W-SUN", 52),
-                                          ("MS", 12), ("QE", 4), ("YE", 1), ("min", 60)])
+@pytest.mark.parametrize(
+    "freq, season",
+    [("h", 24), ("15min", 96), ("D", 7), ("B", 5), ("W-SUN", 52), ("MS", 12), ("QE", 4), ("YE", 1), ("min", 60)],
+)
 def test_season_follows_the_frequency(freq, season):
     assert season_for(freq) == season
 
 
 def test_demo_derives_the_season_of_weekly_data_unless_given(tmp_path, capsys):
     rows = 300
-    weeks = pd.DataFrame({"date": pd.date_range("2015-01-04", periods=rows, freq="W"),
-                          "a": load_demo_data()["OT"].to_numpy()[:rows], "b": load_demo_data()["HUFL"].to_numpy()[:rows]})
+    weeks = pd.DataFrame(
+        {
+            "date": pd.date_range("2015-01-04", periods=rows, freq="W"),
+            "a": load_demo_data()["OT"].to_numpy()[:rows],
+            "b": load_demo_data()["HUFL"].to_numpy()[:rows],
+        }
+    )
     path = tmp_path / "weekly.csv"
     weeks.to_csv(path, index=False)
-    args = ["demo", "--data", str(path), "--models", "SMamba", "--max-steps", "2", "--windows", "1", "--history", "200",
-            "--horizon", "8", "--input-size", "16", "--out", str(tmp_path / "o")]
+    args = [
+        "demo",
+        "--data",
+        str(path),
+        "--models",
+        "SMamba",
+        "--max-steps",
+        "2",
+        "--windows",
+        "1",
+        "--history",
+        "200",
+        "--horizon",
+        "8",
+        "--input-size",
+        "16",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     main(args)
     assert "(freq W-SUN, season 52 from the frequency)" in capsys.readouterr().out
     main(args + ["--season", "4"])
@@ -90,8 +130,27 @@ def test_demo_reads_a_user_csv_and_rejects_a_short_one(tmp_path):
     wide = load_demo_data().tail(400)[["date", "OT", "HUFL"]]
     path = tmp_path / "mine.csv"
     wide.to_csv(path, index=False)
-    main(["demo", "--data", str(path), "--models", "SMamba", "--max-steps", "2", "--windows", "1",
-          "--history", "200", "--horizon", "8", "--input-size", "24", "--out", str(tmp_path / "o")])
+    main(
+        [
+            "demo",
+            "--data",
+            str(path),
+            "--models",
+            "SMamba",
+            "--max-steps",
+            "2",
+            "--windows",
+            "1",
+            "--history",
+            "200",
+            "--horizon",
+            "8",
+            "--input-size",
+            "24",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     table = pd.read_csv(tmp_path / "o" / "metrics.csv")
     assert set(table["model"]) == {"SeasonalNaive", "AutoETS", "SMamba"}
     with pytest.raises(SystemExit, match="shortest series"):

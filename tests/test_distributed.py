@@ -56,7 +56,9 @@ def values(n_series=3, length=96):
 QUIET = dict(accelerator="cpu", enable_progress_bar=False, logger=False, enable_model_summary=False)
 """
 
-_NF_SCRIPT = _RECORDER + """
+_NF_SCRIPT = (
+    _RECORDER
+    + """
 from neuralforecast import NeuralForecast
 from mamba_forecast.neuralforecast import SMamba
 
@@ -70,8 +72,11 @@ nf.fit(df)
 torch.save(nf.models[0].state_dict(), f"{OUT}/end{rank()}.pt")
 nf.predict().to_csv(f"{OUT}/forecast{rank()}.csv", index=False)
 """
+)
 
-_DARTS_SCRIPT = _RECORDER + """
+_DARTS_SCRIPT = (
+    _RECORDER
+    + """
 from darts import TimeSeries
 from mamba_forecast.darts import SMambaModel
 
@@ -85,6 +90,7 @@ torch.save(model.model.state_dict(), f"{OUT}/end{rank()}.pt")
 forecasts = model.predict(12, series=series)
 np.save(f"{OUT}/forecast{rank()}.npy", np.stack([f.values() for f in forecasts]))
 """
+)
 
 
 def _run_ddp(script: str, out: Path) -> None:
@@ -92,8 +98,9 @@ def _run_ddp(script: str, out: Path) -> None:
     path.write_text(textwrap.dedent(script))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     env.pop("LOCAL_RANK", None)
-    proc = subprocess.run([sys.executable, str(path), str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(path), str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
 
@@ -157,7 +164,10 @@ def test_darts_predict_trainer_uses_one_device():
     assert one({"accelerator": "gpu", "devices": 1}) is None
     assert one({"accelerator": "gpu", "devices": [3]}) is None
     assert one({"accelerator": "cpu", "strategy": "ddp", "devices": 2}) == {
-        "accelerator": "cpu", "strategy": "auto", "devices": 1}
+        "accelerator": "cpu",
+        "strategy": "auto",
+        "devices": 1,
+    }
     assert one({"accelerator": "gpu", "devices": [2, 3]})["devices"] == [2]
     assert one({"accelerator": "gpu", "devices": "0,1"})["devices"] == [0]
     several_gpus = torch.cuda.device_count() > 1
@@ -197,8 +207,14 @@ def test_spark_example_runs_in_fast_mode():
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("Spark needs a Java runtime")
     env = {**os.environ, "MAMBA_FORECAST_FAST": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "spark_distributed.py")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "spark_distributed.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "7 series forecast locally, 7 on Spark" in proc.stdout, proc.stdout[-3000:]
     mae = float(proc.stdout.split("MAE ")[-1].split()[0])

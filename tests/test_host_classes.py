@@ -19,10 +19,10 @@ import pytest
 pytest.importorskip("neuralforecast")
 pytest.importorskip("darts")
 
-import mamba_forecast.darts as mdarts  # noqa: E402
-import mamba_forecast.neuralforecast as mnf  # noqa: E402
-from conftest import MODEL_NAMES  # noqa: E402
-from mamba_forecast.models import all_specs, get_spec  # noqa: E402
+import mamba_forecast.darts as mdarts
+import mamba_forecast.neuralforecast as mnf
+from conftest import MODEL_NAMES
+from mamba_forecast.models import all_specs, get_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mamba_forecast"
@@ -48,10 +48,13 @@ def test_written_modules_match_the_specs():
     )
 
 
-@pytest.mark.parametrize("change", [
-    dict(learning_rate=1e-2),  # a default of the NeuralForecast signature
-    dict(tagline="another tagline"),  # docstring prose of both hosts
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(learning_rate=1e-2),  # a default of the NeuralForecast signature
+        dict(tagline="another tagline"),  # docstring prose of both hosts
+    ],
+)
 def test_a_changed_spec_leaves_its_modules_stale(change):
     """The check above sees a spec edit: what the tool would write then differs from the committed modules."""
     tool = host_classes_tool()
@@ -76,7 +79,7 @@ def test_host_classes_follow_their_spec(name):
     nf_params = inspect.signature(model).parameters
     nf_arch = [n for n in nf_params if n in spec.arguments]
     assert nf_arch == [a.name for a in tool.nf_ordered_arguments(spec)]
-    assert list(nf_params)[7:7 + len(nf_arch)] == nf_arch  # between exclude_insample_y and loss
+    assert list(nf_params)[7 : 7 + len(nf_arch)] == nf_arch  # between exclude_insample_y and loss
     assert {n: nf_params[n].default for n in nf_arch} == spec.defaults()
     assert nf_params["learning_rate"].default == spec.learning_rate
 
@@ -84,8 +87,11 @@ def test_host_classes_follow_their_spec(name):
     assert [p.name for p in darts_params[4:-2]] == list(spec.arguments)
     assert {p.name: p.default for p in darts_params[4:-2]} == spec.defaults()
 
-    for doc, expected in ((model.__doc__, tool.nf_docstring(spec)), (auto.__doc__, tool.auto_docstring(spec)),
-                          (darts_model.__init__.__doc__, tool.darts_docstring(spec))):
+    for doc, expected in (
+        (model.__doc__, tool.nf_docstring(spec)),
+        (auto.__doc__, tool.auto_docstring(spec)),
+        (darts_model.__init__.__doc__, tool.darts_docstring(spec)),
+    ):
         assert inspect.cleandoc(doc) == inspect.cleandoc(expected)
 
 

@@ -85,8 +85,9 @@ def _is_self_like(node: ast.AST, class_name: str) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
 
 
-def _violations(where: str, tree: ast.Module, module, host_private: set[str], own_private: set[str],
-                compat: bool = False) -> list[str]:
+def _violations(
+    where: str, tree: ast.Module, module, host_private: set[str], own_private: set[str], compat: bool = False
+) -> list[str]:
     """What ``tree`` (the source of ``module``) does with private host names and the call stack."""
     found: list[str] = []
 
@@ -200,8 +201,12 @@ def test_private_host_names_are_used_only_in_the_compat_modules():
         v
         for path, tree in trees.items()
         for v in _violations(
-            str(path.relative_to(PACKAGE.parent)), tree, importlib.import_module(_module_name(path)),
-            host_private, own_private, compat=path in COMPAT,
+            str(path.relative_to(PACKAGE.parent)),
+            tree,
+            importlib.import_module(_module_name(path)),
+            host_private,
+            own_private,
+            compat=path in COMPAT,
         )
     ]
     assert not found, "private host internals used outside the _compat modules:\n" + "\n".join(found)
@@ -210,8 +215,10 @@ def test_private_host_names_are_used_only_in_the_compat_modules():
 def test_compat_modules_exist_and_document_the_host_versions():
     from importlib.metadata import version
 
-    for path, host in ((PACKAGE / "neuralforecast" / "_compat.py", "neuralforecast"),
-                       (PACKAGE / "darts" / "_compat.py", "darts")):
+    for path, host in (
+        (PACKAGE / "neuralforecast" / "_compat.py", "neuralforecast"),
+        (PACKAGE / "darts" / "_compat.py", "darts"),
+    ):
         text = path.read_text()
         installed = ".".join(version(host).split(".")[:2])
         assert f"{host} {installed}" in text, f"{path.name} does not name the installed {host} {installed}"

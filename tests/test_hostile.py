@@ -21,15 +21,15 @@ import pytest
 pytest.importorskip("neuralforecast")
 pytest.importorskip("darts")
 
-from darts import TimeSeries  # noqa: E402
-from neuralforecast import NeuralForecast  # noqa: E402
+from darts import TimeSeries
+from neuralforecast import NeuralForecast
 
-from mamba_forecast import darts as mdarts  # noqa: E402
-from mamba_forecast import neuralforecast as mnf  # noqa: E402
-from mamba_forecast.darts._base import _MambaForecastModule  # noqa: E402
-from mamba_forecast.neuralforecast._base import MambaForecaster  # noqa: E402
+from conftest import QUIET
+from mamba_forecast import darts as mdarts
+from mamba_forecast import neuralforecast as mnf
+from mamba_forecast.darts._base import _MambaForecastModule
+from mamba_forecast.neuralforecast._base import MambaForecaster
 
-from conftest import QUIET  # noqa: E402
 PL = dict(QUIET)
 H, L = 4, 8  # NeuralForecast horizon and look-back
 ICL, OCL = 8, 4  # Darts chunks
@@ -114,7 +114,7 @@ def assert_unchanged(obj, snap):
         np.testing.assert_array_equal(obj.all_values(copy=False), snap.all_values(copy=False))
     elif isinstance(obj, (list, tuple)):
         assert len(obj) == len(snap)
-        for a, b in zip(obj, snap):
+        for a, b in zip(obj, snap, strict=True):
             assert_unchanged(a, b)
     elif isinstance(obj, np.ndarray):
         np.testing.assert_array_equal(obj, snap)
@@ -154,7 +154,11 @@ def nf_inf():
 def nf_duplicated_timestamp():
     df = nf_panel()
     df = pd.concat([df, df.iloc[[5]]], ignore_index=True)  # one row of s0 twice
-    return (*_nf_fit_case(df), ValueError, r"Series 's0' has 1 duplicated timestamp\(s\) \(first 2024-01-01 05:00.*drop_duplicates")
+    return (
+        *_nf_fit_case(df),
+        ValueError,
+        r"Series 's0' has 1 duplicated timestamp\(s\) \(first 2024-01-01 05:00.*drop_duplicates",
+    )
 
 
 def nf_duplicated_timestamp_same_length():
@@ -171,12 +175,22 @@ def nf_gap():
 def nf_same_gap_in_every_series():
     df = nf_panel()
     df = df[df["ds"] != pd.Timestamp("2024-01-01 07:00")].reset_index(drop=True)  # the same hour gone from both
-    return (*_nf_fit_case(df), ValueError,
-            r"shared by every series, are not consecutive freq='h' steps: after 2024-01-01 06:00:00 comes 2024-01-01 08:00:00.*fill_gaps")
+    return (
+        *_nf_fit_case(df),
+        ValueError,
+        r"shared by every series, are not consecutive freq='h' steps: "
+        r"after 2024-01-01 06:00:00 comes 2024-01-01 08:00:00.*fill_gaps",
+    )
 
 
 def nf_freq_disagrees_with_timestamps():
-    weeks = dict(zip(pd.date_range("2024-01-01", periods=30, freq="h"), pd.date_range("2024-01-01", periods=30, freq="W-MON")))
+    weeks = dict(
+        zip(
+            pd.date_range("2024-01-01", periods=30, freq="h"),
+            pd.date_range("2024-01-01", periods=30, freq="W-MON"),
+            strict=True,
+        )
+    )
     df = nf_panel().assign(ds=lambda d: d["ds"].map(weeks))  # weekly rows, on Mondays
     nf = NeuralForecast(models=[nf_model()], freq="D")
     return df, lambda: nf.fit(df), ValueError, r"given freq='D', but the data's step is 'W-MON'.*freq='W-MON'"
@@ -197,10 +211,14 @@ def nf_integer_ds_with_other_step():
 def nf_too_many_cv_windows():
     df = nf_panel()
     nf = NeuralForecast(models=[nf_model()], freq="h")
-    return (df, lambda: nf.cross_validation(df, n_windows=10, step_size=H), ValueError,
-            r"hold out the last test_size=40 time steps.*cross_validation, h \+ step_size \* \(n_windows - 1\) "
-            r"with h=4.*leaves 0 of the 30 time steps.*needs at least 12.*Hold out at most 18: at most n_windows=4 "
-            r"with step_size=4")
+    return (
+        df,
+        lambda: nf.cross_validation(df, n_windows=10, step_size=H),
+        ValueError,
+        r"hold out the last test_size=40 time steps.*cross_validation, h \+ step_size \* \(n_windows - 1\) "
+        r"with h=4.*leaves 0 of the 30 time steps.*needs at least 12.*Hold out at most 18: at most n_windows=4 "
+        r"with step_size=4",
+    )
 
 
 def nf_misaligned():
@@ -250,7 +268,12 @@ def nf_futr_df_too_short():
     nf = nf_fitted(nf_model(futr_exog_list=["f"]), df)
     futr = nf.make_future_dataframe(df).assign(f=0.0).groupby("unique_id").head(H - 1)
     # NeuralForecast's own check
-    return [df, futr], lambda: nf.predict(futr_df=futr), ValueError, r"missing combinations of ids and times in `futr_df`"
+    return (
+        [df, futr],
+        lambda: nf.predict(futr_df=futr),
+        ValueError,
+        r"missing combinations of ids and times in `futr_df`",
+    )
 
 
 def nf_predict_inf():
@@ -283,14 +306,24 @@ def nf_garbage_checkpoint(tmp_path):
     path = _saved(tmp_path)
     (path / "SMamba_0.safetensors").write_bytes(b"not a checkpoint" * 64)
     # NeuralForecast's own check
-    return path / "SMamba_0.safetensors", lambda: NeuralForecast.load(str(path)), ValueError, r"is not a neuralforecast checkpoint"
+    return (
+        path / "SMamba_0.safetensors",
+        lambda: NeuralForecast.load(str(path)),
+        ValueError,
+        r"is not a neuralforecast checkpoint",
+    )
 
 
 def nf_foreign_checkpoint(tmp_path):
     path, other = _saved(tmp_path), _saved(tmp_path, mnf.TSM2)
     shutil.copy(other / "TSM2_0.safetensors", path / "SMamba_0.safetensors")
     # NeuralForecast's own check
-    return path / "SMamba_0.safetensors", lambda: NeuralForecast.load(str(path)), ValueError, r"holds a TSM2 checkpoint.*loaded as SMamba"
+    return (
+        path / "SMamba_0.safetensors",
+        lambda: NeuralForecast.load(str(path)),
+        ValueError,
+        r"holds a TSM2 checkpoint.*loaded as SMamba",
+    )
 
 
 def darts_fit_case(data, match, error=ValueError, model=None, **fit_kwargs):
@@ -317,7 +350,12 @@ def darts_inf():
 def darts_inf_covariates():
     target, past = ts(), with_value(ts(1), 7, -np.inf)
     model = darts_model()
-    return [target, past], lambda: model.fit(target, past_covariates=past), ValueError, r"`past_covariates` has infinite"
+    return (
+        [target, past],
+        lambda: model.fit(target, past_covariates=past),
+        ValueError,
+        r"`past_covariates` has infinite",
+    )
 
 
 def darts_predict_inf():
@@ -330,18 +368,28 @@ def darts_predict_inf_future_covariates():
     target, future = ts(), ts(1, length=40, seed=1)
     model = darts_model().fit(target, future_covariates=future)
     bad = with_value(future, 31, np.inf)  # inside the horizon
-    return (bad, lambda: model.predict(OCL, series=target, future_covariates=bad), ValueError,
-            r"`future_covariates` have infinite values from 2024-01-01 22:00")
+    return (
+        bad,
+        lambda: model.predict(OCL, series=target, future_covariates=bad),
+        ValueError,
+        r"`future_covariates` have infinite values from 2024-01-01 22:00",
+    )
 
 
 def darts_duplicated_timestamps():
     # The user's whole step, from their rows to model.fit. Darts' TimeSeries constructor refuses the index
     # before the model sees it; if a Darts release let such a series through, the model would have to refuse it.
-    index = pd.DatetimeIndex(list(pd.date_range("2024-01-01", periods=29, freq="h")) + [pd.Timestamp("2024-01-01 05:00")])
+    index = pd.DatetimeIndex(
+        list(pd.date_range("2024-01-01", periods=29, freq="h")) + [pd.Timestamp("2024-01-01 05:00")]
+    )
     values = np.ones((30, 2))
     model = darts_model()
-    return (values, lambda: model.fit(TimeSeries.from_times_and_values(index, values)), ValueError,
-            r"frequency could not be")
+    return (
+        values,
+        lambda: model.fit(TimeSeries.from_times_and_values(index, values)),
+        ValueError,
+        r"frequency could not be",
+    )
 
 
 def darts_gap_filled_with_nan():
@@ -354,8 +402,11 @@ def darts_freq_finer_than_the_data():
     # weekly rows read with freq="D": Darts fills the six days between two rows with NaN
     frame = pd.DataFrame({"t": pd.date_range("2024-01-07", periods=30, freq="W"), "a": 1.0, "b": 2.0})
     target = TimeSeries.from_dataframe(frame, time_col="t", freq="D")
-    return darts_fit_case(target, r"NaN in every component at 174 of its 204 time steps.*freq \(D\) is probably "
-                                  r"finer than the data's.*freq=None")
+    return darts_fit_case(
+        target,
+        r"NaN in every component at 174 of its 204 time steps.*freq \(D\) is probably "
+        r"finer than the data's.*freq=None",
+    )
 
 
 def darts_too_short():
@@ -381,8 +432,12 @@ def darts_numpy_container():
 def darts_covariates_wrong_type():
     target, past = ts(), ts(1).values()
     model = darts_model()
-    return ([target, past], lambda: model.fit(target, past_covariates=past), TypeError,
-            r"`past_covariates` must be a darts TimeSeries")
+    return (
+        [target, past],
+        lambda: model.fit(target, past_covariates=past),
+        TypeError,
+        r"`past_covariates` must be a darts TimeSeries",
+    )
 
 
 def darts_string_values():
@@ -390,8 +445,12 @@ def darts_string_values():
     values = np.array([["a", "b"]] * 30, dtype=object)
     index = pd.date_range("2024-01-01", periods=30, freq="h")
     model = darts_model()
-    return (values, lambda: model.fit(TimeSeries.from_times_and_values(index, values)), ValueError,
-            r"could not convert string")
+    return (
+        values,
+        lambda: model.fit(TimeSeries.from_times_and_values(index, values)),
+        ValueError,
+        r"could not convert string",
+    )
 
 
 def darts_predict_without_covariates():
@@ -407,8 +466,12 @@ def darts_future_covariates_too_short():
     model = darts_model().fit(target, future_covariates=ts(1, length=40))
     short = ts(1, length=31)
     # Darts' own check
-    return (short, lambda: model.predict(OCL, series=target, future_covariates=short), ValueError,
-            r"`future_covariates` .* do not extend far enough into the future")
+    return (
+        short,
+        lambda: model.predict(OCL, series=target, future_covariates=short),
+        ValueError,
+        r"`future_covariates` .* do not extend far enough into the future",
+    )
 
 
 def _darts_saved(tmp_path, cls=mdarts.SMambaModel, name="model.pt"):
@@ -425,8 +488,8 @@ def darts_garbage_file(tmp_path):
 
 def darts_truncated_file(tmp_path):
     path = _darts_saved(tmp_path)
-    data = open(path, "rb").read()
-    open(path, "wb").write(data[: len(data) // 2])
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
     return Path(path), lambda: mdarts.SMambaModel.load(path), ValueError, r"could not read .*model.pt.*truncated"
 
 
@@ -438,7 +501,12 @@ def darts_other_class_file(tmp_path):
 def darts_other_checkpoint(tmp_path):
     path, other = _darts_saved(tmp_path), _darts_saved(tmp_path, mdarts.FMambaModel, "other.pt")
     os.replace(other + ".ckpt", path + ".ckpt")
-    return Path(path + ".ckpt"), lambda: mdarts.SMambaModel.load(path), TypeError, r"holds a FMamba network.*does not belong"
+    return (
+        Path(path + ".ckpt"),
+        lambda: mdarts.SMambaModel.load(path),
+        TypeError,
+        r"holds a FMamba network.*does not belong",
+    )
 
 
 CASES = {

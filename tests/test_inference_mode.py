@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from conftest import QUIET, rel_err, synthetic_ett
-from mamba_forecast.ssm import Mamba, cpu_scan_threading, selective_scan
-from mamba_forecast.ssm import cpu_threads
+from mamba_forecast.ssm import Mamba, cpu_scan_threading, cpu_threads, selective_scan
 from mamba_forecast.ssm import mamba as mamba_module
 
 THREADS = [1, 2, 4]
@@ -73,9 +72,13 @@ def check_pool(seen, threads: int, threading: bool) -> None:
 def scan_inputs(seed=0):
     # the shape that crashed: u [batch 64, channels 512, length 7], d_state 64
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(64, 512, 7, generator=g), torch.rand(64, 512, 7, generator=g),
-            -torch.rand(512, 64, generator=g), torch.randn(64, 64, 7, generator=g),
-            torch.randn(64, 64, 7, generator=g))
+    return (
+        torch.randn(64, 512, 7, generator=g),
+        torch.rand(64, 512, 7, generator=g),
+        -torch.rand(512, 64, generator=g),
+        torch.randn(64, 64, 7, generator=g),
+        torch.randn(64, 64, 7, generator=g),
+    )
 
 
 @pytest.mark.parametrize("threads, threading", SETTINGS, ids=SETTING_IDS)
@@ -149,8 +152,15 @@ def test_neuralforecast_predict_under_inference_mode(scans):
 
     rng = np.random.default_rng(0)
     ds = pd.date_range("2024-01-01", periods=100, freq="h")
-    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": np.sin(np.arange(100) / 4 + i)
-                                  + 0.1 * rng.standard_normal(100)}) for i in range(N_SERIES)], ignore_index=True)
+    df = pd.concat(
+        [
+            pd.DataFrame(
+                {"unique_id": f"s{i}", "ds": ds, "y": np.sin(np.arange(100) / 4 + i) + 0.1 * rng.standard_normal(100)}
+            )
+            for i in range(N_SERIES)
+        ],
+        ignore_index=True,
+    )
     nf = NeuralForecast(models=[TSM2(h=8, input_size=64, max_steps=1, **TSM2_ARGS, **QUIET)], freq="h")
     nf.fit(df)
     predictions, seen = _predict_everywhere(scans, lambda: nf.predict()["TSM2"].to_numpy())
@@ -165,10 +175,12 @@ def test_darts_predict_under_inference_mode(scans):
 
     rng = np.random.default_rng(0)
     values = np.sin(np.arange(100)[:, None] / 4 + np.arange(N_SERIES)) + 0.1 * rng.standard_normal((100, N_SERIES))
-    series = TimeSeries.from_times_and_values(pd.date_range("2024-01-01", periods=100, freq="h"),
-                                              values.astype(np.float32))
-    model = TSM2Model(64, 8, **TSM2_ARGS, n_epochs=1, batch_size=8, random_state=0,
-                      pl_trainer_kwargs={k: v for k, v in QUIET.items()})
+    series = TimeSeries.from_times_and_values(
+        pd.date_range("2024-01-01", periods=100, freq="h"), values.astype(np.float32)
+    )
+    model = TSM2Model(
+        64, 8, **TSM2_ARGS, n_epochs=1, batch_size=8, random_state=0, pl_trainer_kwargs={k: v for k, v in QUIET.items()}
+    )
     model.fit(series)
     predictions, seen = _predict_everywhere(scans, lambda: model.predict(8, series=series).values())
     _check_predictions(predictions, seen)

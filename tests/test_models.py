@@ -69,7 +69,9 @@ def test_output_shape(name, batch, input_size, n_series, h, n_outputs):
 @pytest.mark.parametrize("k_hist, k_futr, k_stat", [(2, 0, 0), (0, 3, 0), (0, 0, 2), (1, 2, 3)])
 def test_exogenous_inputs_shape_and_effect(name, k_hist, k_futr, k_stat):
     b, L, h, n = 2, 24, 6, 3
-    model = build(name, input_size=L, h=h, n_series=n, hist_exog_size=k_hist, futr_exog_size=k_futr, stat_exog_size=k_stat).eval()
+    model = build(
+        name, input_size=L, h=h, n_series=n, hist_exog_size=k_hist, futr_exog_size=k_futr, stat_exog_size=k_stat
+    ).eval()
     x, hist, futr, stat = inputs(b, L, h, n, k_hist, k_futr, k_stat)
     y = model(x, hist_exog=hist, futr_exog=futr, stat_exog=stat)
     assert y.shape == (b, h, n)
@@ -159,8 +161,15 @@ def test_attention_mamba_token_counts_below_and_above_pooled_size(variant, n_ser
     """d_model=32 pools the token axis to 8: 3 and 5+4 tokens are up-sampled, 20 are down-sampled."""
     torch.manual_seed(0)
     model = AttentionMamba(
-        input_size=24, h=5, n_series=n_series, d_model=32, d_ff=32, d_state=4, variant=variant,
-        hist_exog_size=k_hist, futr_exog_size=k_futr,
+        input_size=24,
+        h=5,
+        n_series=n_series,
+        d_model=32,
+        d_ff=32,
+        d_state=4,
+        variant=variant,
+        hist_exog_size=k_hist,
+        futr_exog_size=k_futr,
     ).eval()
     x, hist, futr, _ = inputs(2, 24, 5, n_series, k_hist, k_futr)
     y = model(x, hist, futr)

@@ -19,20 +19,20 @@ import torch
 
 pytest.importorskip("neuralforecast")
 
-from neuralforecast import NeuralForecast  # noqa: E402
-from neuralforecast.losses.pytorch import MAE, MQLoss, DistributionLoss, HuberMQLoss, IQLoss  # noqa: E402
-from neuralforecast.utils import PredictionIntervals  # noqa: E402
-from neuralforecast.models import iTransformer  # noqa: E402
+from neuralforecast import NeuralForecast
+from neuralforecast.losses.pytorch import MAE, DistributionLoss, HuberMQLoss, IQLoss, MQLoss
+from neuralforecast.models import iTransformer
+from neuralforecast.utils import PredictionIntervals
 
-import mamba_forecast.neuralforecast as mnf  # noqa: E402
-from conftest import MODEL_NAMES, QUIET, count_quantile_crossings, small_arguments  # noqa: E402
-from mamba_forecast.neuralforecast import (  # noqa: E402
+import mamba_forecast.neuralforecast as mnf
+from conftest import MODEL_NAMES, QUIET, count_quantile_crossings, small_arguments
+from mamba_forecast.neuralforecast import (
+    TSM2,
     AttentionMamba,
     AutoFMamba,
     AutoSMamba,
     FMamba,
     SMamba,
-    TSM2,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,9 @@ def panel(n_series=3, length=120, levels=None, freq="h", seed=0, noise=0.3, exog
     df = pd.concat(frames, ignore_index=True)
     if not exog:
         return df
-    static = pd.DataFrame({"unique_id": [f"s{i}" for i in range(len(levels))], "s": np.arange(len(levels), dtype=float)})
+    static = pd.DataFrame(
+        {"unique_id": [f"s{i}" for i in range(len(levels))], "s": np.arange(len(levels), dtype=float)}
+    )
     return df, static
 
 
@@ -91,9 +93,9 @@ def test_signature_follows_itransformer(cls):
     theirs = inspect.signature(iTransformer).parameters
     names, ref = list(ours), list(theirs)
     lead = ref[: ref.index("exclude_insample_y") + 1]
-    tail = ref[ref.index("loss"):]
+    tail = ref[ref.index("loss") :]
     assert names[: len(lead)] == lead
-    assert names[-len(tail):] == tail
+    assert names[-len(tail) :] == tail
     for name in lead[2:] + tail:
         if name == "loss":
             assert type(ours[name].default) is type(theirs[name].default) is MAE
@@ -107,7 +109,7 @@ def test_signature_follows_itransformer(cls):
     assert ours["scaler_type"].default == "standard" and theirs["scaler_type"].default == "identity"
     assert cls(h=4).hparams["scaler_type"] == "standard"
     # the architecture arguments are exactly the core's, with the core's defaults
-    arch = names[len(lead): -len(tail)]
+    arch = names[len(lead) : -len(tail)]
     assert sorted(arch) == sorted(cls.architecture_names())
     assert all(ours[a].default == cls.spec.defaults()[a] for a in arch)
     if cls.__name__ in ("SMamba", "AttentionMamba", "FMamba", "TSM2"):  # their cores list every argument
@@ -188,7 +190,9 @@ class _Labelled(torch.nn.Module):
     def __init__(self, h, m):
         super().__init__()
         self.h, self.m = h, m
-        self.unused = torch.nn.Parameter(torch.zeros(()))  # something for an optimizer to hold; never changes the output
+        self.unused = torch.nn.Parameter(
+            torch.zeros(())
+        )  # something for an optimizer to hold; never changes the output
 
     def forward(self, x, hist_exog=None, futr_exog=None, stat_exog=None):
         batch, _, n = x.shape
@@ -197,7 +201,8 @@ class _Labelled(torch.nn.Module):
 
 
 @pytest.mark.parametrize(
-    "loss", [MQLoss(level=[80, 90]), HuberMQLoss(level=[80]), DistributionLoss("Normal"), DistributionLoss("StudentT")],
+    "loss",
+    [MQLoss(level=[80, 90]), HuberMQLoss(level=[80]), DistributionLoss("Normal"), DistributionLoss("StudentT")],
     ids=lambda loss: type(loss).__name__ + str(loss.outputsize_multiplier),
 )
 def test_output_layout_is_what_the_loss_reads(loss):
@@ -230,7 +235,9 @@ def test_mqloss_per_series_levels_with_identity_scaler(cls):
     assert count_quantile_crossings(forecast, name) == 0
 
 
-@pytest.mark.parametrize("loss", [MQLoss(level=[80, 90]), HuberMQLoss(level=[50, 80])], ids=lambda loss: type(loss).__name__)
+@pytest.mark.parametrize(
+    "loss", [MQLoss(level=[80, 90]), HuberMQLoss(level=[50, 80])], ids=lambda loss: type(loss).__name__
+)
 def test_multi_quantile_outputs_never_cross(loss):
     """A network whose quantile outputs cross (here: the median output below every other one) still gives
     ordered quantiles: the outputs are sorted into quantile order at prediction, in predict and in
@@ -312,8 +319,18 @@ def test_all_exogenous_kinds_fit_and_predict(cls):
 @pytest.mark.parametrize("kind", ["futr_exog", "hist_exog", "stat_exog"])
 def test_each_exogenous_input_reaches_the_forecast(kind):
     n, batch = 3, 2
-    model = SMamba(h=H, input_size=L, n_series=n, futr_exog_list=["f", "g"], hist_exog_list=["x"],
-                   stat_exog_list=["s"], d_model=16, d_ff=16, e_layers=1, **QUIET).eval()
+    model = SMamba(
+        h=H,
+        input_size=L,
+        n_series=n,
+        futr_exog_list=["f", "g"],
+        hist_exog_list=["x"],
+        stat_exog_list=["s"],
+        d_model=16,
+        d_ff=16,
+        e_layers=1,
+        **QUIET,
+    ).eval()
     g = torch.Generator().manual_seed(0)
     batch_inputs = {
         "insample_y": torch.randn(batch, L, n, generator=g),
@@ -384,10 +401,13 @@ def test_model_save_load_round_trip(cls, tmp_path):
     torch.testing.assert_close(loaded(batch), model(batch))
 
 
-@pytest.mark.parametrize("model_name, auto_name, owner", [
-    ("iTransformer", None, "iTransformer"),  # the model's own key
-    ("MyMamba", "AutoPatchTST", "PatchTST"),  # an Auto key: NeuralForecast maps autopatchtst to PatchTST
-])
+@pytest.mark.parametrize(
+    "model_name, auto_name, owner",
+    [
+        ("iTransformer", None, "iTransformer"),  # the model's own key
+        ("MyMamba", "AutoPatchTST", "PatchTST"),  # an Auto key: NeuralForecast maps autopatchtst to PatchTST
+    ],
+)
 def test_register_model_refuses_a_name_neuralforecast_owns(model_name, auto_name, owner):
     """``NeuralForecast.load`` picks a saved model's class by its lower-cased name: a class registered under
     one of NeuralForecast's own names would load that model's checkpoints. Refused, naming the owner, and
@@ -399,9 +419,12 @@ def test_register_model_refuses_a_name_neuralforecast_owns(model_name, auto_name
     auto = type(auto_name, (AutoSMamba,), {"model_class": model}) if auto_name else None
     before = dict(MODEL_FILENAME_DICT)
     owner_cls = getattr(neuralforecast.models, owner)
-    with pytest.raises(ValueError, match=rf"{auto_name or model_name} cannot be registered .*"
-                                         rf"'{(auto_name or model_name).lower()}', which belongs to "
-                                         rf"{owner_cls.__module__}\.{owner}.*another name"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{auto_name or model_name} cannot be registered .*"
+        rf"'{(auto_name or model_name).lower()}', which belongs to "
+        rf"{owner_cls.__module__}\.{owner}.*another name",
+    ):
         mnf.register_model(model, auto)
     assert MODEL_FILENAME_DICT == before
 
@@ -430,7 +453,9 @@ def test_cross_validation_with_and_without_refit():
     nf = NeuralForecast(models=[tiny(FMamba)], freq="h")
     cv = nf.cross_validation(df, n_windows=2, step_size=H)
     assert len(cv) == 3 * 2 * H and cv["cutoff"].nunique() == 2 and cv["FMamba"].notna().all()
-    cv_refit = NeuralForecast(models=[tiny(FMamba)], freq="h").cross_validation(df, n_windows=2, step_size=H, refit=True)
+    cv_refit = NeuralForecast(models=[tiny(FMamba)], freq="h").cross_validation(
+        df, n_windows=2, step_size=H, refit=True
+    )
     assert cv_refit[["unique_id", "ds", "cutoff"]].equals(cv[["unique_id", "ds", "cutoff"]])
 
 
@@ -636,8 +661,9 @@ def test_auto_ray_search():
     pytest.importorskip("ray")
     from neuralforecast.common._base_auto import RayOptions
 
-    auto = AutoSMamba(h=H, backend="ray", num_samples=2, config=_small_space(AutoSMamba, "ray"),
-                      ray_options=RayOptions(cpus=1))
+    auto = AutoSMamba(
+        h=H, backend="ray", num_samples=2, config=_small_space(AutoSMamba, "ray"), ray_options=RayOptions(cpus=1)
+    )
     nf = NeuralForecast(models=[auto], freq="h")
     nf.fit(panel())
     assert nf.predict()["AutoSMamba"].notna().all()
@@ -666,12 +692,32 @@ def _check_model_losses():
     from neuralforecast.losses import pytorch as nl
 
     return [
-        nl.MAE(), nl.MSE(), nl.RMSE(), nl.MAPE(), nl.SMAPE(), nl.MASE(seasonality=7), nl.QuantileLoss(q=0.5),
-        nl.MQLoss(), nl.IQLoss(), nl.HuberIQLoss(), nl.DistributionLoss("Normal"), nl.DistributionLoss("StudentT"),
-        nl.DistributionLoss("Poisson"), nl.DistributionLoss("NegativeBinomial"),
-        nl.DistributionLoss("Tweedie", rho=1.5), nl.DistributionLoss("ISQF"), nl.PMM(), nl.PMM(weighted=True),
-        nl.GMM(), nl.GMM(weighted=True), nl.NBMM(), nl.NBMM(weighted=True), nl.HuberLoss(), nl.TukeyLoss(),
-        nl.HuberQLoss(q=0.5), nl.HuberMQLoss(),
+        nl.MAE(),
+        nl.MSE(),
+        nl.RMSE(),
+        nl.MAPE(),
+        nl.SMAPE(),
+        nl.MASE(seasonality=7),
+        nl.QuantileLoss(q=0.5),
+        nl.MQLoss(),
+        nl.IQLoss(),
+        nl.HuberIQLoss(),
+        nl.DistributionLoss("Normal"),
+        nl.DistributionLoss("StudentT"),
+        nl.DistributionLoss("Poisson"),
+        nl.DistributionLoss("NegativeBinomial"),
+        nl.DistributionLoss("Tweedie", rho=1.5),
+        nl.DistributionLoss("ISQF"),
+        nl.PMM(),
+        nl.PMM(weighted=True),
+        nl.GMM(),
+        nl.GMM(weighted=True),
+        nl.NBMM(),
+        nl.NBMM(weighted=True),
+        nl.HuberLoss(),
+        nl.TukeyLoss(),
+        nl.HuberQLoss(q=0.5),
+        nl.HuberMQLoss(),
     ]
 
 
@@ -698,7 +744,7 @@ def test_every_loss(cls):
             assert len(forecast) == 2 * 7 and np.isfinite(values).all()
             if any(c.startswith(("SMamba-", "AttentionMamba-", "FMamba-", "TSM2-")) for c in forecast.columns):
                 assert count_quantile_crossings(forecast, cls.__name__) == 0, "quantiles cross"
-        except Exception as error:  # collect them all, report together
+        except Exception as error:  # noqa: BLE001 - collect them all, report together
             failures[repr(loss)] = f"{type(error).__name__}: {error}"
     assert not failures, failures
 

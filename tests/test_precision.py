@@ -173,8 +173,14 @@ def test_neuralforecast_bf16_mixed_one_epoch_on_etth1(name, etth1, scan_dtypes):
     else:
         arch.update(patch_len=16, stride=8)
     model = getattr(mnf, name)(
-        h=H, input_size=INPUT, max_steps=1, windows_batch_size=N_WINDOWS, precision="bf16-mixed",
-        random_seed=0, **arch, **QUIET,
+        h=H,
+        input_size=INPUT,
+        max_steps=1,
+        windows_batch_size=N_WINDOWS,
+        precision="bf16-mixed",
+        random_seed=0,
+        **arch,
+        **QUIET,
     )
     long = etth1.melt(id_vars="date", var_name="unique_id", value_name="y").rename(columns={"date": "ds"})
     nf = NeuralForecast(models=[model], freq="h")
@@ -198,7 +204,15 @@ def test_darts_bf16_mixed_one_epoch_on_etth1(name, etth1, scan_dtypes):
 
     series = TimeSeries.from_dataframe(etth1, time_col="date", value_cols=list(etth1.columns[1:])).astype(np.float32)
     model = getattr(mdarts, name)(
-        INPUT, H, d_model=16, d_ff=16, e_layers=1, d_state=4, n_epochs=1, batch_size=32, random_state=0,
+        INPUT,
+        H,
+        d_model=16,
+        d_ff=16,
+        e_layers=1,
+        d_state=4,
+        n_epochs=1,
+        batch_size=32,
+        random_state=0,
         pl_trainer_kwargs={**QUIET, "precision": "bf16-mixed"},
     )
     model.fit(series)
@@ -242,16 +256,18 @@ def test_neuralforecast_and_darts_fp16_mixed_on_cuda(etth1):
 
     gpu = dict(enable_progress_bar=False, logger=False, enable_model_summary=False, accelerator="gpu", devices=1)
     arch = dict(d_model=16, d_ff=16, e_layers=1, d_state=4)
-    nf = NeuralForecast(models=[NFSMamba(h=H, input_size=INPUT, max_steps=5, precision="16-mixed", **arch, **gpu)],
-                        freq="h")
+    nf = NeuralForecast(
+        models=[NFSMamba(h=H, input_size=INPUT, max_steps=5, precision="16-mixed", **arch, **gpu)], freq="h"
+    )
     nf.fit(etth1.melt(id_vars="date", var_name="unique_id", value_name="y").rename(columns={"date": "ds"}))
     assert all(math.isfinite(float(v)) for _, v in nf.models[0].train_trajectories)
     assert_finite_module(nf.models[0])
     assert np.isfinite(nf.predict()["SMamba"].to_numpy(dtype=float)).all()
 
     series = TimeSeries.from_dataframe(etth1, time_col="date", value_cols=list(etth1.columns[1:])).astype(np.float32)
-    model = SMambaModel(INPUT, H, **arch, n_epochs=1, random_state=0,
-                        pl_trainer_kwargs={**gpu, "precision": "16-mixed"})
+    model = SMambaModel(
+        INPUT, H, **arch, n_epochs=1, random_state=0, pl_trainer_kwargs={**gpu, "precision": "16-mixed"}
+    )
     model.fit(series)
     assert math.isfinite(float(model.trainer.callback_metrics["train_loss"]))
     assert_finite_module(model.model)
@@ -301,7 +317,7 @@ def eager_and_compiled(name, backend, *, train=True):
 def test_compiled_models_match_eager_aot_eager(name):
     (y, grads), (yc, grads_c) = eager_and_compiled(name, "aot_eager")
     assert rel_err(yc, y) < 1e-5
-    for g, gc in zip(grads, grads_c):
+    for g, gc in zip(grads, grads_c, strict=True):
         assert torch.isfinite(gc).all()
         assert rel_err(gc, g) < 1e-5 or (g.abs().max() == 0 and gc.abs().max() == 0)
 

@@ -18,8 +18,12 @@ from conftest import MODEL_NAMES  # noqa: E402
 from mamba_forecast.models import TSM2, AttentionMamba, FMamba, get_spec  # noqa: E402
 from mamba_forecast.models.spec import ADAPTER_ARGS, architecture_arguments  # noqa: E402
 
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @st.composite
@@ -87,7 +91,9 @@ def test_finite_shaped_and_batch_independent(cls):
         model = cls(**kwargs)
         args = inputs(kwargs, batch, seed)
 
-        expected = (batch, kwargs["h"], kwargs["n_series"]) + ((kwargs["n_outputs"],) if kwargs["n_outputs"] > 1 else ())
+        expected = (batch, kwargs["h"], kwargs["n_series"]) + (
+            (kwargs["n_outputs"],) if kwargs["n_outputs"] > 1 else ()
+        )
         model.train()
         out_train = model(*args)
         assert out_train.shape == expected

@@ -7,16 +7,15 @@ forecast.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
 
 pytest.importorskip("neuralforecast")
 
-from neuralforecast import NeuralForecast  # noqa: E402
+from neuralforecast import NeuralForecast
 
-from mamba_forecast.neuralforecast import AutoFMamba, AutoSMamba  # noqa: E402
+from mamba_forecast.neuralforecast import AutoFMamba, AutoSMamba
 
 H, L = 12, 24
 from conftest import QUIET as _QUIET  # noqa: E402
@@ -29,9 +28,15 @@ def panel(n_series=3, length=96):
     rng = np.random.default_rng(0)
     ds = pd.date_range("2024-01-01", periods=length, freq="h")
     cycle = np.sin(2 * np.pi * np.arange(length) / 24)
-    return pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds,
-                                    "y": 10.0 * (i + 1) + cycle + 0.3 * rng.standard_normal(length)})
-                      for i in range(n_series)], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {"unique_id": f"s{i}", "ds": ds, "y": 10.0 * (i + 1) + cycle + 0.3 * rng.standard_normal(length)}
+            )
+            for i in range(n_series)
+        ],
+        ignore_index=True,
+    )
 
 
 def overlap(intervals) -> bool:
@@ -83,8 +88,12 @@ def test_ray_trials_run_concurrently_on_a_local_cluster(tmp_path):
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        space = {**AutoSMamba.get_default_config(h=H, backend="ray"), **FIXED,
-                 "learning_rate": tune.choice([1e-3, 1e-2]), "callbacks": [interval_recorder(tmp_path)]}
+        space = {
+            **AutoSMamba.get_default_config(h=H, backend="ray"),
+            **FIXED,
+            "learning_rate": tune.choice([1e-3, 1e-2]),
+            "callbacks": [interval_recorder(tmp_path)],
+        }
         auto = AutoSMamba(h=H, backend="ray", num_samples=2, config=space, ray_options=RayOptions(cpus=1))
         nf = NeuralForecast(models=[auto], freq="h")
         nf.fit(panel())
@@ -112,9 +121,14 @@ def test_optuna_trials_run_in_parallel_threads():
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = AutoFMamba.get_default_config(h=H, backend="optuna")
-    auto = AutoFMamba(h=H, backend="optuna", num_samples=2, config=lambda trial: {**space(trial), **FIXED},
-                      search_alg=optuna.samplers.RandomSampler(seed=0),
-                      optuna_options=OptunaOptions(study_kwargs={"n_jobs": 2}))
+    auto = AutoFMamba(
+        h=H,
+        backend="optuna",
+        num_samples=2,
+        config=lambda trial: {**space(trial), **FIXED},
+        search_alg=optuna.samplers.RandomSampler(seed=0),
+        optuna_options=OptunaOptions(study_kwargs={"n_jobs": 2}),
+    )
     nf = NeuralForecast(models=[auto], freq="h")
     nf.fit(panel())
     trials = nf.models[0].results.trials

@@ -42,8 +42,9 @@ class ToyCore(Forecaster):
     """A tiny forecaster: one MLP from each series' look-back to its horizon (exogenous inputs are added as their
     mean). It forwards the shared arguments to ``Forecaster`` through ``**common``."""
 
-    def __init__(self, input_size: int, h: int, n_series: int | None = None, *, width: int = 8,
-                 depth: int = 1, **common):
+    def __init__(
+        self, input_size: int, h: int, n_series: int | None = None, *, width: int = 8, depth: int = 1, **common
+    ):
         super().__init__(input_size, h, n_series, **common)
         self.width = check_int("width", width)
         layers = [nn.Linear(self.input_size, self.width), nn.GELU()]
@@ -123,8 +124,13 @@ H, L = 4, 16
 
 def run_python(code: str) -> None:
     """Run ``code`` in a fresh interpreter (a clean registry and no host library imported yet)."""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -133,8 +139,12 @@ def panel(n_series=3, length=80, seed=0) -> pd.DataFrame:
     ds = pd.date_range("2024-01-01", periods=length, freq="h")
     cycle = np.sin(2 * np.pi * np.arange(length) / 24)
     return pd.concat(
-        [pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": 10.0 * (i + 1) + cycle + 0.1 * rng.standard_normal(length)})
-         for i in range(n_series)],
+        [
+            pd.DataFrame(
+                {"unique_id": f"s{i}", "ds": ds, "y": 10.0 * (i + 1) + cycle + 0.1 * rng.standard_normal(length)}
+            )
+            for i in range(n_series)
+        ],
         ignore_index=True,
     )
 
@@ -152,8 +162,11 @@ def test_architecture_arguments_follow_kwargs_to_the_base():
 
 def test_architecture_arguments_of_a_builtin_core_are_its_keyword_arguments():
     params = inspect.signature(SMamba).parameters
-    expected = {n: p.default for n, p in params.items() if p.kind is p.KEYWORD_ONLY
-                and n not in ("n_outputs", "hist_exog_size", "futr_exog_size", "stat_exog_size")}
+    expected = {
+        n: p.default
+        for n, p in params.items()
+        if p.kind is p.KEYWORD_ONLY and n not in ("n_outputs", "hist_exog_size", "futr_exog_size", "stat_exog_size")
+    }
     assert get_spec("SMamba").defaults() == expected
 
 
@@ -164,13 +177,16 @@ def test_builtin_registry_order_and_flags():
         assert (ROOT / spec.card).is_file(), f"{spec.name}: no docs card at {spec.card}"
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(arg_docs={"width": "hidden width."}), "no doc for depth"),
-    (dict(search_space={"widht": Choice([4])}), "widht"),
-    (dict(derived={"d_ff": SameAs("width")}), "d_ff"),
-    (dict(name="not a name"), "class name"),
-    (dict(core=nn.Linear), "input_size, h and n_series"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(arg_docs={"width": "hidden width."}), "no doc for depth"),
+        (dict(search_space={"widht": Choice([4])}), "widht"),
+        (dict(derived={"d_ff": SameAs("width")}), "d_ff"),
+        (dict(name="not a name"), "class name"),
+        (dict(core=nn.Linear), "input_size, h and n_series"),
+    ],
+)
 def test_register_refuses_an_inconsistent_spec(change, message):
     with pytest.raises((ValueError, TypeError), match=message):
         register(toy_spec(**{"name": "BadToy", **change}))
@@ -259,10 +275,17 @@ def test_toy_model_through_darts(toy, toy_hosts, tmp_path):
     assert "\n        width\n            Hidden width of the MLP.\n" in cls.__init__.__doc__
 
     values = np.sin(np.arange(60) / 4)[:, None] + np.arange(2)[None, :]
-    series = TimeSeries.from_times_and_values(pd.date_range("2024-01-01", periods=60, freq="h"),
-                                              values.astype(np.float32))
-    model = cls(L, H, width=4, n_epochs=1, random_state=0,
-                pl_trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False, "logger": False})
+    series = TimeSeries.from_times_and_values(
+        pd.date_range("2024-01-01", periods=60, freq="h"), values.astype(np.float32)
+    )
+    model = cls(
+        L,
+        H,
+        width=4,
+        n_epochs=1,
+        random_state=0,
+        pl_trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False, "logger": False},
+    )
     model.fit(series)
     forecast = model.predict(H)
     assert forecast.shape == (H, 2, 1) and np.isfinite(forecast.values()).all()
@@ -282,8 +305,13 @@ def test_toy_model_auto_runs_a_trial(toy_hosts):
     assert {"width", "depth", "learning_rate", "input_size_multiplier"} <= set(auto.default_config)
 
     def config(trial):
-        return {"input_size": L, "max_steps": 2, "val_check_steps": 1,
-                "width": trial.suggest_categorical("width", [4, 8]), **QUIET}
+        return {
+            "input_size": L,
+            "max_steps": 2,
+            "val_check_steps": 1,
+            "width": trial.suggest_categorical("width", [4, 8]),
+            **QUIET,
+        }
 
     nf = NeuralForecast(models=[auto(h=H, config=config, num_samples=1, backend="optuna")], freq="h")
     nf.fit(panel())

@@ -11,11 +11,9 @@ try:
 except ImportError:  # the GPU machine has no hypothesis; this file's GPU tests must still import there
     given = None
 
-from mamba_forecast.ssm import BiMamba, Mamba, resolve_backend, selective_scan, set_default_scan_backend
-from mamba_forecast.ssm import scan as scan_module
-from mamba_forecast.ssm import torch_scan
-
 from conftest import rel_err
+from mamba_forecast.ssm import BiMamba, Mamba, resolve_backend, selective_scan, set_default_scan_backend, torch_scan
+from mamba_forecast.ssm import scan as scan_module
 
 GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
@@ -45,10 +43,17 @@ def run_scan(inputs, backend, *, use_d, use_z, use_bias, softplus, last_state, s
     """
     leaves = {k: v.clone().requires_grad_() for k, v in inputs.items()}
     out = selective_scan(
-        leaves["u"], leaves["delta"], leaves["A"], leaves["B"], leaves["C"],
-        D=leaves["D"] if use_d else None, z=leaves["z"] if use_z else None,
-        delta_bias=leaves["delta_bias"] if use_bias else None, delta_softplus=softplus,
-        return_last_state=last_state, backend=backend,
+        leaves["u"],
+        leaves["delta"],
+        leaves["A"],
+        leaves["B"],
+        leaves["C"],
+        D=leaves["D"] if use_d else None,
+        z=leaves["z"] if use_z else None,
+        delta_bias=leaves["delta_bias"] if use_bias else None,
+        delta_softplus=softplus,
+        return_last_state=last_state,
+        backend=backend,
     )
     out, last = out if last_state else (out, None)
     g = torch.Generator().manual_seed(seed)
@@ -82,7 +87,6 @@ if given is None:
         pass
 
 else:
-
     # derandomize: CI draws the same 50 cases every run (a random draw once found a 1-element gradient whose
     # terms cancel, off by 1.02e-5 relative in fp32: rounding, not a bug; it would make CI flaky)
     @settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -149,8 +153,17 @@ def test_gradcheck_fp64():
 
     def f(u, delta, A, B, C, D, z, delta_bias):
         return selective_scan(
-            u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=True,
-            return_last_state=True, backend="torch",
+            u,
+            delta,
+            A,
+            B,
+            C,
+            D,
+            z=z,
+            delta_bias=delta_bias,
+            delta_softplus=True,
+            return_last_state=True,
+            backend="torch",
         )
 
     assert torch.autograd.gradcheck(f, leaves, eps=1e-6, atol=1e-6, rtol=1e-5)
@@ -311,7 +324,7 @@ def test_blocks_agree_across_backends(cls):
     (yt, gxt, gpt), (yr, gxr, gpr) = outs["torch"], outs["reference"]
     assert yt.shape == (3, 23, 12)
     assert rel_err(yt, yr) < 1e-5 and rel_err(gxt, gxr) < 1e-5
-    assert all(rel_err(a, b) < 1e-4 for a, b in zip(gpt, gpr))
+    assert all(rel_err(a, b) < 1e-4 for a, b in zip(gpt, gpr, strict=True))
 
 
 def test_bimamba_reads_both_directions_with_separate_weights():
@@ -341,7 +354,7 @@ def test_mamba_rejects_bad_arguments():
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 needs_mamba_ssm = pytest.mark.skipif(
-    importlib.util.find_spec("mamba_ssm") is None, reason="needs mamba-ssm (pip install mamba-forecast[cuda])"
+    importlib.util.find_spec("mamba_ssm") is None, reason='needs mamba-ssm (pip install ".[cuda]")'
 )
 
 

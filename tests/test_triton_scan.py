@@ -49,8 +49,12 @@ CASES = {
     "d_state-3-D-only": ((1, 6, 33, 3), dict(BARE, use_d=True, softplus=True), "float32", {}),
     "z-and-bias": ((3, 3, 16, 7), dict(BARE, use_z=True, use_bias=True), "float32", {}),
     "length-2-batch-1": ((1, 2, 2, 2), FULL, "float32", {}),
-    "large-decays": ((1, 3, 50, 16), dict(FULL, softplus=False, use_bias=False), "float32",
-                     {"delta_scale": 60.0, "A_scale": 8.0}),
+    "large-decays": (
+        (1, 3, 50, 16),
+        dict(FULL, softplus=False, use_bias=False),
+        "float32",
+        {"delta_scale": 60.0, "A_scale": 8.0},
+    ),
     "last-state-loss-only": ((2, 3, 35, 4), FULL, "float32", {"loss": "last"}),
     "bf16": ((2, 4, 45, 8), FULL, "bfloat16", {}),
     "fp64": ((1, 3, 20, 4), FULL, "float64", {}),
@@ -68,7 +72,7 @@ def _fuzz_cases(n, seed=2026):
     cases = {}
     for i in range(n):
         shape = (pick(1, 3), pick(1, 9), pick(1, 80), pick(1, 40))
-        flags = dict(zip(("use_d", "use_z", "use_bias", "softplus"), (bool(pick(0, 1)) for _ in range(4))))
+        flags = dict(zip(("use_d", "use_z", "use_bias", "softplus"), (bool(pick(0, 1)) for _ in range(4)), strict=True))
         cases[f"fuzz-{i}"] = (shape, flags, "float32", {"last_state": bool(pick(0, 1))})
     return cases
 
@@ -94,19 +98,43 @@ def make_inputs(batch, channels, length, d_state, *, seed=0, dtype=torch.float32
     }
 
 
-def run_scan(selective_scan, inputs, backend, *, use_d, use_z, use_bias, softplus, last_state=True, loss="both",
-             seed=1, cotangent_dtype=None):
+def run_scan(
+    selective_scan,
+    inputs,
+    backend,
+    *,
+    use_d,
+    use_z,
+    use_bias,
+    softplus,
+    last_state=True,
+    loss="both",
+    seed=1,
+    cotangent_dtype=None,
+):
     """Forward and backward with fixed random cotangents; the outputs, the last state and the input gradients."""
     leaves = {k: v.clone().requires_grad_() for k, v in inputs.items()}
     out, last = selective_scan(
-        leaves["u"], leaves["delta"], leaves["A"], leaves["B"], leaves["C"],
-        D=leaves["D"] if use_d else None, z=leaves["z"] if use_z else None,
-        delta_bias=leaves["delta_bias"] if use_bias else None, delta_softplus=softplus,
-        return_last_state=True, backend=backend,
+        leaves["u"],
+        leaves["delta"],
+        leaves["A"],
+        leaves["B"],
+        leaves["C"],
+        D=leaves["D"] if use_d else None,
+        z=leaves["z"] if use_z else None,
+        delta_bias=leaves["delta_bias"] if use_bias else None,
+        delta_softplus=softplus,
+        return_last_state=True,
+        backend=backend,
     )
     g = torch.Generator().manual_seed(seed)
     # rounded to cotangent_dtype: a bf16 output then gets the same cotangent as the fp64 reference
-    w_out = torch.randn(out.shape, generator=g, dtype=torch.float64).to(cotangent_dtype or out.dtype).double().to(out.device)
+    w_out = (
+        torch.randn(out.shape, generator=g, dtype=torch.float64)
+        .to(cotangent_dtype or out.dtype)
+        .double()
+        .to(out.device)
+    )
     w_last = torch.randn(last.shape, generator=g, dtype=torch.float64).to(last.device)
     terms = []
     if loss in ("both", "out"):
@@ -142,15 +170,17 @@ def _speed_up_interpreter_scan():
             index[self.axis] = k
             return tuple(index)
 
-        for o, d in zip(outs, datas):
+        for o, d in zip(outs, datas, strict=True):
             o[at(0)] = d[at(0)]
         for k in range(1, datas[0].shape[self.axis]):
-            acc = [self.to_tensor(np.ascontiguousarray(o[at(k - 1)]), x.dtype) for o, x in zip(outs, inputs)]
-            cur = [self.to_tensor(np.ascontiguousarray(d[at(k)]), x.dtype) for d, x in zip(datas, inputs)]
+            acc = [
+                self.to_tensor(np.ascontiguousarray(o[at(k - 1)]), x.dtype) for o, x in zip(outs, inputs, strict=True)
+            ]
+            cur = [self.to_tensor(np.ascontiguousarray(d[at(k)]), x.dtype) for d, x in zip(datas, inputs, strict=True)]
             ret = self.combine_fn.fn(*acc, *cur)
-            for o, r in zip(outs, ret if isinstance(ret, tuple) else (ret,)):
+            for o, r in zip(outs, ret if isinstance(ret, tuple) else (ret,), strict=True):
                 o[at(k)] = r.handle.data.reshape(o[at(k)].shape)
-        return [self.to_tensor(o, x.dtype) for o, x in zip(outs, inputs)]
+        return [self.to_tensor(o, x.dtype) for o, x in zip(outs, inputs, strict=True)]
 
     ops.generic_scan = generic_scan
     ops._mamba_forecast_fast = True
@@ -166,13 +196,17 @@ def _worker() -> None:
     report = {"available_cpu": triton_scan_available("cpu")}
     for name, (shape, flags, dtype_name, extra) in CASES.items():
         dtype = getattr(torch, dtype_name)
-        inputs = make_inputs(*shape, seed=len(name), delta_scale=extra.get("delta_scale", 0.5),
-                             A_scale=extra.get("A_scale", 1.0))
+        inputs = make_inputs(
+            *shape, seed=len(name), delta_scale=extra.get("delta_scale", 0.5), A_scale=extra.get("A_scale", 1.0)
+        )
         # bf16 activations; A, D and delta_bias stay fp32 parameters, as in the Mamba block
-        low = {k: (v.float() if k in ("A", "D", "delta_bias") and dtype == torch.bfloat16 else v.to(dtype))
-               for k, v in inputs.items()}
-        kw = dict(flags, last_state=extra.get("last_state", True), loss=extra.get("loss", "both"),
-                  cotangent_dtype=dtype)
+        low = {
+            k: (v.float() if k in ("A", "D", "delta_bias") and dtype == torch.bfloat16 else v.to(dtype))
+            for k, v in inputs.items()
+        }
+        kw = dict(
+            flags, last_state=extra.get("last_state", True), loss=extra.get("loss", "both"), cotangent_dtype=dtype
+        )
         if extra.get("autocast"):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 out_t, last_t, g_t = run_scan(selective_scan, low, "triton", **kw)
@@ -183,12 +217,16 @@ def _worker() -> None:
         out_r, last_r, g_r = run_scan(selective_scan, exact, "reference", **kw)
         out_torch, _, g_torch = run_scan(selective_scan, low, "torch", **kw)
         report[name] = {
-            "out_dtype": str(out_t.dtype), "last_dtype": str(last_t.dtype), "last_shape": list(last_t.shape),
-            "out": rel_err(out_t, out_r), "last": rel_err(last_t, last_r),
+            "out_dtype": str(out_t.dtype),
+            "last_dtype": str(last_t.dtype),
+            "last_shape": list(last_t.shape),
+            "out": rel_err(out_t, out_r),
+            "last": rel_err(last_t, last_r),
             "grads": {k: rel_err(g_t[k], g_r[k]) for k in g_r if k in g_t},
             "grad_dtypes": {k: str(v.dtype) for k, v in g_t.items()},
             "input_dtypes": {k: str(v.dtype) for k, v in low.items()},
-            "grad_names": sorted(g_t), "ref_grad_names": sorted(g_r),
+            "grad_names": sorted(g_t),
+            "ref_grad_names": sorted(g_r),
             # inputs outside the reference's graph (C, D, z for a loss on the last state alone): zero gradients
             "extra_grads_max": max([float(g_t[k].abs().max()) for k in g_t if k not in g_r], default=0.0),
             "finite": bool(torch.isfinite(out_t).all()) and all(bool(torch.isfinite(v).all()) for v in g_t.values()),
@@ -211,11 +249,16 @@ def _worker() -> None:
 def interpreted():
     if importlib.util.find_spec("triton") is None:
         pytest.skip("needs triton (pip install triton)")
-    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env = dict(
+        os.environ,
+        TRITON_INTERPRET="1",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    )
     env.pop("MAMBA_FORECAST_SCAN", None)
-    proc = subprocess.run([sys.executable, __file__, "--worker"], env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker"], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -237,8 +280,9 @@ def test_triton_matches_reference_under_the_interpreter(interpreted, name):
     # every input that takes part gets a gradient, in its own dtype
     assert set(r["ref_grad_names"]) <= set(r["grad_names"])
     assert r["extra_grads_max"] == 0.0
-    expected = {"u", "delta", "A", "B", "C"} | {k for k, f in (("D", "use_d"), ("z", "use_z"),
-                                                                ("delta_bias", "use_bias")) if flags[f]}
+    expected = {"u", "delta", "A", "B", "C"} | {
+        k for k, f in (("D", "use_d"), ("z", "use_z"), ("delta_bias", "use_bias")) if flags[f]
+    }
     assert set(r["grad_names"]) == expected
     assert r["grad_dtypes"] == {k: r["input_dtypes"][k] for k in r["grad_names"]}
     if dtype_name == "float64":
@@ -351,8 +395,13 @@ def test_env_var_selects_triton(probes, scan_env):
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="checks the message outside the interpreter")
 def test_triton_on_cpu_says_to_use_torch(scan_env):
     scan_env(None)
-    x = {"u": torch.randn(1, 2, 5), "delta": torch.rand(1, 2, 5), "A": -torch.rand(2, 3), "B": torch.randn(1, 3, 5),
-         "C": torch.randn(1, 3, 5)}
+    x = {
+        "u": torch.randn(1, 2, 5),
+        "delta": torch.rand(1, 2, 5),
+        "A": -torch.rand(2, 3),
+        "B": torch.randn(1, 3, 5),
+        "C": torch.randn(1, 3, 5),
+    }
     with pytest.raises(RuntimeError, match="backend='torch'"):
         selective_scan(**x, backend="triton")
     scan_env("triton")
@@ -396,8 +445,9 @@ def test_cuda_path_hands_contiguous_inputs_of_the_kernels_dtypes(monkeypatch):
 
     def kernel(u, delta, A, B, C, D, z=None, delta_bias=None, delta_softplus=False, return_last_state=False):
         seen.update(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias)
-        return scan_module.selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                                    return_last_state)
+        return scan_module.selective_scan_reference(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
+        )
 
     monkeypatch.setattr(scan_module, "resolve_backend", lambda *a, **k: "cuda")
     monkeypatch.setattr(scan_module, "_mamba_ssm_scan", lambda: kernel)
@@ -406,8 +456,17 @@ def test_cuda_path_hands_contiguous_inputs_of_the_kernels_dtypes(monkeypatch):
     bc = torch.randn(2, 7, 8, dtype=torch.bfloat16)
     B, C = bc[..., :4].transpose(1, 2), bc[..., 4:].transpose(1, 2)
     assert not B.is_contiguous()
-    out = selective_scan(x["u"], x["delta"].float(), x["A"].double(), B, C, x["D"], z=x["z"].transpose(1, 2)
-                         .contiguous().transpose(1, 2), delta_bias=x["delta_bias"], delta_softplus=True)
+    out = selective_scan(
+        x["u"],
+        x["delta"].float(),
+        x["A"].double(),
+        B,
+        C,
+        x["D"],
+        z=x["z"].transpose(1, 2).contiguous().transpose(1, 2),
+        delta_bias=x["delta_bias"],
+        delta_softplus=True,
+    )
     assert out.dtype == torch.bfloat16
     for k in ("u", "delta", "B", "C", "z"):
         assert seen[k].is_contiguous() and seen[k].dtype == torch.bfloat16, k
@@ -423,8 +482,9 @@ def test_fused_convolution_gets_a_channel_first_contiguous_input(monkeypatch):
 
     def fake_conv(x, weight, bias, activation=None):
         calls.append((x.is_contiguous(), x.stride(), tuple(weight.shape)))
-        out = torch.nn.functional.conv1d(x, weight.unsqueeze(1), bias, padding=weight.shape[1] - 1,
-                                         groups=x.shape[1])[..., : x.shape[-1]]
+        out = torch.nn.functional.conv1d(x, weight.unsqueeze(1), bias, padding=weight.shape[1] - 1, groups=x.shape[1])[
+            ..., : x.shape[-1]
+        ]
         return torch.nn.functional.silu(out)
 
     torch.manual_seed(0)
@@ -438,8 +498,9 @@ def test_fused_convolution_gets_a_channel_first_contiguous_input(monkeypatch):
     assert torch.allclose(got, expected, atol=1e-6)
 
 
-def _mamba_inner_semantics(xz, conv_w, conv_b, x_proj_w, dt_proj_w, out_proj_w, out_proj_b, A, B, C, D,
-                           delta_bias=None, delta_softplus=True):
+def _mamba_inner_semantics(
+    xz, conv_w, conv_b, x_proj_w, dt_proj_w, out_proj_w, out_proj_b, A, B, C, D, delta_bias=None, delta_softplus=True
+):
     """What mamba-ssm documents for mamba_inner_fn, written out with torch ops (a stand-in for the CUDA op)."""
     assert B is None and C is None
     length = xz.shape[-1]
@@ -450,7 +511,7 @@ def _mamba_inner_semantics(xz, conv_w, conv_b, x_proj_w, dt_proj_w, out_proj_w, 
     x_dbl = torch.nn.functional.linear(x.transpose(1, 2), x_proj_w)
     rank, n = dt_proj_w.shape[1], A.shape[1]
     dt = (x_dbl[..., :rank] @ dt_proj_w.t()).transpose(1, 2)
-    Bm, Cm = x_dbl[..., rank:rank + n].transpose(1, 2), x_dbl[..., -n:].transpose(1, 2)
+    Bm, Cm = x_dbl[..., rank : rank + n].transpose(1, 2), x_dbl[..., -n:].transpose(1, 2)
     y = scan_module.selective_scan_reference(x, dt, A, Bm, Cm, D, z, delta_bias, delta_softplus)
     return torch.nn.functional.linear(y.transpose(1, 2), out_proj_w, out_proj_b)
 
@@ -479,7 +540,8 @@ def test_import_without_triton():
         "assert ssm.resolve_backend('auto', torch.device('cpu')) == 'torch'\n"
         "assert not ssm.triton_scan_available('cpu') and not ssm.triton_scan_available('cuda')\n"
         "u = torch.randn(1, 2, 5, requires_grad=True)\n"
-        "y = ssm.selective_scan(u, torch.rand(1, 2, 5), -torch.rand(2, 3), torch.randn(1, 3, 5), torch.randn(1, 3, 5))\n"
+        "y = ssm.selective_scan(u, torch.rand(1, 2, 5), -torch.rand(2, 3), torch.randn(1, 3, 5), "
+        "torch.randn(1, 3, 5))\n"
         "y.sum().backward(); assert u.grad is not None\n"
         "ssm.Mamba(d_model=4)(torch.randn(1, 3, 4))\n"
         "try:\n"
@@ -490,8 +552,11 @@ def test_import_without_triton():
         "    raise AssertionError('no error')\n"
         "print('ok')\n"
     )
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    )
     env.pop("MAMBA_FORECAST_SCAN", None)
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
@@ -501,11 +566,14 @@ def test_import_without_triton():
 
 
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="compiles the real kernels")
-@pytest.mark.parametrize("dtype, channels, d_state, length, options", [
-    ("fp32", 512, 16, 321, (True, True, True, True)),
-    ("bf16", 512, 64, 96, (True, True, True, True)),
-    ("fp64", 64, 2, 11, (False, False, False, False)),
-])
+@pytest.mark.parametrize(
+    "dtype, channels, d_state, length, options",
+    [
+        ("fp32", 512, 16, 321, (True, True, True, True)),
+        ("bf16", 512, 64, 96, (True, True, True, True)),
+        ("fp64", 64, 2, 11, (False, False, False, False)),
+    ],
+)
 def test_kernels_compile_for_sm90_without_a_gpu(dtype, channels, d_state, length, options):
     """The interpreter runs the kernels' Python; this compiles them to sm_90 machine code (H100/H200), which
     catches what only the compiler rejects (types, layouts, unsupported ops). No GPU is needed."""
@@ -521,25 +589,51 @@ def test_kernels_compile_for_sm90_without_a_gpu(dtype, channels, d_state, length
 
     tl = triton.language
     acc = "*fp64" if dtype == "fp64" else "*fp32"
-    activations = {"u_ptr", "delta_ptr", "B_ptr", "C_ptr", "z_ptr", "out_ptr", "dout_ptr", "du_ptr", "ddelta_ptr",
-                   "dz_ptr"}
+    activations = {
+        "u_ptr",
+        "delta_ptr",
+        "B_ptr",
+        "C_ptr",
+        "z_ptr",
+        "out_ptr",
+        "dout_ptr",
+        "du_ptr",
+        "ddelta_ptr",
+        "dz_ptr",
+    }
     has_d, has_z, has_bias, softplus = options
-    for kernel, tile in ((triton_scan._scan_fwd_kernel, triton_scan._FWD_TILE),
-                         (triton_scan._scan_bwd_kernel, triton_scan._BWD_TILE)):
+    for kernel, tile in (
+        (triton_scan._scan_fwd_kernel, triton_scan._FWD_TILE),
+        (triton_scan._scan_bwd_kernel, triton_scan._BWD_TILE),
+    ):
         block_d, block_n, chunk = triton_scan._blocks(channels, d_state, length, tile)
-        constexprs = dict(HAS_D=has_d, HAS_Z=has_z, HAS_BIAS=has_bias, SOFTPLUS=softplus,
-                          ACC=tl.float64 if dtype == "fp64" else tl.float32, BLOCK_D=block_d, BLOCK_N=block_n,
-                          CHUNK=chunk)
+        constexprs = dict(
+            HAS_D=has_d,
+            HAS_Z=has_z,
+            HAS_BIAS=has_bias,
+            SOFTPLUS=softplus,
+            ACC=tl.float64 if dtype == "fp64" else tl.float32,
+            BLOCK_D=block_d,
+            BLOCK_N=block_n,
+            CHUNK=chunk,
+        )
         if "HAS_DLAST" in kernel.arg_names:
             constexprs["HAS_DLAST"] = True
         signature = {
-            name: "constexpr" if name in constexprs else
-            "i32" if name in ("n_ch", "n_st", "length", "n_chunks") else
-            f"*{dtype}" if name in activations else acc
+            name: "constexpr"
+            if name in constexprs
+            else "i32"
+            if name in ("n_ch", "n_st", "length", "n_chunks")
+            else f"*{dtype}"
+            if name in activations
+            else acc
             for name in kernel.arg_names
         }
-        compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
-                                  target=GPUTarget("cuda", 90, 32), options={"num_warps": triton_scan._NUM_WARPS})
+        compiled = triton.compile(
+            ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
+            target=GPUTarget("cuda", 90, 32),
+            options={"num_warps": triton_scan._NUM_WARPS},
+        )
         assert compiled.asm.get("cubin"), kernel.__name__
 
 
@@ -559,8 +653,10 @@ def test_triton_matches_torch_backend_on_cuda(dtype):
         batch, channels, length = (int(torch.randint(1, hi, (1,), generator=gen)) for hi in (5, 70, 400))
         d_state = int(torch.randint(1, 65, (1,), generator=gen))
         x = make_inputs(batch, channels, length, d_state, seed=trial)
-        low = {k: (v.float() if k in ("A", "D", "delta_bias") and dtype == torch.bfloat16 else v.to(dtype)).cuda()
-               for k, v in x.items()}
+        low = {
+            k: (v.float() if k in ("A", "D", "delta_bias") and dtype == torch.bfloat16 else v.to(dtype)).cuda()
+            for k, v in x.items()
+        }
         # the same (rounded) cotangent for both: a bf16 output's gradient arrives in bf16
         out_t, last_t, g_t = run_scan(selective_scan, low, "triton", **FULL, cotangent_dtype=dtype)
         exact = {k: v.double() for k, v in low.items()}
@@ -587,15 +683,18 @@ def test_auto_runs_fp64_on_cuda():
 
 @pytest.mark.gpu
 @needs_cuda
-@pytest.mark.skipif(importlib.util.find_spec("mamba_ssm") is None or importlib.util.find_spec("causal_conv1d") is None,
-                    reason="needs mamba-ssm and causal-conv1d")
+@pytest.mark.skipif(
+    importlib.util.find_spec("mamba_ssm") is None or importlib.util.find_spec("causal_conv1d") is None,
+    reason="needs mamba-ssm and causal-conv1d",
+)
 @pytest.mark.parametrize("d_model, d_conv", [(16, 4), (5, 3), (12, 2)])
 def test_fused_block_matches_op_by_op_on_cuda(d_model, d_conv):
     torch.manual_seed(0)
     fused = Mamba(d_model=d_model, d_state=16, d_conv=d_conv, expand=1).cuda()  # d_inner 5: not a multiple of 8
     assert fused._fast_path(torch.randn(1, 2, d_model, device="cuda")) is not None
-    plain = Mamba(d_model=d_model, d_state=16, d_conv=d_conv, expand=1, use_fast_path=False,
-                  scan_backend="torch").cuda()
+    plain = Mamba(
+        d_model=d_model, d_state=16, d_conv=d_conv, expand=1, use_fast_path=False, scan_backend="torch"
+    ).cuda()
     plain.load_state_dict(fused.state_dict())
     x = torch.randn(3, 37, d_model, device="cuda")
     outs = []

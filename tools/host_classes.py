@@ -55,7 +55,7 @@ early_stop_patience_steps: int = -1,
 val_monitor: str = "ptl/val_loss",
 val_check_steps: int = 100,
 batch_size: int = 32,
-valid_batch_size: Optional[int] = None,
+valid_batch_size: int | None = None,
 windows_batch_size=32,
 inference_windows_batch_size=32,
 start_padding_enabled=False,
@@ -64,7 +64,7 @@ step_size: int = 1,
 scaler_type: str = "standard",
 random_seed: int = 1,
 drop_last_loader: bool = False,
-alias: Optional[str] = None,
+alias: str | None = None,
 optimizer=None,
 optimizer_kwargs=None,
 lr_scheduler=None,
@@ -165,8 +165,6 @@ NF_MODULE = '''{header}"""NeuralForecast classes of {title}: ``{name}`` and ``Au
 
 from __future__ import annotations
 
-from typing import Optional
-
 from neuralforecast.losses.pytorch import MAE
 
 from mamba_forecast.models import get_spec
@@ -204,23 +202,30 @@ def nf_ordered_arguments(spec) -> list:
 
 def doc_type(annotation: str) -> str:
     """``"int | None"`` -> ``"int, optional"`` (NeuralForecast's docstring convention)."""
-    parts = [p.strip() for p in annotation.replace("Optional[", "").rstrip("]").split("|")]
-    optional = "None" in parts or annotation.startswith("Optional[")
+    parts = [p.strip() for p in annotation.split("|")]
     kind = ", ".join(p for p in parts if p != "None") or "object"
-    return f"{kind}, optional" if optional else kind
+    return f"{kind}, optional" if "None" in parts else kind
 
 
 def nf_docstring(spec) -> str:
     arguments = "\n".join(
-        textwrap.fill(f"{a.name} ({doc_type(a.annotation)}): {a.doc}", width=112, subsequent_indent="    ",
-                      break_on_hyphens=False)
+        textwrap.fill(
+            f"{a.name} ({doc_type(a.annotation)}): {a.doc}", width=112, subsequent_indent="    ", break_on_hyphens=False
+        )
         for a in nf_ordered_arguments(spec)
     )
-    references = "\n".join(f"- {ref.markdown()}" for ref in spec.references)
+    # a long reference continues on an indented line (the same list item) to keep the module within 120 columns
+    references = "\n".join(
+        textwrap.fill(
+            f"- {ref.markdown()}", width=112, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False
+        )
+        for ref in spec.references
+    )
     about = textwrap.fill(
         f"{spec.title}: {spec.tagline}. {spec.summary} {spec.exogenous} Multivariate: all series are forecast "
         f"together, so they must share their timestamps. Model card: `{spec.card}`.",
-        width=112, break_on_hyphens=False,
+        width=112,
+        break_on_hyphens=False,
     )
     args = "\n".join((LEADING_ARGS_DOC, textwrap.indent(arguments, " " * 8), " " * 8 + TRAINING_ARGS_DOC))
     return (
@@ -230,8 +235,9 @@ def nf_docstring(spec) -> str:
 
 
 def auto_docstring(spec) -> str:
-    about = textwrap.fill(f"Hyperparameter search for `{spec.name}`: {spec.auto_summary}", width=112,
-                          break_on_hyphens=False)
+    about = textwrap.fill(
+        f"Hyperparameter search for `{spec.name}`: {spec.auto_summary}", width=112, break_on_hyphens=False
+    )
     return f"Auto{spec.name}\n\n{textwrap.indent(about, '    ')}\n\n    Args:\n        {AUTO_ARGS_DOC}\n    "
 
 
@@ -240,8 +246,14 @@ def neuralforecast_module(spec) -> str:
     architecture = [_parameter(a) for a in nf_ordered_arguments(spec)]
     training = NF_TRAINING.format(learning_rate=spec.learning_rate)
     parameters = textwrap.indent("\n".join([NF_LEADING, *architecture, training]), " " * 8)
-    return NF_MODULE.format(header=_header(spec), title=spec.title, name=spec.name, parameters=parameters,
-                            doc=_literal(nf_docstring(spec)), auto_doc=_literal(auto_docstring(spec)))
+    return NF_MODULE.format(
+        header=_header(spec),
+        title=spec.title,
+        name=spec.name,
+        parameters=parameters,
+        doc=_literal(nf_docstring(spec)),
+        auto_doc=_literal(auto_docstring(spec)),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -397,14 +409,14 @@ def rst(text: str) -> str:
     return re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", text)
 
 
-def _paragraph(text: str) -> str:
-    return textwrap.fill(rst(text), width=112, break_on_hyphens=False)
+def _paragraph(text: str, width: int = 112) -> str:
+    return textwrap.fill(rst(text), width=width, break_on_hyphens=False)
 
 
 def darts_docstring(spec) -> str:
     model = f"{spec.name}Model"
     arguments = "\n".join(
-        f"{arg.name}\n{textwrap.indent(_paragraph(arg.doc[:1].upper() + arg.doc[1:]), '    ')}"
+        f"{arg.name}\n{textwrap.indent(_paragraph(arg.doc[:1].upper() + arg.doc[1:], width=108), '    ')}"
         for arg in spec.arguments.values()
     )
     references = [ref.rst() for ref in spec.references] + [RINORM]
@@ -414,22 +426,29 @@ def darts_docstring(spec) -> str:
     )
     example = "".join(f"...     {k}={v!r},\n" for k, v in spec.example.items())
     kwargs_doc = TORCH_MODEL_ARGS_DOC.replace("{model}", model).replace("{rin}", str(len(references)))
-    doc = "\n\n".join((
-        f"{spec.title}: {spec.tagline}, as described in [1]_.",
-        _paragraph(spec.summary),
-        _paragraph(f"{spec.exogenous} {COVARIATES_DOC}"),
-        f"Parameters\n----------\n{DARTS_ARGS_DOC}\n{arguments}\n{kwargs_doc}",
-        f"References\n----------\n{refs}",
-        "Examples\n--------\n" + EXAMPLE.format(model=model, arguments=example),
-    ))
+    doc = "\n\n".join(
+        (
+            f"{spec.title}: {spec.tagline}, as described in [1]_.",
+            _paragraph(spec.summary),
+            _paragraph(f"{spec.exogenous} {COVARIATES_DOC}"),
+            f"Parameters\n----------\n{DARTS_ARGS_DOC}\n{arguments}\n{kwargs_doc}",
+            f"References\n----------\n{refs}",
+            "Examples\n--------\n" + EXAMPLE.format(model=model, arguments=example),
+        )
+    )
     return textwrap.indent(doc, " " * 8).lstrip() + "\n        "
 
 
 def darts_module(spec) -> str:
     """The source of ``mamba_forecast/darts/<module>.py`` for ``spec``."""
     parameters = "\n".join(" " * 8 + _parameter(a) for a in spec.arguments.values())
-    return DARTS_MODULE.format(header=_header(spec), title=spec.title, name=spec.name, parameters=parameters,
-                               doc=_literal(darts_docstring(spec)))
+    return DARTS_MODULE.format(
+        header=_header(spec),
+        title=spec.title,
+        name=spec.name,
+        parameters=parameters,
+        doc=_literal(darts_docstring(spec)),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -475,8 +494,11 @@ def expected_files() -> dict[Path, str]:
 
 def stale_files() -> list[Path]:
     """The host modules that are missing or differ from what the specs call for."""
-    return [path for path, text in expected_files().items()
-            if not path.is_file() or path.read_text(encoding="utf-8") != text]
+    return [
+        path
+        for path, text in expected_files().items()
+        if not path.is_file() or path.read_text(encoding="utf-8") != text
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch import nn
-
 from darts import TimeSeries
 from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
 from darts.models.forecasting.torch_forecasting_model import TorchForecastingModel
 from darts.utils.data.torch_datasets.utils import PLModuleInput, PLModuleOutput, TorchTrainingSample
 from darts.utils.likelihood_models.torch import QuantileRegression
+from torch import nn
 
 from ..models.spec import ModelSpec, architecture_arguments
 from ._compat import TorchModelHooks, is_safe_loading_refusal, set_considers_static_covariates
@@ -116,13 +115,14 @@ class _MambaTorchModel(TorchModelHooks):
     private hooks: a subclass's ``__init__`` calls ``super().__init__()`` and then ``self._init_architecture()``.
     """
 
-    spec: ModelSpec | None = None
-    _core_cls: type[nn.Module] | None = None
+    spec: ClassVar[ModelSpec]
+    _core_cls: ClassVar[type[nn.Module]]
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls._core_cls is not None:
-            _CORE_MODELS[cls._core_cls.__name__] = cls._core_cls
+        core = getattr(cls, "_core_cls", None)  # None on an intermediate class without a core
+        if core is not None:
+            _CORE_MODELS[core.__name__] = core
 
     def _init_architecture(self) -> None:
         """Collect the core arguments from ``model_params`` and reject invalid ones now, before any training.
@@ -145,7 +145,9 @@ class _MambaTorchModel(TorchModelHooks):
         for key, example in (("n_epochs", 100), ("batch_size", 32)):
             value = params.get(key, example)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: `{key}` must be a positive integer, got {value!r}; pass e.g. {key}={example}.")
+                raise ValueError(
+                    f"{name}: `{key}` must be a positive integer, got {value!r}; pass e.g. {key}={example}."
+                )
         use_static = params.get("use_static_covariates", True)
         if not isinstance(use_static, bool):
             raise ValueError(f"{name}: `use_static_covariates` must be a bool, got {use_static!r}.")
@@ -199,7 +201,7 @@ class _MambaTorchModel(TorchModelHooks):
             model = TorchForecastingModel.load(path, pl_trainer_kwargs=pl_trainer_kwargs, trusted=trusted, **kwargs)
         except (FileNotFoundError, PermissionError, IsADirectoryError, ValueError, TypeError):
             raise  # a missing file, or Darts' own argument errors (e.g. `weights_only`)
-        except Exception as err:  # noqa: BLE001 - whatever a corrupted file makes torch.load raise
+        except Exception as err:  # whatever a corrupted file makes torch.load raise
             if is_safe_loading_refusal(err):
                 raise  # safe loading refused a class: Darts' message says what to do
             raise _unreadable(name, path, err) from err
@@ -209,22 +211,31 @@ class _MambaTorchModel(TorchModelHooks):
                 f"{name}.load: {path!r} holds a {found}, not a {name}; load it with {found}.load(path) "
                 "(or darts' TorchForecastingModel.load(path))."
             )
-        module, expected = model.model, type(model)._core_cls
+        module, expected = model.model, getattr(type(model), "_core_cls", None)
         core = getattr(module, "model", None)
         if module is not None and expected is not None and not isinstance(core, expected):
             found = type(core).__name__ if isinstance(module, _MambaForecastModule) else type(module).__name__
             raise TypeError(
                 f"{name}.load: the checkpoint {path + '.ckpt'!r} holds a {found} network, not "
-                f"{type(model).__name__}'s {expected.__name__}: the .ckpt file does not belong to {path!r}. Save the model again with "
-                "`model.save(path)`, which writes both files together."
+                f"{type(model).__name__}'s {expected.__name__}: the .ckpt file does not belong to {path!r}. "
+                "Save the model again with `model.save(path)`, which writes both files together."
             )
         return model
 
     # ----------------------------------------------------------------------------------------------------------
     # input checks: clear errors before any training starts; the user's series are only read, never modified
 
-    def _check_fit_inputs(self, series, past_covariates, future_covariates, val_series, val_past_covariates,
-                          val_future_covariates, max_samples_per_ts, stride) -> None:
+    def _check_fit_inputs(
+        self,
+        series,
+        past_covariates,
+        future_covariates,
+        val_series,
+        val_past_covariates,
+        val_future_covariates,
+        max_samples_per_ts,
+        stride,
+    ) -> None:
         # the common entry of `fit`, `lr_find` and `scale_batch_size`, before encoders and datasets are built
         self._check_training_inputs(series, past_covariates, future_covariates, "", max_samples_per_ts, stride)
         if val_series is not None:
@@ -251,7 +262,11 @@ class _MambaTorchModel(TorchModelHooks):
                 for kind in ("past_covariates", "future_covariates"):
                     covs = covariates[kind]
                     cov_list = None if covs is None else _as_list(covs)
-                    if cov_list is None or len(cov_list) != len(_as_list(series)) or not isinstance(cov_list[i], TimeSeries):
+                    if (
+                        cov_list is None
+                        or len(cov_list) != len(_as_list(series))
+                        or not isinstance(cov_list[i], TimeSeries)
+                    ):
                         continue  # Darts reports missing covariates and count mismatches itself
                     cov = cov_list[i]
                     if cov.end_time() < input_start:
@@ -273,8 +288,11 @@ class _MambaTorchModel(TorchModelHooks):
         must be finite (each forecast reads a window that may lie anywhere in them).
         """
         name = self.__class__.__name__
-        for kind, given in (("series", series), ("past_covariates", past_covariates),
-                            ("future_covariates", future_covariates)):
+        for kind, given in (
+            ("series", series),
+            ("past_covariates", past_covariates),
+            ("future_covariates", future_covariates),
+        ):
             if given is None:
                 continue
             for i, ts in enumerate(_as_list(given)):
@@ -300,7 +318,11 @@ class _MambaTorchModel(TorchModelHooks):
         name = self.__class__.__name__
         targets = _as_list(series)
         # Darts' own errors for these are a KeyError (a DataFrame) or an IndexError (an empty list)
-        for kind, given in (("series", series), ("past_covariates", past_covariates), ("future_covariates", future_covariates)):
+        for kind, given in (
+            ("series", series),
+            ("past_covariates", past_covariates),
+            ("future_covariates", future_covariates),
+        ):
             if given is None and kind != "series":
                 continue
             items = _as_list(given)
@@ -338,7 +360,7 @@ class _MambaTorchModel(TorchModelHooks):
             cov_list = _as_list(covs)
             if len(cov_list) != len(targets) or not all(isinstance(c, TimeSeries) for c in cov_list):
                 continue  # Darts reports count and type mismatches itself
-            for i, (ts, cov) in enumerate(zip(targets, cov_list)):
+            for i, (ts, cov) in enumerate(zip(targets, cov_list, strict=True)):
                 where = f"`{prefix}{kind}`{_at(i, covs)}"
                 _reject_nan(name, where, cov)
                 if cov.freq != ts.freq:

@@ -47,6 +47,8 @@ class TorchModelHooks(MixedCovariatesTorchModel):
     (touchpoint 2).
     """
 
+    trainer_params: dict[str, Any]  # set by Darts' TorchForecastingModel.__init__
+
     def __init__(self) -> None:
         super().__init__(**self._extract_torch_model_params(**self.model_params))
         self.pl_module_params = self._extract_pl_module_params(**self.model_params)
@@ -56,8 +58,17 @@ class TorchModelHooks(MixedCovariatesTorchModel):
     def _build_module(self, train_sample):
         raise NotImplementedError
 
-    def _check_fit_inputs(self, series, past_covariates, future_covariates, val_series, val_past_covariates,
-                          val_future_covariates, max_samples_per_ts, stride) -> None:
+    def _check_fit_inputs(
+        self,
+        series,
+        past_covariates,
+        future_covariates,
+        val_series,
+        val_past_covariates,
+        val_future_covariates,
+        max_samples_per_ts,
+        stride,
+    ) -> None:
         """Raise for training inputs the model cannot learn from (called before anything is built)."""
 
     def _check_predict_inputs(self, series, past_covariates, future_covariates) -> None:
@@ -85,8 +96,16 @@ class TorchModelHooks(MixedCovariatesTorchModel):
         max_samples_per_ts: int | None = None,
         **kwargs,
     ):
-        self._check_fit_inputs(series, past_covariates, future_covariates, val_series, val_past_covariates,
-                               val_future_covariates, max_samples_per_ts, stride)
+        self._check_fit_inputs(
+            series,
+            past_covariates,
+            future_covariates,
+            val_series,
+            val_past_covariates,
+            val_future_covariates,
+            max_samples_per_ts,
+            stride,
+        )
         return super()._setup_for_fit_from_dataset(
             series=series,
             past_covariates=past_covariates,

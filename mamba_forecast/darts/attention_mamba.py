@@ -61,8 +61,8 @@ class AttentionMambaModel(_MambaTorchModel):
         d_model
             Token width, a multiple of 4. Default 512 (the official ECL setting).
         d_ff
-            Feed-forward width parameter; in the official variant the FFN is ``4 * d_ff`` wide and the scores are scaled by
-            ``1 / (4 * d_ff)`` (the official scripts use ``d_ff == d_model``).
+            Feed-forward width parameter; in the official variant the FFN is ``4 * d_ff`` wide and the scores are scaled
+            by ``1 / (4 * d_ff)`` (the official scripts use ``d_ff == d_model``).
         e_layers
             Number of encoder layers (1 in every official script).
         d_state
@@ -79,8 +79,8 @@ class AttentionMambaModel(_MambaTorchModel):
             Selective-scan implementation: "auto" (on a GPU the fused CUDA kernels when ``mamba-ssm`` is installed, else
             Triton when ``triton`` is, else PyTorch; PyTorch on CPU), "cuda", "triton", "torch" or "reference".
         variant
-            "official" (the computation of the authors' code) or "paper" (the paper's equations: ``1/sqrt(d_model/4)`` score
-            scale, FFN of width ``d_ff`` with dropout, both scans with ``d_conv``).
+            "official" (the computation of the authors' code) or "paper" (the paper's equations: ``1/sqrt(d_model/4)``
+            score scale, FFN of width ``d_ff`` with dropout, both scans with ``d_conv``).
         use_static_covariates
             Whether the model uses the static covariates of the target series, if they have any. If ``True``,
             all target series passed to ``fit()`` and ``predict()`` must have static covariates of the same

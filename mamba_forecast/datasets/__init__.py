@@ -12,11 +12,9 @@ Where the files are, the registered sets and ``mamba-forecast data download``: `
 
 from .download import DownloadError, download, file_status, sha256_of
 from .readers import (
-    BENCHMARKS,
     DEMO_CREDIT,
     DEMO_DATA,
     ENV_VAR,
-    BenchmarkSpec,
     default_data_dir,
     find_file,
     load_benchmark,
@@ -32,8 +30,6 @@ from .readers import (
 from .registry import DATASETS, SPLIT_RULES, DataFile, DatasetSpec, canonical_name, get_spec, preset_stand_in
 
 __all__ = [
-    "BENCHMARKS",
-    "BenchmarkSpec",
     "DATASETS",
     "DEMO_CREDIT",
     "DEMO_DATA",

@@ -36,7 +36,9 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def file_status(spec: str | DatasetSpec, data_dir: str | os.PathLike | None = None) -> list[tuple[DataFile, Path | None]]:
+def file_status(
+    spec: str | DatasetSpec, data_dir: str | os.PathLike | None = None
+) -> list[tuple[DataFile, Path | None]]:
     """``(file, path or None)`` for each file of a set: where it lies in the data folder (or its ``.gz``)."""
     spec = get_spec(spec)
     try:
@@ -63,13 +65,17 @@ def _fetch(url: str, folder: Path, spec: DatasetSpec, timeout: float) -> Path:
             shutil.copyfileobj(response, out, _CHUNK)
     except urllib.error.HTTPError as exc:
         tmp.unlink(missing_ok=True)
-        raise DownloadError(f"{spec.name}: {url} answered HTTP {exc.code} ({exc.reason}); the source may have "
-                            f"moved: fetch the file by hand into {folder}") from None
+        raise DownloadError(
+            f"{spec.name}: {url} answered HTTP {exc.code} ({exc.reason}); the source may have "
+            f"moved: fetch the file by hand into {folder}"
+        ) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         tmp.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
-        raise DownloadError(f"{spec.name}: cannot reach {url} ({reason}); check the network connection (offline?), "
-                            f"or fetch the file by hand into {folder}") from None
+        raise DownloadError(
+            f"{spec.name}: cannot reach {url} ({reason}); check the network connection (offline?), "
+            f"or fetch the file by hand into {folder}"
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -139,11 +145,14 @@ def download(
             try:
                 digest = sha256_of(tmp)
                 if f.sha256 is not None and digest != f.sha256:
-                    raise DownloadError(f"{spec.name}: checksum mismatch for {f.stored_name} from {f.url}: expected "
-                                        f"sha256 {f.sha256}, got {digest}; the file was not kept")
+                    raise DownloadError(
+                        f"{spec.name}: checksum mismatch for {f.stored_name} from {f.url}: expected "
+                        f"sha256 {f.sha256}, got {digest}; the file was not kept"
+                    )
                 if f.sha256 is None and _looks_like_lfs_pointer(tmp):
-                    raise DownloadError(f"{spec.name}: {f.url} returned a Git LFS pointer, not the data; the file "
-                                        "was not kept")
+                    raise DownloadError(
+                        f"{spec.name}: {f.url} returned a Git LFS pointer, not the data; the file was not kept"
+                    )
                 os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)

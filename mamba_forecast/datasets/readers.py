@@ -23,24 +23,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .registry import _CUSTOM, DATASETS, SPLIT_RULES, DataFile, DatasetSpec, get_spec
+from .registry import _CUSTOM, SPLIT_RULES, DataFile, DatasetSpec, get_spec
 
 ENV_VAR = "MAMBA_FORECAST_DATA"
 CACHE_SUBDIR = "mamba_forecast"
-
-# Kept for code written against the first registry (six sets): the same objects under their old names.
-BENCHMARKS = DATASETS
-BenchmarkSpec = DatasetSpec
 
 DEMO_DATA = "ETTh1.csv.gz"
 DEMO_CREDIT = (
     "ETTh1 (ETDataset, Zhou et al., Informer, AAAI 2021; CC BY-ND 4.0), bundled unmodified with mamba-forecast"
 )
 
-# SML2010: the target (dining-room indoor temperature, the series the SML2010 literature forecasts) goes last;
-# dropped: Date/Time (become `date`), Day_Of_Week (a calendar feature, not a measured series) and the three
-# Exterior_Entalpic_* columns, which are constant 0 in both files (a z-score would divide by zero).
-SML2010_TARGET = DATASETS["SML2010"].target
+# SML2010: the target (dining-room indoor temperature, the series the SML2010 literature forecasts; the registry's
+# `target`) goes last; dropped: Date/Time (become `date`), Day_Of_Week (a calendar feature, not a measured series)
+# and the three Exterior_Entalpic_* columns, which are constant 0 in both files (a z-score would divide by zero).
 SML2010_DROPPED = ("Exterior_Entalpic_1", "Exterior_Entalpic_2", "Exterior_Entalpic_turbo", "Day_Of_Week")
 
 
@@ -69,8 +64,10 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None, *, create: bool 
     if create:
         path.mkdir(parents=True, exist_ok=True)
     elif what is not None and not path.is_dir():
-        raise FileNotFoundError(f"{what} {path} does not exist; pass an existing folder (--data-dir), or create it "
-                                f"with `mamba-forecast data download NAME --data-dir {path}`")
+        raise FileNotFoundError(
+            f"{what} {path} does not exist; pass an existing folder (--data-dir), or create it "
+            f"with `mamba-forecast data download NAME --data-dir {path}`"
+        )
     return path
 
 
@@ -198,15 +195,19 @@ def read_csv_file(path: str | os.PathLike, target: str | None = None) -> pd.Data
         df = pd.read_csv(fh)
     df.columns = [str(c).strip() for c in df.columns]
     if "date" not in df.columns:
-        raise ValueError(f"--csv {path}: no 'date' column; the standard layout is a 'date' column followed by "
-                         f"numeric series columns, got columns {list(df.columns)[:8]}")
+        raise ValueError(
+            f"--csv {path}: no 'date' column; the standard layout is a 'date' column followed by "
+            f"numeric series columns, got columns {list(df.columns)[:8]}"
+        )
     series = [c for c in df.columns if c != "date"]
     if not series:
         raise ValueError(f"--csv {path}: no series columns next to 'date'")
     bad = [c for c in series if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
-        raise ValueError(f"--csv {path}: non-numeric columns {bad[:5]}; drop them or convert them to numbers "
-                         "(every column besides 'date' is a series)")
+        raise ValueError(
+            f"--csv {path}: non-numeric columns {bad[:5]}; drop them or convert them to numbers "
+            "(every column besides 'date' is a series)"
+        )
     if target is None:
         target = "OT" if "OT" in series else series[-1]
     elif target not in series:
@@ -216,8 +217,10 @@ def read_csv_file(path: str | os.PathLike, target: str | None = None) -> pd.Data
     except (ValueError, TypeError) as exc:
         raise ValueError(f"--csv {path}: the 'date' column does not parse as dates ({exc})") from None
     if len(df) < 2:
-        raise ValueError(f"--csv {path}: {len(df)} rows; a forecast needs at least input_size + horizon rows in "
-                         "each of the 7:1:2 train / validation / test parts")
+        raise ValueError(
+            f"--csv {path}: {len(df)} rows; a forecast needs at least input_size + horizon rows in "
+            "each of the 7:1:2 train / validation / test parts"
+        )
     if df[series].isna().any().any():
         missing = [c for c in series if df[c].isna().any()]
         raise ValueError(f"--csv {path}: NaN values in {missing[:5]}; fill or drop them first")
@@ -241,8 +244,15 @@ def register_csv(path: str | os.PathLike, target: str | None = None) -> str:
     # pandas needs 3 dates to infer a frequency; a shorter file is refused later, with the window sizes it lacks
     freq = pd.infer_freq(df["date"].iloc[:100]) if len(df) >= 3 else None
     _CUSTOM[name] = DatasetSpec(
-        name, (DataFile(str(path)),), "ratio", freq or "unknown",
-        df.shape[1] - 1, len(df), target=df.columns[-1], horizons=(), source=str(path),
+        name,
+        (DataFile(str(path)),),
+        "ratio",
+        freq or "unknown",
+        df.shape[1] - 1,
+        len(df),
+        target=df.columns[-1],
+        horizons=(),
+        source=str(path),
     )
     return name
 
@@ -250,9 +260,11 @@ def register_csv(path: str | os.PathLike, target: str | None = None) -> str:
 # ------------------------------------------------------------------------------------------ bundled data
 def load_demo_data() -> pd.DataFrame:
     """The bundled ETTh1 table: a ``date`` column and 7 series columns, 17,420 hourly rows."""
-    with resources.files("mamba_forecast.datasets").joinpath("data", DEMO_DATA).open("rb") as raw:
-        with gzip.open(raw, "rt") as text:
-            return pd.read_csv(text, parse_dates=["date"])
+    with (
+        resources.files("mamba_forecast.datasets").joinpath("data", DEMO_DATA).open("rb") as raw,
+        gzip.open(raw, "rt") as text,
+    ):
+        return pd.read_csv(text, parse_dates=["date"])
 
 
 def to_long(frame: pd.DataFrame) -> pd.DataFrame:

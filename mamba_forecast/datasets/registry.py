@@ -112,8 +112,17 @@ _PEMS_SOURCE = "Caltrans PeMS via ASTGCN / STSGCN (Guo et al., AAAI 2019; Song e
 
 def _pems(n: str, n_series: int, n_rows: int, start: str) -> DatasetSpec:
     return DatasetSpec(
-        f"PEMS{n}", (DataFile(f"PEMS{n}.npz", _PEMS + f"PEMS{n}/PEMS{n}.npz"),), "pems", "5min", n_series, n_rows,
-        layout="pems_npz", target=None, horizons=(12, 24, 48, 96), start=start, calendar_tokens=False,
+        f"PEMS{n}",
+        (DataFile(f"PEMS{n}.npz", _PEMS + f"PEMS{n}/PEMS{n}.npz"),),
+        "pems",
+        "5min",
+        n_series,
+        n_rows,
+        layout="pems_npz",
+        target=None,
+        horizons=(12, 24, 48, 96),
+        start=start,
+        calendar_tokens=False,
         source=_PEMS_SOURCE,
     )
 
@@ -121,52 +130,147 @@ def _pems(n: str, n_series: int, n_rows: int, start: str) -> DatasetSpec:
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
     for s in [
-        DatasetSpec("ETTh1", (DataFile("ETTh1.csv", _ETT + "ETTh1.csv",
-                                       "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"),),
-                    "ett_hour", "h", 7, 17420, source=_ETT_SOURCE),
-        DatasetSpec("ETTh2", (DataFile("ETTh2.csv", _ETT + "ETTh2.csv",
-                                       "a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b"),),
-                    "ett_hour", "h", 7, 17420, source=_ETT_SOURCE),
-        DatasetSpec("ETTm1", (DataFile("ETTm1.csv", _ETT + "ETTm1.csv",
-                                       "6ce1759b1a18e3328421d5d75fadcb316c449fcd7cec32820c8dafda71986c9e"),),
-                    "ett_minute", "15min", 7, 69680, source=_ETT_SOURCE),
-        DatasetSpec("ETTm2", (DataFile("ETTm2.csv", _ETT + "ETTm2.csv"),),
-                    "ett_minute", "15min", 7, 69680, source=_ETT_SOURCE),
-        DatasetSpec("Weather", (DataFile("weather.csv", _HF_CRLF + "weather.csv",
-                                         "34ee981d07313e51da2a50bb600072c8ae4a69cb4b0651f4cb93a069d7a2ba63"),),
-                    "ratio", "10min", 21, 52696,
-                    source=f"Max Planck Institute for Biogeochemistry weather station, 2020; {_AUTOFORMER}"),
-        DatasetSpec("Exchange", (DataFile("exchange_rate.csv", _HF_CRLF + "exchange_rate.csv",
-                                          "48b4d9d3d508f5104162e85b9a6042e3557fde11aa9f2944eba8c0d0efc89842"),),
-                    "ratio", "D", 8, 7588, aliases=("exchange_rate",),
-                    source=f"Lai et al., LSTNet (SIGIR 2018), with Autoformer's dates; {_AUTOFORMER}"),
-        DatasetSpec("ECL", (DataFile("electricity.csv", _HF_PILE + "electricity.csv"),),
-                    "ratio", "h", 321, 26304, aliases=("electricity",),
-                    source=f"UCI ElectricityLoadDiagrams20112014 (321 clients, hourly); {_AUTOFORMER}"),
-        DatasetSpec("Traffic", (DataFile("traffic.csv", _HF_PILE + "traffic.csv"),),
-                    "ratio", "h", 862, 17544,
-                    source=f"Caltrans PeMS road occupancy, 862 sensors, hourly 2015-2016; {_AUTOFORMER}"),
-        DatasetSpec("ILI", (DataFile("national_illness.csv", _HF_PILE + "national_illness.csv"),),
-                    "ratio", "W", 7, 966, horizons=(24, 36, 48, 60), preset_like="Exchange",
-                    aliases=("national_illness", "illness"),
-                    source=f"US CDC ILINet, weekly influenza-like illness 2002-2020; {_AUTOFORMER}"),
-        DatasetSpec("Solar-Energy", (DataFile("solar_AL.txt", _LAI + "solar-energy/solar_AL.txt.gz", gzip=True),),
-                    "ratio_solar", "10min", 137, 52560, layout="solar_txt", target=None,
-                    start="2006-01-01 00:00", calendar_tokens=False, aliases=("Solar", "solar_AL"),
-                    source="NREL Solar Power Data, 137 PV plants in Alabama, 2006 (Lai et al., LSTNet, SIGIR 2018)"),
+        DatasetSpec(
+            "ETTh1",
+            (
+                DataFile(
+                    "ETTh1.csv", _ETT + "ETTh1.csv", "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"
+                ),
+            ),
+            "ett_hour",
+            "h",
+            7,
+            17420,
+            source=_ETT_SOURCE,
+        ),
+        DatasetSpec(
+            "ETTh2",
+            (
+                DataFile(
+                    "ETTh2.csv", _ETT + "ETTh2.csv", "a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b"
+                ),
+            ),
+            "ett_hour",
+            "h",
+            7,
+            17420,
+            source=_ETT_SOURCE,
+        ),
+        DatasetSpec(
+            "ETTm1",
+            (
+                DataFile(
+                    "ETTm1.csv", _ETT + "ETTm1.csv", "6ce1759b1a18e3328421d5d75fadcb316c449fcd7cec32820c8dafda71986c9e"
+                ),
+            ),
+            "ett_minute",
+            "15min",
+            7,
+            69680,
+            source=_ETT_SOURCE,
+        ),
+        DatasetSpec(
+            "ETTm2", (DataFile("ETTm2.csv", _ETT + "ETTm2.csv"),), "ett_minute", "15min", 7, 69680, source=_ETT_SOURCE
+        ),
+        DatasetSpec(
+            "Weather",
+            (
+                DataFile(
+                    "weather.csv",
+                    _HF_CRLF + "weather.csv",
+                    "34ee981d07313e51da2a50bb600072c8ae4a69cb4b0651f4cb93a069d7a2ba63",
+                ),
+            ),
+            "ratio",
+            "10min",
+            21,
+            52696,
+            source=f"Max Planck Institute for Biogeochemistry weather station, 2020; {_AUTOFORMER}",
+        ),
+        DatasetSpec(
+            "Exchange",
+            (
+                DataFile(
+                    "exchange_rate.csv",
+                    _HF_CRLF + "exchange_rate.csv",
+                    "48b4d9d3d508f5104162e85b9a6042e3557fde11aa9f2944eba8c0d0efc89842",
+                ),
+            ),
+            "ratio",
+            "D",
+            8,
+            7588,
+            aliases=("exchange_rate",),
+            source=f"Lai et al., LSTNet (SIGIR 2018), with Autoformer's dates; {_AUTOFORMER}",
+        ),
+        DatasetSpec(
+            "ECL",
+            (DataFile("electricity.csv", _HF_PILE + "electricity.csv"),),
+            "ratio",
+            "h",
+            321,
+            26304,
+            aliases=("electricity",),
+            source=f"UCI ElectricityLoadDiagrams20112014 (321 clients, hourly); {_AUTOFORMER}",
+        ),
+        DatasetSpec(
+            "Traffic",
+            (DataFile("traffic.csv", _HF_PILE + "traffic.csv"),),
+            "ratio",
+            "h",
+            862,
+            17544,
+            source=f"Caltrans PeMS road occupancy, 862 sensors, hourly 2015-2016; {_AUTOFORMER}",
+        ),
+        DatasetSpec(
+            "ILI",
+            (DataFile("national_illness.csv", _HF_PILE + "national_illness.csv"),),
+            "ratio",
+            "W",
+            7,
+            966,
+            horizons=(24, 36, 48, 60),
+            preset_like="Exchange",
+            aliases=("national_illness", "illness"),
+            source=f"US CDC ILINet, weekly influenza-like illness 2002-2020; {_AUTOFORMER}",
+        ),
+        DatasetSpec(
+            "Solar-Energy",
+            (DataFile("solar_AL.txt", _LAI + "solar-energy/solar_AL.txt.gz", gzip=True),),
+            "ratio_solar",
+            "10min",
+            137,
+            52560,
+            layout="solar_txt",
+            target=None,
+            start="2006-01-01 00:00",
+            calendar_tokens=False,
+            aliases=("Solar", "solar_AL"),
+            source="NREL Solar Power Data, 137 PV plants in Alabama, 2006 (Lai et al., LSTNet, SIGIR 2018)",
+        ),
         _pems("03", 358, 26209, "2018-09-01 00:00"),
         _pems("04", 307, 16992, "2018-01-01 00:00"),
         _pems("07", 883, 28224, "2017-05-01 00:00"),
         _pems("08", 170, 17856, "2016-07-01 00:00"),
-        DatasetSpec("SML2010", tuple(
-            DataFile(name, "https://archive.ics.uci.edu/static/public/274/sml2010.zip", sha, member=name)
-            for name, sha in [
-                ("NEW-DATA-1.T15.txt", "f9756a22bf5c9d17ecf8938545de7bde5bd2d236cb956f131b3220bf29c34679"),
-                ("NEW-DATA-2.T15.txt", "50166fec01e7f20b0f0ac2ba2d16a4ad8428ae7edcb621b3623f7887bfd87cb7"),
-            ]),
-                    "recordings", "15min", 18, 2764 + 1373, layout="sml2010", target="Temperature_Comedor_Sensor",
-                    preset_like="Exchange", aliases=("sml",),
-                    source="UCI SML2010 (Zamora-Martinez et al., 2014), CC BY 4.0"),
+        DatasetSpec(
+            "SML2010",
+            tuple(
+                DataFile(name, "https://archive.ics.uci.edu/static/public/274/sml2010.zip", sha, member=name)
+                for name, sha in [
+                    ("NEW-DATA-1.T15.txt", "f9756a22bf5c9d17ecf8938545de7bde5bd2d236cb956f131b3220bf29c34679"),
+                    ("NEW-DATA-2.T15.txt", "50166fec01e7f20b0f0ac2ba2d16a4ad8428ae7edcb621b3623f7887bfd87cb7"),
+                ]
+            ),
+            "recordings",
+            "15min",
+            18,
+            2764 + 1373,
+            layout="sml2010",
+            target="Temperature_Comedor_Sensor",
+            preset_like="Exchange",
+            aliases=("sml",),
+            source="UCI SML2010 (Zamora-Martinez et al., 2014), CC BY 4.0",
+        ),
     ]
 }
 _CUSTOM: dict[str, DatasetSpec] = {}  # CSV files registered by `register_csv` (named after the file)

@@ -43,6 +43,8 @@ class FastAttention(nn.Module):
     Shapes: ``forward(x [B, T, D]) -> [B, T, D]``.
     """
 
+    features: torch.Tensor  # the random features W of the performer kernel (a buffer)
+
     def __init__(self, d_model: int, n_heads: int = 1, kernel: str = "gaussian", n_features: int | None = None):
         super().__init__()
         self.n_heads = n_heads

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 
 def adaptive_pool(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Adaptive average pooling plus adaptive max pooling of BOTH trailing axes of ``x [B, T, D]`` to ``[B, size, size]``.
+    """Adaptive average plus adaptive max pooling of BOTH trailing axes of ``x [B, T, D]`` to ``[B, size, size]``.
 
     This is what the official code gets from ``nn.AdaptiveAvgPool2d(size)(x) + nn.AdaptiveMaxPool2d(size)(x)``
     on a 3-D tensor, which PyTorch reads as one unbatched ``(C, H, W)`` image: the token axis T is pooled (or,

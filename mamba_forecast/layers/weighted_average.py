@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -26,6 +26,6 @@ class WeightedAverage(nn.Module):
         if len(inputs) != self.weights.numel():
             raise ValueError(f"WeightedAverage expects {self.weights.numel()} inputs, got {len(inputs)}.")
         out = self.weights[0] * inputs[0]
-        for w, x in zip(self.weights[1:], inputs[1:]):
+        for w, x in zip(self.weights[1:], inputs[1:], strict=True):
             out = out + w * x
         return out

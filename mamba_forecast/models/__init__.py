@@ -7,12 +7,23 @@ one more import line.
 
 from .base import Forecaster, InvertedForecaster
 from .spec import ModelSpec, all_specs, get_spec, model_names, register, unregister
+
 from .smamba import SMamba  # isort: skip
 from .attention_mamba import AttentionMamba  # isort: skip
 from .fmamba import FMamba  # isort: skip
 from .tsm2 import TSM2  # isort: skip
 
 __all__ = [
-    "AttentionMamba", "FMamba", "Forecaster", "InvertedForecaster", "ModelSpec", "SMamba", "TSM2", "all_specs",
-    "get_spec", "model_names", "register", "unregister",
+    "AttentionMamba",
+    "FMamba",
+    "Forecaster",
+    "InvertedForecaster",
+    "ModelSpec",
+    "SMamba",
+    "TSM2",
+    "all_specs",
+    "get_spec",
+    "model_names",
+    "register",
+    "unregister",
 ]

@@ -117,70 +117,106 @@ class AttentionMamba(InvertedForecaster):
         expand = check_int("expand", expand)
         variant = check_choice("variant", variant, VARIANTS)
         super().__init__(
-            input_size, h, n_series, d_model=d_model, dropout=dropout, use_norm=use_norm, n_outputs=n_outputs,
-            hist_exog_size=hist_exog_size, futr_exog_size=futr_exog_size, stat_exog_size=stat_exog_size,
+            input_size,
+            h,
+            n_series,
+            d_model=d_model,
+            dropout=dropout,
+            use_norm=use_norm,
+            n_outputs=n_outputs,
+            hist_exog_size=hist_exog_size,
+            futr_exog_size=futr_exog_size,
+            stat_exog_size=stat_exog_size,
             scan_backend=scan_backend,
         )
         self.variant = variant
         official = self.variant == "official"
         mamba = {"d_state": d_state, "d_conv": d_conv, "expand": expand, "scan_backend": self.scan_backend}
+        n_tokens = self.n_tokens
+        assert n_tokens is not None  # FIXED_N_SERIES: the base refused n_series=None
         scale = 1.0 / (4 * d_ff) if official else 1.0 / math.sqrt(d_model // 4)
         ffn_width, ffn_dropout = (4 * d_ff, 0.0) if official else (d_ff, self.dropout)
         self.layers.extend(
             EncoderLayer(
                 PooledAttentionMambaMixer(
-                    d_model, self.n_tokens, scale, gated_residual=official,
-                    backward_kwargs={"d_conv": 4} if official else None, **mamba,
+                    d_model,
+                    n_tokens,
+                    scale,
+                    gated_residual=official,
+                    backward_kwargs={"d_conv": 4} if official else None,
+                    **mamba,
                 ),
-                d_model, ffn_width, ffn_dropout,
+                d_model,
+                ffn_width,
+                ffn_dropout,
             )
             for _ in range(e_layers)
         )
 
 
-register(ModelSpec(
-    name="AttentionMamba",
-    core=AttentionMamba,
-    title="Attention Mamba",
-    tagline="adaptive pooled attention over a bidirectional Mamba",
-    summary=(
-        "S-Mamba's variate tokens and bidirectional Mamba, with the Mamba output gated by an attention map "
-        "computed from queries and keys adaptively pooled (average plus max) to a fixed `d_model/4 x d_model/4` "
-        "score matrix; a feed-forward network then mixes time inside each token and a linear head maps every "
-        "series token to its forecast. One of its layers is sized by the number of tokens (series plus exogenous "
-        "series), so the model is tied to the number of series it was built for."
-    ),
-    arg_docs={
-        "d_model": "token width, a multiple of 4. Default 512 (the official ECL setting).",
-        "d_ff": "feed-forward width parameter; in the official variant the FFN is `4 * d_ff` wide and the scores "
-                "are scaled by `1 / (4 * d_ff)` (the official scripts use `d_ff == d_model`).",
-        "e_layers": "number of encoder layers (1 in every official script).",
-        "d_state": "Mamba state size (64 in the official scripts).",
-        "d_conv": "Mamba causal convolution width of the forward scan, 2 to 4.",
-        "expand": "Mamba inner expansion factor.",
-        "variant": '"official" (the computation of the authors\' code) or "paper" (the paper\'s equations: '
-                   "`1/sqrt(d_model/4)` score scale, FFN of width `d_ff` with dropout, both scans with `d_conv`).",
-        "dropout": "dropout of the embedding (and, in the paper variant, of the FFN).",
-    },
-    references=(
-        Reference("Sijie Xiong et al.", 2025, "Attention Mamba: Time Series Modeling with Adaptive Pooling "
-                  "Acceleration and Receptive Field Enhancements", "https://arxiv.org/abs/2504.02013", "IEEE SMC 2025"),
-        Reference("Zihan Wang et al.", 2024, "Is Mamba Effective for Time Series Forecasting?",
-                  "https://arxiv.org/abs/2403.11144", "Neurocomputing"),
-    ),
-    card="docs/models/attention_mamba.md",
-    search_space={"d_model": Choice([64, 128, 256, 512]), "e_layers": Choice([1, 2]), "d_state": Choice([16, 32, 64])},
-    derived={"d_ff": SameAs("d_model")},
-    auto_summary=(
-        "token width (a multiple of 4, with `d_ff` equal to it, as in the official scripts), depth, Mamba state "
-        "size, and the shared training settings."
-    ),
-    example={"d_model": 16, "d_ff": 16},
-    demo={"d_model": 128, "d_ff": 128, "e_layers": 1, "d_state": 16},
-    bench=BenchHook(preset_table="attention_mamba", preset_source="AttentionMamba official script",
-                    published_name="Attention Mamba"),
-    # Validation tuning picked 6e-5 to 2.6e-4 on every set (ETTh1, ETTh2, ETTm1, Exchange, SML2010), and 1e-4 beat
-    # NeuralForecast's usual 1e-3 on ETTh1, Exchange and SML2010 (benchmarks/defaults_nf.py, H = 96; the table is on
-    # the model card).
-    learning_rate=1e-4,
-))
+register(
+    ModelSpec(
+        name="AttentionMamba",
+        core=AttentionMamba,
+        title="Attention Mamba",
+        tagline="adaptive pooled attention over a bidirectional Mamba",
+        summary=(
+            "S-Mamba's variate tokens and bidirectional Mamba, with the Mamba output gated by an attention map "
+            "computed from queries and keys adaptively pooled (average plus max) to a fixed `d_model/4 x d_model/4` "
+            "score matrix; a feed-forward network then mixes time inside each token and a linear head maps every "
+            "series token to its forecast. One of its layers is sized by the number of tokens (series plus exogenous "
+            "series), so the model is tied to the number of series it was built for."
+        ),
+        arg_docs={
+            "d_model": "token width, a multiple of 4. Default 512 (the official ECL setting).",
+            "d_ff": "feed-forward width parameter; in the official variant the FFN is `4 * d_ff` wide and the scores "
+            "are scaled by `1 / (4 * d_ff)` (the official scripts use `d_ff == d_model`).",
+            "e_layers": "number of encoder layers (1 in every official script).",
+            "d_state": "Mamba state size (64 in the official scripts).",
+            "d_conv": "Mamba causal convolution width of the forward scan, 2 to 4.",
+            "expand": "Mamba inner expansion factor.",
+            "variant": '"official" (the computation of the authors\' code) or "paper" (the paper\'s equations: '
+            "`1/sqrt(d_model/4)` score scale, FFN of width `d_ff` with dropout, both scans with `d_conv`).",
+            "dropout": "dropout of the embedding (and, in the paper variant, of the FFN).",
+        },
+        references=(
+            Reference(
+                "Sijie Xiong et al.",
+                2025,
+                "Attention Mamba: Time Series Modeling with Adaptive Pooling "
+                "Acceleration and Receptive Field Enhancements",
+                "https://arxiv.org/abs/2504.02013",
+                "IEEE SMC 2025",
+            ),
+            Reference(
+                "Zihan Wang et al.",
+                2024,
+                "Is Mamba Effective for Time Series Forecasting?",
+                "https://arxiv.org/abs/2403.11144",
+                "Neurocomputing",
+            ),
+        ),
+        card="docs/models/attention_mamba.md",
+        search_space={
+            "d_model": Choice([64, 128, 256, 512]),
+            "e_layers": Choice([1, 2]),
+            "d_state": Choice([16, 32, 64]),
+        },
+        derived={"d_ff": SameAs("d_model")},
+        auto_summary=(
+            "token width (a multiple of 4, with `d_ff` equal to it, as in the official scripts), depth, Mamba state "
+            "size, and the shared training settings."
+        ),
+        example={"d_model": 16, "d_ff": 16},
+        demo={"d_model": 128, "d_ff": 128, "e_layers": 1, "d_state": 16},
+        bench=BenchHook(
+            preset_table="attention_mamba",
+            preset_source="AttentionMamba official script",
+            published_name="Attention Mamba",
+        ),
+        # Validation tuning picked 6e-5 to 2.6e-4 on every set (ETTh1, ETTh2, ETTm1, Exchange, SML2010), and 1e-4 beat
+        # NeuralForecast's usual 1e-3 on ETTh1, Exchange and SML2010 (benchmarks/defaults_nf.py, H = 96; the table is on
+        # the model card).
+        learning_rate=1e-4,
+    )
+)

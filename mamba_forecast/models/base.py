@@ -16,7 +16,6 @@ from ..layers import InvertedEmbedding, instance_denormalize, instance_normalize
 from ..layers.embedding import TokenEmbedding
 from ..ssm.scan import BACKENDS
 
-
 # ----------------------------------------------------------------------------------------------------
 # argument checks: each raises before anything is built, naming the argument and how to fix it
 # ----------------------------------------------------------------------------------------------------
@@ -25,7 +24,9 @@ from ..ssm.scan import BACKENDS
 def check_int(name: str, value, *, minimum: int = 1, maximum: int | None = None, hint: str = "") -> int:
     """``value`` as an int in ``[minimum, maximum]``; TypeError for a non-integer, ValueError out of range."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__}); pass e.g. {name}={max(minimum, 1)}.")
+        raise TypeError(
+            f"{name} must be an integer, got {value!r} ({type(value).__name__}); pass e.g. {name}={max(minimum, 1)}."
+        )
     value = int(value)
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
@@ -48,7 +49,13 @@ def check_choice(name: str, value, choices: tuple) -> str:
 
 
 def check_d_conv(value) -> int:
-    return check_int("d_conv", value, minimum=2, maximum=4, hint="The causal convolution width must be 2, 3 or 4 (the limits of the fused CUDA kernel).")
+    return check_int(
+        "d_conv",
+        value,
+        minimum=2,
+        maximum=4,
+        hint="The causal convolution width must be 2, 3 or 4 (the limits of the fused CUDA kernel).",
+    )
 
 
 def check_bool(name: str, value) -> bool:
@@ -124,9 +131,13 @@ class Forecaster(nn.Module):
             return None
         expected = "[" + ", ".join(str(s) if s is not None else "batch" for s in shape) + "]"
         if value is None:
-            raise ValueError(f"{name} is required: the model was built with {name}_size={size}; pass {name} {expected} ({hint}).")
-        if not isinstance(value, torch.Tensor) or value.dim() != len(shape) or any(
-            s is not None and s != v for s, v in zip(shape, value.shape)
+            raise ValueError(
+                f"{name} is required: the model was built with {name}_size={size}; pass {name} {expected} ({hint})."
+            )
+        if (
+            not isinstance(value, torch.Tensor)
+            or value.dim() != len(shape)
+            or any(s is not None and s != v for s, v in zip(shape, value.shape, strict=True))
         ):
             got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(f"{name} must have shape {expected} ({hint}), got {got}.")
@@ -136,12 +147,15 @@ class Forecaster(nn.Module):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point torch.Tensor [batch, input_size, n_series], got {x!r:.80}.")
         if x.dim() != 3:
-            raise ValueError(f"x must be 3-D [batch, input_size={self.input_size}, n_series], got shape {tuple(x.shape)}.")
+            raise ValueError(
+                f"x must be 3-D [batch, input_size={self.input_size}, n_series], got shape {tuple(x.shape)}."
+            )
         batch, length, n = x.shape
         if length != self.input_size:
             raise ValueError(
                 f"x has {length} time steps (shape {tuple(x.shape)}) but the model was built with "
-                f"input_size={self.input_size}; pass the last {self.input_size} steps or rebuild with input_size={length}."
+                f"input_size={self.input_size}; pass the last {self.input_size} steps or rebuild with "
+                f"input_size={length}."
             )
         if n < 1:
             raise ValueError(f"x has no series (shape {tuple(x.shape)}); n_series must be >= 1.")
@@ -151,14 +165,25 @@ class Forecaster(nn.Module):
                 f"n_series={self.n_series}; rebuild it with n_series={n}."
             )
         hist_exog = self._check_exog(
-            "hist_exog", hist_exog, self.hist_exog_size, (batch, self.input_size, self.hist_exog_size), "batch, input_size, hist_exog_size"
+            "hist_exog",
+            hist_exog,
+            self.hist_exog_size,
+            (batch, self.input_size, self.hist_exog_size),
+            "batch, input_size, hist_exog_size",
         )
         futr_exog = self._check_exog(
-            "futr_exog", futr_exog, self.futr_exog_size, (batch, self.input_size + self.h, self.futr_exog_size),
+            "futr_exog",
+            futr_exog,
+            self.futr_exog_size,
+            (batch, self.input_size + self.h, self.futr_exog_size),
             "batch, input_size + h, futr_exog_size",
         )
         stat_exog = self._check_exog(
-            "stat_exog", stat_exog, self.stat_exog_size, (batch, n, self.stat_exog_size), "batch, n_series, stat_exog_size"
+            "stat_exog",
+            stat_exog,
+            self.stat_exog_size,
+            (batch, n, self.stat_exog_size),
+            "batch, n_series, stat_exog_size",
         )
         return tuple(None if e is None else e.to(x.dtype) for e in (hist_exog, futr_exog, stat_exog))
 
@@ -169,9 +194,9 @@ class Forecaster(nn.Module):
         hist_exog, futr_exog, stat_exog = self._check_inputs(x, hist_exog, futr_exog, stat_exog)
         if self.use_norm:
             x, mean, stdev = instance_normalize(x)  # [B, L, N], [B, 1, N], [B, 1, N]
-        y = self.forecast(x, hist_exog, futr_exog, stat_exog)  # [B, h, N, n_outputs]
-        if self.use_norm:
-            y = instance_denormalize(y, mean, stdev)
+            y = instance_denormalize(self.forecast(x, hist_exog, futr_exog, stat_exog), mean, stdev)
+        else:
+            y = self.forecast(x, hist_exog, futr_exog, stat_exog)  # [B, h, N, n_outputs]
         return y.squeeze(-1) if self.n_outputs == 1 else y
 
     def forecast(self, x, hist_exog, futr_exog, stat_exog) -> torch.Tensor:  # pragma: no cover - abstract
@@ -203,8 +228,13 @@ class InvertedForecaster(Forecaster):
         super().__init__(input_size, h, n_series, **common)
         self.d_model = check_int("d_model", d_model)
         self.embedding = InvertedEmbedding(
-            self.input_size, self.h, self.d_model, hist_exog_size=self.hist_exog_size,
-            futr_exog_size=self.futr_exog_size, stat_exog_size=self.stat_exog_size, dropout=self.dropout,
+            self.input_size,
+            self.h,
+            self.d_model,
+            hist_exog_size=self.hist_exog_size,
+            futr_exog_size=self.futr_exog_size,
+            stat_exog_size=self.stat_exog_size,
+            dropout=self.dropout,
             token_embedding=token_embedding,
         )
         self.layers = nn.ModuleList()

@@ -114,12 +114,24 @@ class FMamba(InvertedForecaster):
         position = check_choice("position", position, POSITIONS)
         if n_features is not None:
             if kernel != "performer":
-                raise ValueError(f"n_features only applies to kernel='performer' (got kernel={kernel!r}); leave it out.")
+                raise ValueError(
+                    f"n_features only applies to kernel='performer' (got kernel={kernel!r}); leave it out."
+                )
             n_features = check_int("n_features", n_features)
         super().__init__(
-            input_size, h, n_series, d_model=d_model, dropout=dropout, use_norm=use_norm, n_outputs=n_outputs,
-            hist_exog_size=hist_exog_size, futr_exog_size=futr_exog_size, stat_exog_size=stat_exog_size,
-            scan_backend=scan_backend, final_norm=False, token_embedding=mlp_block,
+            input_size,
+            h,
+            n_series,
+            d_model=d_model,
+            dropout=dropout,
+            use_norm=use_norm,
+            n_outputs=n_outputs,
+            hist_exog_size=hist_exog_size,
+            futr_exog_size=futr_exog_size,
+            stat_exog_size=stat_exog_size,
+            scan_backend=scan_backend,
+            final_norm=False,
+            token_embedding=mlp_block,
         )
         self.kernel = kernel
         self.position = position
@@ -127,7 +139,9 @@ class FMamba(InvertedForecaster):
             FMambaLayer(
                 FastAttention(d_model, n_heads, kernel, n_features),
                 Mamba(d_model, d_state=d_state, d_conv=d_conv, expand=expand, scan_backend=self.scan_backend),
-                d_model, d_ff, self.dropout,
+                d_model,
+                d_ff,
+                self.dropout,
             )
             for _ in range(e_layers)
         )
@@ -139,54 +153,68 @@ class FMamba(InvertedForecaster):
         return tokens + sinusoidal_positions(tokens.shape[1], self.d_model, device=tokens.device, dtype=tokens.dtype)
 
 
-register(ModelSpec(
-    name="FMamba",
-    core=FMamba,
-    title="FMamba",
-    tagline="fast attention across variates followed by Mamba",
-    summary=(
-        "Variate tokens (an MLP embedding of each series' look-back plus a position encoding over the tokens), "
-        "then in every layer fast attention across the tokens (linear in the number of series), a Mamba scan "
-        "over the tokens and an MLP block; a linear head maps every series token to its forecast. No official "
-        "code was available; this is the package's reconstruction of the published pipeline (see the model card)."
-    ),
-    arg_docs={
-        "d_model": "token width.",
-        "d_ff": "hidden width of the MLP block.",
-        "e_layers": "number of layers.",
-        "d_state": "Mamba state size.",
-        "d_conv": "Mamba causal convolution width, 2 to 4.",
-        "expand": "Mamba inner expansion factor.",
-        "n_heads": "fast-attention heads (must divide `d_model`).",
-        "kernel": 'fast-attention kernel: "gaussian" (the paper\'s `exp(-x^2/2)` feature map) or "performer" '
-                  "(FAVOR+ random features approximating softmax attention).",
-        "n_features": 'random features per head for `kernel="performer"` (default None: the head width).',
-        "position": '"tokens" (a sinusoidal position encoding over the token index) or "none".',
-        "dropout": "dropout of the embedding, the attention output and the MLP block.",
-    },
-    references=(
-        Reference("Shusen Ma, Yu Kang, Peng Bai, Yun-Bo Zhao", 2024, "FMamba: Mamba based on Fast-attention for "
-                  "Multivariate Time-series Forecasting", "https://arxiv.org/abs/2407.14814"),
-        Reference("Krzysztof Choromanski et al.", 2021, "Rethinking Attention with Performers",
-                  "https://arxiv.org/abs/2009.14794", "ICLR"),
-    ),
-    card="docs/models/fmamba.md",
-    search_space={
-        "d_model": Choice([64, 128, 256]), "e_layers": Choice([1, 2, 3]), "d_state": Choice([8, 16, 32]),
-        "kernel": Choice(["gaussian", "performer"]),
-    },
-    derived={"d_ff": SameAs("d_model")},
-    auto_summary=(
-        "token width (with the MLP width equal to it), depth, Mamba state size, fast-attention kernel, and the "
-        "shared training settings."
-    ),
-    example={"d_model": 16, "d_ff": 16},
-    demo={"d_model": 128, "d_ff": 128, "e_layers": 1, "d_state": 16},
-    bench=BenchHook(
-        preset_table="smamba", published_name="FMamba",
-        tune_space={"position": Choice(["tokens", "none"]), "kernel": Choice(["gaussian", "performer"])},
-    ),
-    # NeuralForecast's usual 1e-3 lost to 1e-4 on Exchange (-13% MSE) and SML2010 (-22%) and beat it by 1.6% on
-    # ETTh1 (benchmarks/defaults_nf.py, H = 96; the table is on the model card); tuning picked 9e-5 on Exchange.
-    learning_rate=1e-4,
-))
+register(
+    ModelSpec(
+        name="FMamba",
+        core=FMamba,
+        title="FMamba",
+        tagline="fast attention across variates followed by Mamba",
+        summary=(
+            "Variate tokens (an MLP embedding of each series' look-back plus a position encoding over the tokens), "
+            "then in every layer fast attention across the tokens (linear in the number of series), a Mamba scan "
+            "over the tokens and an MLP block; a linear head maps every series token to its forecast. No official "
+            "code was available; this is the package's reconstruction of the published pipeline (see the model card)."
+        ),
+        arg_docs={
+            "d_model": "token width.",
+            "d_ff": "hidden width of the MLP block.",
+            "e_layers": "number of layers.",
+            "d_state": "Mamba state size.",
+            "d_conv": "Mamba causal convolution width, 2 to 4.",
+            "expand": "Mamba inner expansion factor.",
+            "n_heads": "fast-attention heads (must divide `d_model`).",
+            "kernel": 'fast-attention kernel: "gaussian" (the paper\'s `exp(-x^2/2)` feature map) or "performer" '
+            "(FAVOR+ random features approximating softmax attention).",
+            "n_features": 'random features per head for `kernel="performer"` (default None: the head width).',
+            "position": '"tokens" (a sinusoidal position encoding over the token index) or "none".',
+            "dropout": "dropout of the embedding, the attention output and the MLP block.",
+        },
+        references=(
+            Reference(
+                "Shusen Ma, Yu Kang, Peng Bai, Yun-Bo Zhao",
+                2024,
+                "FMamba: Mamba based on Fast-attention for Multivariate Time-series Forecasting",
+                "https://arxiv.org/abs/2407.14814",
+            ),
+            Reference(
+                "Krzysztof Choromanski et al.",
+                2021,
+                "Rethinking Attention with Performers",
+                "https://arxiv.org/abs/2009.14794",
+                "ICLR",
+            ),
+        ),
+        card="docs/models/fmamba.md",
+        search_space={
+            "d_model": Choice([64, 128, 256]),
+            "e_layers": Choice([1, 2, 3]),
+            "d_state": Choice([8, 16, 32]),
+            "kernel": Choice(["gaussian", "performer"]),
+        },
+        derived={"d_ff": SameAs("d_model")},
+        auto_summary=(
+            "token width (with the MLP width equal to it), depth, Mamba state size, fast-attention kernel, and the "
+            "shared training settings."
+        ),
+        example={"d_model": 16, "d_ff": 16},
+        demo={"d_model": 128, "d_ff": 128, "e_layers": 1, "d_state": 16},
+        bench=BenchHook(
+            preset_table="smamba",
+            published_name="FMamba",
+            tune_space={"position": Choice(["tokens", "none"]), "kernel": Choice(["gaussian", "performer"])},
+        ),
+        # NeuralForecast's usual 1e-3 lost to 1e-4 on Exchange (-13% MSE) and SML2010 (-22%) and beat it by 1.6% on
+        # ETTh1 (benchmarks/defaults_nf.py, H = 96; the table is on the model card); tuning picked 9e-5 on Exchange.
+        learning_rate=1e-4,
+    )
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import torch.nn as nn
+from typing import Any
 
 from ..layers import EncoderLayer
 from ..ssm import BiMamba
@@ -77,55 +77,81 @@ class SMamba(InvertedForecaster):
         d_conv = check_d_conv(d_conv)
         expand = check_int("expand", expand)
         super().__init__(
-            input_size, h, n_series, d_model=d_model, dropout=dropout, use_norm=use_norm, n_outputs=n_outputs,
-            hist_exog_size=hist_exog_size, futr_exog_size=futr_exog_size, stat_exog_size=stat_exog_size,
+            input_size,
+            h,
+            n_series,
+            d_model=d_model,
+            dropout=dropout,
+            use_norm=use_norm,
+            n_outputs=n_outputs,
+            hist_exog_size=hist_exog_size,
+            futr_exog_size=futr_exog_size,
+            stat_exog_size=stat_exog_size,
             scan_backend=scan_backend,
         )
-        mamba = {"d_state": d_state, "d_conv": d_conv, "expand": expand, "scan_backend": self.scan_backend}
+        mamba: dict[str, Any] = {
+            "d_state": d_state,
+            "d_conv": d_conv,
+            "expand": expand,
+            "scan_backend": self.scan_backend,
+        }
         self.layers.extend(
             EncoderLayer(BiMamba(self.d_model, **mamba), self.d_model, d_ff, self.dropout) for _ in range(e_layers)
         )
 
 
-register(ModelSpec(
-    name="SMamba",
-    core=SMamba,
-    title="S-Mamba",
-    tagline="a bidirectional Mamba over variate tokens",
-    summary=(
-        "Each series' look-back window becomes one token; every encoder layer mixes the tokens with a "
-        "bidirectional Mamba (one scan in series order, one in reverse, separate weights) and then time inside "
-        "each token with a feed-forward network; a linear head maps every series token to its forecast. The cost "
-        "grows linearly with the number of series."
-    ),
-    arg_docs={
-        "d_model": "token width. Default 256 (the official ETTh1 setting; 512 for larger panels).",
-        "d_ff": "hidden width of the feed-forward network (equal to `d_model` in the official scripts).",
-        "e_layers": "number of encoder layers.",
-        "d_state": "Mamba state size (2 for ETT/Weather, 16 or 32 elsewhere in the official scripts).",
-        "d_conv": "Mamba causal convolution width, 2 to 4.",
-        "expand": "Mamba inner expansion factor.",
-        "dropout": "dropout of the embedding and the feed-forward network.",
-    },
-    references=(
-        Reference("Zihan Wang et al.", 2024, "Is Mamba Effective for Time Series Forecasting?",
-                  "https://arxiv.org/abs/2403.11144", "Neurocomputing"),
-        Reference("Albert Gu, Tri Dao", 2023, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
-                  "https://arxiv.org/abs/2312.00752"),
-    ),
-    card="docs/models/smamba.md",
-    search_space={
-        "d_model": Choice([64, 128, 256, 512]), "e_layers": Choice([1, 2, 3, 4]), "d_state": Choice([2, 16, 32]),
-    },
-    derived={"d_ff": SameAs("d_model")},
-    auto_summary=(
-        "token width (with the feed-forward width equal to it, as in the official scripts), depth, Mamba state "
-        "size, and the shared training settings."
-    ),
-    example={"d_model": 16, "d_ff": 16},
-    demo={"d_model": 128, "d_ff": 128, "e_layers": 2, "d_state": 2},
-    bench=BenchHook(preset_table="smamba", preset_source="S-Mamba official script", published_name="S-Mamba"),
-    # NeuralForecast's usual 1e-3 loses to 1e-4 on ETTh1, Exchange and SML2010 (benchmarks/defaults_nf.py, H = 96;
-    # the table is on the model card), and validation tuning picked 6e-5 to 1.4e-4 on all three.
-    learning_rate=1e-4,
-))
+register(
+    ModelSpec(
+        name="SMamba",
+        core=SMamba,
+        title="S-Mamba",
+        tagline="a bidirectional Mamba over variate tokens",
+        summary=(
+            "Each series' look-back window becomes one token; every encoder layer mixes the tokens with a "
+            "bidirectional Mamba (one scan in series order, one in reverse, separate weights) and then time inside "
+            "each token with a feed-forward network; a linear head maps every series token to its forecast. The cost "
+            "grows linearly with the number of series."
+        ),
+        arg_docs={
+            "d_model": "token width. Default 256 (the official ETTh1 setting; 512 for larger panels).",
+            "d_ff": "hidden width of the feed-forward network (equal to `d_model` in the official scripts).",
+            "e_layers": "number of encoder layers.",
+            "d_state": "Mamba state size (2 for ETT/Weather, 16 or 32 elsewhere in the official scripts).",
+            "d_conv": "Mamba causal convolution width, 2 to 4.",
+            "expand": "Mamba inner expansion factor.",
+            "dropout": "dropout of the embedding and the feed-forward network.",
+        },
+        references=(
+            Reference(
+                "Zihan Wang et al.",
+                2024,
+                "Is Mamba Effective for Time Series Forecasting?",
+                "https://arxiv.org/abs/2403.11144",
+                "Neurocomputing",
+            ),
+            Reference(
+                "Albert Gu, Tri Dao",
+                2023,
+                "Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
+                "https://arxiv.org/abs/2312.00752",
+            ),
+        ),
+        card="docs/models/smamba.md",
+        search_space={
+            "d_model": Choice([64, 128, 256, 512]),
+            "e_layers": Choice([1, 2, 3, 4]),
+            "d_state": Choice([2, 16, 32]),
+        },
+        derived={"d_ff": SameAs("d_model")},
+        auto_summary=(
+            "token width (with the feed-forward width equal to it, as in the official scripts), depth, Mamba state "
+            "size, and the shared training settings."
+        ),
+        example={"d_model": 16, "d_ff": 16},
+        demo={"d_model": 128, "d_ff": 128, "e_layers": 2, "d_state": 2},
+        bench=BenchHook(preset_table="smamba", preset_source="S-Mamba official script", published_name="S-Mamba"),
+        # NeuralForecast's usual 1e-3 loses to 1e-4 on ETTh1, Exchange and SML2010 (benchmarks/defaults_nf.py, H = 96;
+        # the table is on the model card), and validation tuning picked 6e-5 to 1.4e-4 on all three.
+        learning_rate=1e-4,
+    )
+)

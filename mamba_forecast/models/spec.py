@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 # Core arguments an adapter sets from the data (window lengths, number of series, outputs per step, exogenous
 # widths): every other keyword argument of a core is an architecture argument a user sets.
@@ -79,14 +80,16 @@ class SameAs:
 
 # The training part of every default Auto search space. ``input_size`` is sampled as ``h`` times one of these
 # multipliers and ``step_size`` as 1 or ``h`` (NeuralForecast's convention).
-TRAINING_SPACE = MappingProxyType({
-    "input_size_multiplier": (1, 2, 3, 4, 5),
-    "learning_rate": LogUniform(1e-4, 1e-2),
-    "scaler_type": Choice(["identity", "robust", "standard"]),
-    "max_steps": Choice([500, 1000, 2000]),
-    "windows_batch_size": Choice([16, 32, 64, 128]),
-    "random_seed": RandInt(1, 20),
-})
+TRAINING_SPACE: Mapping[str, Any] = MappingProxyType(
+    {
+        "input_size_multiplier": (1, 2, 3, 4, 5),
+        "learning_rate": LogUniform(1e-4, 1e-2),
+        "scaler_type": Choice(["identity", "robust", "standard"]),
+        "max_steps": Choice([500, 1000, 2000]),
+        "windows_batch_size": Choice([16, 32, 64, 128]),
+        "random_seed": RandInt(1, 20),
+    }
+)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -223,7 +226,7 @@ def architecture_arguments(core: type) -> dict[str, tuple[Any, str]]:
             continue
         if klass is object or klass.__module__.startswith("torch."):
             break
-        parameters = inspect.signature(klass.__init__).parameters
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters
         for name, p in parameters.items():
             if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or name in ADAPTER_ARGS:
                 continue
@@ -269,7 +272,7 @@ def register(spec: ModelSpec) -> ModelSpec:
             f"a model named {spec.name!r} is already registered (core {_core_path(taken)}); pick another name or "
             "unregister() it."
         )
-    parameters = inspect.signature(spec.core.__init__).parameters
+    parameters = inspect.signature(spec.core).parameters
     missing = [a for a in ("input_size", "h", "n_series") if a not in parameters]
     if missing:
         raise TypeError(
@@ -280,8 +283,13 @@ def register(spec: ModelSpec) -> ModelSpec:
     undocumented = [a for a in arguments if a not in spec.arg_docs and a not in COMMON_ARG_DOCS]
     if undocumented:
         raise ValueError(f"{spec.name}: ModelSpec.arg_docs has no doc for {', '.join(undocumented)}.")
-    for what, keys in (("arg_docs", spec.arg_docs), ("search_space", spec.search_space), ("derived", spec.derived),
-                       ("example", spec.example), ("demo", spec.demo)):
+    for what, keys in (
+        ("arg_docs", spec.arg_docs),
+        ("search_space", spec.search_space),
+        ("derived", spec.derived),
+        ("example", spec.example),
+        ("demo", spec.demo),
+    ):
         unknown = [k for k in keys if k not in arguments]
         if unknown:
             raise ValueError(
@@ -319,4 +327,3 @@ def all_specs() -> tuple[ModelSpec, ...]:
 def model_names() -> tuple[str, ...]:
     """The registered model names, in registration order."""
     return tuple(_REGISTRY)
-

@@ -125,8 +125,15 @@ class TSM2(Forecaster):
         patch_len = check_int("patch_len", patch_len)
         stride = check_int("stride", stride)
         super().__init__(
-            input_size, h, n_series, dropout=dropout, use_norm=use_norm, n_outputs=n_outputs,
-            hist_exog_size=hist_exog_size, futr_exog_size=futr_exog_size, stat_exog_size=stat_exog_size,
+            input_size,
+            h,
+            n_series,
+            dropout=dropout,
+            use_norm=use_norm,
+            n_outputs=n_outputs,
+            hist_exog_size=hist_exog_size,
+            futr_exog_size=futr_exog_size,
+            stat_exog_size=stat_exog_size,
             scan_backend=scan_backend,
         )
         if patch_len > self.input_size:
@@ -158,12 +165,13 @@ class TSM2(Forecaster):
     def forecast(self, x, hist_exog, futr_exog, stat_exog) -> torch.Tensor:
         batch, _, n = x.shape
         tokens = self.patch_embedding(self._patches(x))  # [B, N, P, D]
-        if stat_exog is not None:
+        # an exogenous layer exists exactly when its input is given (forward checked the inputs against the sizes)
+        if self.stat_embedding is not None:
             tokens = tokens + self.stat_embedding(stat_exog).unsqueeze(2)  # [B, N, P, D]
         tokens = [tokens]
-        if hist_exog is not None:
+        if self.hist_patch_embedding is not None:
             tokens.append(self.hist_patch_embedding(self._patches(hist_exog)))  # [B, K_h, P, D]
-        if futr_exog is not None:
+        if self.futr_patch_embedding is not None and self.futr_embedding is not None:
             past, future = futr_exog[:, : self.input_size], futr_exog[:, self.input_size :]
             future = self.futr_embedding(future.transpose(1, 2)).unsqueeze(2)  # [B, K_f, 1, D]
             tokens.append(self.futr_patch_embedding(self._patches(past)) + future)  # [B, K_f, P, D]
@@ -190,56 +198,70 @@ def _stride_for(config) -> int:
     return max(1, _patch_len_for(config) // 2)
 
 
-register(ModelSpec(
-    name="TSM2",
-    core=TSM2,
-    title="TSM2",
-    tagline="the time-series MambaMixer with selective time and variate mixers",
-    summary=(
-        "The time-series MambaMixer: each series is cut into patches; every block mixes the patches of each "
-        "series with a Mamba scan (time mixer) and the series of each patch with a bidirectional Mamba (variate "
-        "mixer), each fed a learned weighted average of all earlier outputs; a linear head maps the patches of "
-        "each series to its forecast."
-    ),
-    exogenous=(
-        "Exogenous series are patched like extra series and mixed with the target by the variate mixer: a "
-        "historical one over the look-back; a future one over the look-back, with its horizon values embedded and "
-        "added to every one of its patches. Static features are embedded and added to every patch of their series."
-    ),
-    arg_docs={
-        "d_model": "patch-token width.",
-        "e_layers": "number of MambaMixer blocks.",
-        "d_state": "Mamba state size.",
-        "d_conv": "Mamba causal convolution width, 2 to 4.",
-        "expand": "Mamba inner expansion factor.",
-        "patch_len": "patch length (at most `input_size`).",
-        "stride": "step between patches.",
-        "dropout": "dropout of the embedding and of each mixer's output.",
-    },
-    references=(
-        Reference("Ali Behrouz, Michele Santacatterina, Ramin Zabih", 2024, "MambaMixer: Efficient Selective State "
-                  "Space Models with Dual Token and Channel Selection", "https://arxiv.org/abs/2403.19888"),
-        Reference("Albert Gu, Tri Dao", 2023, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
-                  "https://arxiv.org/abs/2312.00752"),
-    ),
-    card="docs/models/tsm2.md",
-    search_space={"d_model": Choice([16, 32, 64, 128]), "e_layers": Choice([1, 2, 3]), "d_state": Choice([8, 16, 32])},
-    derived={"patch_len": _patch_len_for, "stride": _stride_for},
-    auto_summary=(
-        "patch-token width, depth, Mamba state size, and the shared training settings. Patches are "
-        "`min(16, input_size)` long with half-overlapping strides, so every sampled `input_size` is valid."
-    ),
-    example={"d_model": 16, "patch_len": 7, "stride": 7},
-    # TSM2 scans a d_state x (expand * d_model) state over every patch of every series and every series of every
-    # patch, so its defaults (d_state 16, expand 2) cost about 10x the others in the demo; this is ~3x cheaper.
-    demo={"d_model": 32, "e_layers": 2, "d_state": 8, "expand": 1},
-    bench=BenchHook(
-        preset_table="tsm2",
-        preset_source="TSM2 third-party replication config (spec 6.4); Adam + type1 as the protocol",
-        published_name="TSM2",
-        tune_space={"d_state": Choice([8, 16]), "expand": Choice([1, 2])},
-    ),
-    # NeuralForecast's usual 1e-3 lost to 1e-4 on Exchange (-27% MSE) and SML2010 (-5%) and tied on ETTh1 (+0.2%)
-    # (benchmarks/defaults_nf.py, H = 96; the table is on the model card).
-    learning_rate=1e-4,
-))
+register(
+    ModelSpec(
+        name="TSM2",
+        core=TSM2,
+        title="TSM2",
+        tagline="the time-series MambaMixer with selective time and variate mixers",
+        summary=(
+            "The time-series MambaMixer: each series is cut into patches; every block mixes the patches of each "
+            "series with a Mamba scan (time mixer) and the series of each patch with a bidirectional Mamba (variate "
+            "mixer), each fed a learned weighted average of all earlier outputs; a linear head maps the patches of "
+            "each series to its forecast."
+        ),
+        exogenous=(
+            "Exogenous series are patched like extra series and mixed with the target by the variate mixer: a "
+            "historical one over the look-back; a future one over the look-back, with its horizon values embedded and "
+            "added to every one of its patches. Static features are embedded and added to every patch of their series."
+        ),
+        arg_docs={
+            "d_model": "patch-token width.",
+            "e_layers": "number of MambaMixer blocks.",
+            "d_state": "Mamba state size.",
+            "d_conv": "Mamba causal convolution width, 2 to 4.",
+            "expand": "Mamba inner expansion factor.",
+            "patch_len": "patch length (at most `input_size`).",
+            "stride": "step between patches.",
+            "dropout": "dropout of the embedding and of each mixer's output.",
+        },
+        references=(
+            Reference(
+                "Ali Behrouz, Michele Santacatterina, Ramin Zabih",
+                2024,
+                "MambaMixer: Efficient Selective State Space Models with Dual Token and Channel Selection",
+                "https://arxiv.org/abs/2403.19888",
+            ),
+            Reference(
+                "Albert Gu, Tri Dao",
+                2023,
+                "Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
+                "https://arxiv.org/abs/2312.00752",
+            ),
+        ),
+        card="docs/models/tsm2.md",
+        search_space={
+            "d_model": Choice([16, 32, 64, 128]),
+            "e_layers": Choice([1, 2, 3]),
+            "d_state": Choice([8, 16, 32]),
+        },
+        derived={"patch_len": _patch_len_for, "stride": _stride_for},
+        auto_summary=(
+            "patch-token width, depth, Mamba state size, and the shared training settings. Patches are "
+            "`min(16, input_size)` long with half-overlapping strides, so every sampled `input_size` is valid."
+        ),
+        example={"d_model": 16, "patch_len": 7, "stride": 7},
+        # TSM2 scans a d_state x (expand * d_model) state over every patch of every series and every series of every
+        # patch, so its defaults (d_state 16, expand 2) cost about 10x the others in the demo; this is ~3x cheaper.
+        demo={"d_model": 32, "e_layers": 2, "d_state": 8, "expand": 1},
+        bench=BenchHook(
+            preset_table="tsm2",
+            preset_source="TSM2 third-party replication config (spec 6.4); Adam + type1 as the protocol",
+            published_name="TSM2",
+            tune_space={"d_state": Choice([8, 16]), "expand": Choice([1, 2])},
+        ),
+        # NeuralForecast's usual 1e-3 lost to 1e-4 on Exchange (-27% MSE) and SML2010 (-5%) and tied on ETTh1 (+0.2%)
+        # (benchmarks/defaults_nf.py, H = 96; the table is on the model card).
+        learning_rate=1e-4,
+    )
+)

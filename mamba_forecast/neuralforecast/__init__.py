@@ -19,8 +19,17 @@ from .smamba import AutoSMamba, SMamba
 from .tsm2 import TSM2, AutoTSM2
 
 __all__ = [
-    "SMamba", "AutoSMamba", "AttentionMamba", "AutoAttentionMamba", "FMamba", "AutoFMamba", "TSM2", "AutoTSM2",
-    "MambaForecaster", "MambaAuto", "register_model",
+    "SMamba",
+    "AutoSMamba",
+    "AttentionMamba",
+    "AutoAttentionMamba",
+    "FMamba",
+    "AutoFMamba",
+    "TSM2",
+    "AutoTSM2",
+    "MambaForecaster",
+    "MambaAuto",
+    "register_model",
 ]
 
 # The classes registered so far: allow-listed with Darts when `mamba_forecast.darts` is imported after this package.
@@ -74,6 +83,10 @@ def _register_with_darts(classes: list[type] | None = None) -> None:
     add_safe_globals([*classes, *exported])
 
 
-for _model, _auto in ((SMamba, AutoSMamba), (AttentionMamba, AutoAttentionMamba), (FMamba, AutoFMamba),
-                      (TSM2, AutoTSM2)):
+for _model, _auto in (
+    (SMamba, AutoSMamba),
+    (AttentionMamba, AutoAttentionMamba),
+    (FMamba, AutoFMamba),
+    (TSM2, AutoTSM2),
+):
     register_model(_model, _auto)

@@ -10,18 +10,18 @@ NeuralForecast's signature; ``tools/host_classes.py`` writes them from the model
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import numbers
 import pickle
 import warnings
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.nn as nn
 
-from ..models.base import check_int
+from ..models.base import Forecaster, check_int
 from ..models.spec import ModelSpec, all_specs, architecture_arguments
 from ._compat import BaseModel, ModelHooks, PanelIndex, is_distributed_datamodule, panel_index
 
@@ -71,7 +71,7 @@ class MambaForecaster(ModelHooks):
     RECURRENT = False
 
     spec: ClassVar[ModelSpec]
-    core_class: ClassVar[type[nn.Module]]
+    core_class: ClassVar[type[Forecaster]]
 
     def __init__(self, **arguments):
         name = type(self).__name__
@@ -92,7 +92,7 @@ class MambaForecaster(ModelHooks):
         super().__init__(n_series=n_series or 1, **arguments)
         self._architecture = architecture
         self.n_series = None
-        self.core = None
+        self.core: Forecaster | None = None
         if n_series is not None or not (self.core_class.FIXED_N_SERIES or self.hist_exog_size or self.futr_exog_size):
             self._build_core(n_series)
         else:
@@ -115,7 +115,7 @@ class MambaForecaster(ModelHooks):
             return super().load(path, *args, **kwargs)
         except (ValueError, TypeError, OSError, pickle.UnpicklingError):
             raise  # NeuralForecast's own clear errors (foreign class, not a checkpoint, refused pickle), missing files
-        except Exception as err:  # noqa: BLE001 - whatever the reader raises on damaged bytes
+        except Exception as err:  # whatever the reader raises on damaged bytes
             raise ValueError(
                 f"{cls.__name__}.load could not read {path!r}: the checkpoint is truncated or corrupted "
                 f"({type(err).__name__}: {err}). Save the model again (NeuralForecast.save or model.save) or "
@@ -166,8 +166,18 @@ class MambaForecaster(ModelHooks):
 
     # -- NeuralForecast entry points ------------------------------------------------------------------
 
-    def fit(self, dataset, val_size=0, test_size=0, random_seed=None, distributed_config=None, *, ds=None, uids=None,
-            freq=None):
+    def fit(
+        self,
+        dataset,
+        val_size=0,
+        test_size=0,
+        random_seed=None,
+        distributed_config=None,
+        *,
+        ds=None,
+        uids=None,
+        freq=None,
+    ):
         """NeuralForecast's ``BaseModel.fit``, after the panel checks.
 
         ``NeuralForecast.fit``/``cross_validation`` call it with their ``TimeSeriesDataset``, whose timestamps the
@@ -196,7 +206,10 @@ class MambaForecaster(ModelHooks):
         elif self.n_series is None and n is not None:
             self._set_n_series(n)
         return super().fit(
-            dataset, val_size=val_size, test_size=test_size, random_seed=random_seed,
+            dataset,
+            val_size=val_size,
+            test_size=test_size,
+            random_seed=random_seed,
             distributed_config=distributed_config,
         )
 
@@ -228,12 +241,13 @@ class MambaForecaster(ModelHooks):
     def on_fit_start(self):
         super().on_fit_start()
         datamodule = getattr(self.trainer, "datamodule", None)
-        if is_distributed_datamodule(datamodule):
+        if datamodule is not None and is_distributed_datamodule(datamodule):
             # A worker of a distributed (Spark) fit: it trains on the series of its own partition, all of them
             # in every batch, whatever batch_size the driver set. Its rows have no timestamps to check.
             dataset = datamodule.dataset
-            check_panel(self, dataset, val_size=self.val_size or 0, test_size=self.test_size or 0, training=True,
-                        index=None)
+            check_panel(
+                self, dataset, val_size=self.val_size or 0, test_size=self.test_size or 0, training=True, index=None
+            )
             self.n_series = dataset.n_groups
             datamodule.batch_size = max(datamodule.batch_size, dataset.n_groups)
             datamodule.valid_batch_size = max(datamodule.valid_batch_size or 0, dataset.n_groups)
@@ -267,6 +281,7 @@ class MambaForecaster(ModelHooks):
             futr_exog = futr_exog.permute(0, 2, 1, 3).reshape(batch, futr_exog.shape[2], -1)  # [B, L + h, F*N]
         if stat_exog is not None:
             stat_exog = stat_exog.unsqueeze(0).expand(batch, -1, -1)  # [B, N, S]
+        assert self.core is not None  # built at construction, or at fit when n_series was left to the data
         y = self.core(x, hist_exog, futr_exog, stat_exog).reshape(batch, self.h, n, -1)  # [B, h, N, m]
         if self.loss.is_distribution_output:
             y = y.transpose(2, 3)  # [B, h, m, N]: DistributionLoss splits the last axis into m blocks of N
@@ -323,18 +338,21 @@ def check_training_arguments(arguments: dict) -> None:
         if key in arguments:
             check_int(key, arguments[key], hint=hint)
     if arguments.get("valid_batch_size") is not None:
-        check_int("valid_batch_size", arguments["valid_batch_size"], hint="Pass e.g. valid_batch_size=None (batch_size).")
+        check_int(
+            "valid_batch_size", arguments["valid_batch_size"], hint="Pass e.g. valid_batch_size=None (batch_size)."
+        )
     inference = arguments.get("inference_windows_batch_size")
     if inference is not None and inference != -1:
         check_int(
-            "inference_windows_batch_size", inference,
+            "inference_windows_batch_size",
+            inference,
             hint="Pass e.g. inference_windows_batch_size=32, or -1 for all windows at once.",
         )
     if "learning_rate" in arguments:
         lr = arguments["learning_rate"]
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
             raise TypeError(f"learning_rate must be a positive float, got {lr!r}; pass e.g. learning_rate=1e-3.")
-        if not (math.isfinite(lr) and lr > 0):
+        if not (math.isfinite(lr) and float(lr) > 0):
             raise ValueError(f"learning_rate must be a positive finite float, got {lr}; pass e.g. learning_rate=1e-3.")
 
 
@@ -368,18 +386,19 @@ def check_panel(
         return
     name = type(model).__name__
     lengths = np.diff(indptr)
-    resolved = []  # the index, looked up at most once, and only when needed
+    resolved: list[PanelIndex | None] = []  # the index, looked up at most once, and only when needed
 
     def known() -> PanelIndex | None:
         if not resolved:
-            resolved.append(panel_index(dataset) if index is _UNRESOLVED else index)
+            resolved.append(panel_index(dataset) if index is _UNRESOLVED else cast("PanelIndex | None", index))
         return resolved[0]
 
     def label(i):
         uids = getattr(known(), "uids", None)
         return repr(list(uids)[i]) if uids is not None and len(uids) == len(lengths) else f"#{i}"
 
-    stamps = getattr(known(), "ds", None) if training else None
+    panel = known() if training else None
+    stamps = getattr(panel, "ds", None)
     if stamps is not None:
         stamps = np.asarray(stamps)
     if stamps is not None and len(stamps) == int(indptr[-1]) and len(stamps) > 1:
@@ -404,7 +423,7 @@ def check_panel(
         return
     # A TimeSeriesDataset keeps no timestamps; NeuralForecast keeps them next to it (``ds``, sorted like the
     # rows), and the model's fit only receives the dataset: see ``_compat.panel_index``.
-    if stamps is not None and len(stamps) == len(dataset.temporal):
+    if panel is not None and stamps is not None and len(stamps) == len(dataset.temporal):
         grid = stamps.reshape(len(lengths), -1)
         off = np.flatnonzero((grid != grid[:1]).any(axis=1))
         if off.size:
@@ -414,7 +433,7 @@ def check_panel(
                 f"runs from {grid[i, 0]} to {grid[i, -1]} and {label(0)} from {grid[0, 0]} to {grid[0, -1]}. "
                 f"Align the series (same start, end and frequency, no gaps) before fitting."
             )
-        check_time_grid(name, grid[0], known().freq)
+        check_time_grid(name, grid[0], panel.freq)
     temporal = dataset.temporal
     columns = list(dataset.temporal_cols)
     available = temporal[:, columns.index("available_mask")] > 0 if "available_mask" in columns else None
@@ -495,8 +514,8 @@ def check_time_grid(name: str, stamps: np.ndarray, freq) -> None:
         raise ValueError(
             f"NeuralForecast was given {shown}, but {found}: consecutive timestamps {_stamp(stamps[bad[0]])} and "
             f"{_stamp(stamps[bad[0] + 1])} are not one {shown} step apart ({bad.size} of {len(stamps) - 1} steps). "
-            f"{name} would train on the rows as they are and date its forecasts one {shown} step apart. Create it with NeuralForecast(models=..., {fix}) "
-            f"to match the timestamps."
+            f"{name} would train on the rows as they are and date its forecasts one {shown} step apart. Create it "
+            f"with NeuralForecast(models=..., {fix}) to match the timestamps."
         )
     i = int(bad[0])
     missing = "missing" if stamps[i + 1] > expected[i] else "off the grid"
@@ -548,7 +567,7 @@ def _check_prediction_inputs(model: MambaForecaster, dataset, length: int) -> No
         )
     indptr = dataset.indptr
     first = max(history - model.input_size, 0)  # the first row each series' windows read
-    rows = np.concatenate([np.arange(start + first, end) for start, end in zip(indptr[:-1], indptr[1:])])
+    rows = np.concatenate([np.arange(start + first, end) for start, end in itertools.pairwise(indptr)])
     temporal = dataset.temporal[rows]
     infinite = torch.isinf(temporal).any(dim=0)
     if infinite.any():
@@ -563,4 +582,8 @@ def _check_prediction_inputs(model: MambaForecaster, dataset, length: int) -> No
 
 def _stamp(value) -> str:
     """A timestamp as users write it (``2024-01-01 05:00:00``), not as numpy prints it."""
-    return str(np.datetime_as_string(value, unit="s")).replace("T", " ") if isinstance(value, np.datetime64) else str(value)
+    return (
+        str(np.datetime_as_string(value, unit="s")).replace("T", " ")
+        if isinstance(value, np.datetime64)
+        else str(value)
+    )

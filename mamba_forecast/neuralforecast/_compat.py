@@ -41,7 +41,8 @@ from __future__ import annotations
 import copy
 import inspect
 import sys
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 from neuralforecast.common._base_auto import BaseAuto, MockTrial  # touchpoint 2
@@ -66,6 +67,8 @@ class ModelHooks(BaseModel):
     A subclass may implement ``_postprocess_prediction(y_hat)`` (the forecast of one batch, returned changed or
     not) and ``_after_distributed_fit(model)`` (the model a Spark fit trained, before it is returned).
     """
+
+    trainer_kwargs: dict[str, Any]  # set by NeuralForecast's BaseModel.__init__
 
     def _postprocess_prediction(self, y_hat):
         return y_hat

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from neuralforecast.losses.pytorch import MAE
 
 from mamba_forecast.models import get_spec
@@ -106,8 +104,10 @@ class AttentionMamba(MambaForecaster):
             the pure PyTorch scan runs.
 
     References:
-        - [Sijie Xiong et al. (2025). "Attention Mamba: Time Series Modeling with Adaptive Pooling Acceleration and Receptive Field Enhancements". IEEE SMC 2025.](https://arxiv.org/abs/2504.02013)
-        - [Zihan Wang et al. (2024). "Is Mamba Effective for Time Series Forecasting?". Neurocomputing.](https://arxiv.org/abs/2403.11144)
+        - [Sijie Xiong et al. (2025). "Attention Mamba: Time Series Modeling with Adaptive Pooling Acceleration and
+          Receptive Field Enhancements". IEEE SMC 2025.](https://arxiv.org/abs/2504.02013)
+        - [Zihan Wang et al. (2024). "Is Mamba Effective for Time Series Forecasting?".
+          Neurocomputing.](https://arxiv.org/abs/2403.11144)
     """
 
     spec = get_spec("AttentionMamba")
@@ -141,7 +141,7 @@ class AttentionMamba(MambaForecaster):
         val_monitor: str = "ptl/val_loss",
         val_check_steps: int = 100,
         batch_size: int = 32,
-        valid_batch_size: Optional[int] = None,
+        valid_batch_size: int | None = None,
         windows_batch_size=32,
         inference_windows_batch_size=32,
         start_padding_enabled=False,
@@ -150,7 +150,7 @@ class AttentionMamba(MambaForecaster):
         scaler_type: str = "standard",
         random_seed: int = 1,
         drop_last_loader: bool = False,
-        alias: Optional[str] = None,
+        alias: str | None = None,
         optimizer=None,
         optimizer_kwargs=None,
         lr_scheduler=None,

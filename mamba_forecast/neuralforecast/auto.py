@@ -5,7 +5,8 @@ The search spaces never contain ``n_series``: the models read it from the data a
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 from neuralforecast.losses.pytorch import MAE
 from ray import tune
@@ -14,6 +15,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from ..models.spec import TRAINING_SPACE, Choice, LogUniform, ModelSpec, RandInt
 from ._base import MambaForecaster
 from ._compat import BaseAuto, MockTrial, panel_index, ray_config_to_optuna, with_panel_index
+
 
 class MambaAuto(BaseAuto):
     """Base of the ``Auto`` classes: NeuralForecast's ``BaseAuto`` with a default space for either backend.
@@ -35,7 +37,7 @@ class MambaAuto(BaseAuto):
         loss=MAE(),
         valid_loss=None,
         config=None,
-        search_alg=BasicVariantGenerator(random_state=1),
+        search_alg=BasicVariantGenerator(random_state=1),  # noqa: B008 - as NeuralForecast's; fit deep-copies it
         num_samples=10,
         time_budget=None,
         refit_with_val=False,
@@ -81,7 +83,10 @@ class MambaAuto(BaseAuto):
         if index is not None:
             dataset = with_panel_index(dataset, index)
         return super().fit(
-            dataset, val_size=val_size, test_size=test_size, random_seed=random_seed,
+            dataset,
+            val_size=val_size,
+            test_size=test_size,
+            random_seed=random_seed,
             distributed_config=distributed_config,
         )
 

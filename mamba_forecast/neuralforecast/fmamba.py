@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from neuralforecast.losses.pytorch import MAE
 
 from mamba_forecast.models import get_spec
@@ -107,8 +105,10 @@ class FMamba(MambaForecaster):
             the pure PyTorch scan runs.
 
     References:
-        - [Shusen Ma, Yu Kang, Peng Bai, Yun-Bo Zhao (2024). "FMamba: Mamba based on Fast-attention for Multivariate Time-series Forecasting".](https://arxiv.org/abs/2407.14814)
-        - [Krzysztof Choromanski et al. (2021). "Rethinking Attention with Performers". ICLR.](https://arxiv.org/abs/2009.14794)
+        - [Shusen Ma, Yu Kang, Peng Bai, Yun-Bo Zhao (2024). "FMamba: Mamba based on Fast-attention for Multivariate
+          Time-series Forecasting".](https://arxiv.org/abs/2407.14814)
+        - [Krzysztof Choromanski et al. (2021). "Rethinking Attention with Performers".
+          ICLR.](https://arxiv.org/abs/2009.14794)
     """
 
     spec = get_spec("FMamba")
@@ -145,7 +145,7 @@ class FMamba(MambaForecaster):
         val_monitor: str = "ptl/val_loss",
         val_check_steps: int = 100,
         batch_size: int = 32,
-        valid_batch_size: Optional[int] = None,
+        valid_batch_size: int | None = None,
         windows_batch_size=32,
         inference_windows_batch_size=32,
         start_padding_enabled=False,
@@ -154,7 +154,7 @@ class FMamba(MambaForecaster):
         scaler_type: str = "standard",
         random_seed: int = 1,
         drop_last_loader: bool = False,
-        alias: Optional[str] = None,
+        alias: str | None = None,
         optimizer=None,
         optimizer_kwargs=None,
         lr_scheduler=None,

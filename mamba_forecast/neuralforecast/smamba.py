@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from neuralforecast.losses.pytorch import MAE
 
 from mamba_forecast.models import get_spec
@@ -101,8 +99,10 @@ class SMamba(MambaForecaster):
             the pure PyTorch scan runs.
 
     References:
-        - [Zihan Wang et al. (2024). "Is Mamba Effective for Time Series Forecasting?". Neurocomputing.](https://arxiv.org/abs/2403.11144)
-        - [Albert Gu, Tri Dao (2023). "Mamba: Linear-Time Sequence Modeling with Selective State Spaces".](https://arxiv.org/abs/2312.00752)
+        - [Zihan Wang et al. (2024). "Is Mamba Effective for Time Series Forecasting?".
+          Neurocomputing.](https://arxiv.org/abs/2403.11144)
+        - [Albert Gu, Tri Dao (2023). "Mamba: Linear-Time Sequence Modeling with Selective State
+          Spaces".](https://arxiv.org/abs/2312.00752)
     """
 
     spec = get_spec("SMamba")
@@ -135,7 +135,7 @@ class SMamba(MambaForecaster):
         val_monitor: str = "ptl/val_loss",
         val_check_steps: int = 100,
         batch_size: int = 32,
-        valid_batch_size: Optional[int] = None,
+        valid_batch_size: int | None = None,
         windows_batch_size=32,
         inference_windows_batch_size=32,
         start_padding_enabled=False,
@@ -144,7 +144,7 @@ class SMamba(MambaForecaster):
         scaler_type: str = "standard",
         random_seed: int = 1,
         drop_last_loader: bool = False,
-        alias: Optional[str] = None,
+        alias: str | None = None,
         optimizer=None,
         optimizer_kwargs=None,
         lr_scheduler=None,

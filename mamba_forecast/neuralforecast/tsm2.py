@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from neuralforecast.losses.pytorch import MAE
 
 from mamba_forecast.models import get_spec
@@ -103,8 +101,10 @@ class TSM2(MambaForecaster):
             the pure PyTorch scan runs.
 
     References:
-        - [Ali Behrouz, Michele Santacatterina, Ramin Zabih (2024). "MambaMixer: Efficient Selective State Space Models with Dual Token and Channel Selection".](https://arxiv.org/abs/2403.19888)
-        - [Albert Gu, Tri Dao (2023). "Mamba: Linear-Time Sequence Modeling with Selective State Spaces".](https://arxiv.org/abs/2312.00752)
+        - [Ali Behrouz, Michele Santacatterina, Ramin Zabih (2024). "MambaMixer: Efficient Selective State Space Models
+          with Dual Token and Channel Selection".](https://arxiv.org/abs/2403.19888)
+        - [Albert Gu, Tri Dao (2023). "Mamba: Linear-Time Sequence Modeling with Selective State
+          Spaces".](https://arxiv.org/abs/2312.00752)
     """
 
     spec = get_spec("TSM2")
@@ -138,7 +138,7 @@ class TSM2(MambaForecaster):
         val_monitor: str = "ptl/val_loss",
         val_check_steps: int = 100,
         batch_size: int = 32,
-        valid_batch_size: Optional[int] = None,
+        valid_batch_size: int | None = None,
         windows_batch_size=32,
         inference_windows_batch_size=32,
         start_padding_enabled=False,
@@ -147,7 +147,7 @@ class TSM2(MambaForecaster):
         scaler_type: str = "standard",
         random_seed: int = 1,
         drop_last_loader: bool = False,
-        alias: Optional[str] = None,
+        alias: str | None = None,
         optimizer=None,
         optimizer_kwargs=None,
         lr_scheduler=None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 import math
 import os
 import threading
@@ -154,7 +155,7 @@ def _row_blocks(rows: int, per_row: int, workers: int) -> list[tuple[int, int]]:
         return [(0, rows)]
     n_blocks = min(rows, 2 * workers, max(1, rows * per_row // _MIN_BLOCK_ELEMENTS))
     bounds = [rows * i // n_blocks for i in range(n_blocks + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(itertools.pairwise(bounds))
 
 
 def over_row_blocks(rows: int, per_row: int, workers: int, fn) -> None:
@@ -203,5 +204,6 @@ def over_row_blocks(rows: int, per_row: int, workers: int, fn) -> None:
 @functools.lru_cache(maxsize=1)
 def _row_pool(pid: int) -> concurrent.futures.ThreadPoolExecutor:
     """The row workers' threads; keyed by the process id, as a forked child inherits no threads."""
-    return concurrent.futures.ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1),
-                                                 thread_name_prefix="mamba_forecast_scan")
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=max(1, (os.cpu_count() or 1) - 1), thread_name_prefix="mamba_forecast_scan"
+    )

@@ -31,7 +31,7 @@ _FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 def _causal_conv1d_fn():
     try:
         from causal_conv1d import causal_conv1d_fn
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken or mismatched build means no kernel
         return None
     return causal_conv1d_fn
 
@@ -50,7 +50,7 @@ def _mamba_inner_fn():
         return None
     try:
         from mamba_ssm.ops import selective_scan_interface as interface
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken or mismatched build means no kernel
         return None
     if getattr(interface, "causal_conv1d_fwd_function", None) is None or _causal_conv1d_fn() is None:
         return None
@@ -58,13 +58,23 @@ def _mamba_inner_fn():
 
 
 @torch.compiler.disable
-def _fused_block(fn, xz, block: "Mamba") -> torch.Tensor:
+def _fused_block(fn, xz, block: Mamba) -> torch.Tensor:
     # mamba-ssm's custom autograd Function with CUDA extensions: run eagerly under torch.compile
     A = -torch.exp(block.A_log.float())
     return fn(
-        xz, block.conv1d.weight, block.conv1d.bias, block.x_proj.weight, block.dt_proj.weight,
-        block.out_proj.weight, block.out_proj.bias, A, None, None, block.D.float(),
-        delta_bias=block.dt_proj.bias.float(), delta_softplus=True,
+        xz,
+        block.conv1d.weight,
+        block.conv1d.bias,
+        block.x_proj.weight,
+        block.dt_proj.weight,
+        block.out_proj.weight,
+        block.out_proj.bias,
+        A,
+        None,
+        None,
+        block.D.float(),
+        delta_bias=block.dt_proj.bias.float(),
+        delta_softplus=True,
     )
 
 
@@ -136,8 +146,13 @@ class Mamba(nn.Module):
 
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias, **factory)
         self.conv1d = nn.Conv1d(
-            self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner, padding=d_conv - 1,
-            bias=conv_bias, **factory,
+            self.d_inner,
+            self.d_inner,
+            kernel_size=d_conv,
+            groups=self.d_inner,
+            padding=d_conv - 1,
+            bias=conv_bias,
+            **factory,
         )
         self.activation = "silu"
         self.act = nn.SiLU()
@@ -155,14 +170,16 @@ class Mamba(nn.Module):
         ).clamp(min=dt_init_floor)
         with torch.no_grad():
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        self.dt_proj.bias._no_reinit = True
+        # mamba-ssm's markers, for training code written for it (its init skips the bias, its optimiser groups
+        # leave A_log and D out of weight decay): attributes a Parameter does not declare
+        self.dt_proj.bias._no_reinit = True  # type: ignore[attr-defined]
 
         # S4D-real initialisation: A = -(1..N) for every channel, stored as its log.
         A = torch.arange(1, d_state + 1, dtype=torch.float32, device=device).repeat(self.d_inner, 1)
         self.A_log = nn.Parameter(torch.log(A))
-        self.A_log._no_weight_decay = True
+        self.A_log._no_weight_decay = True  # type: ignore[attr-defined]
         self.D = nn.Parameter(torch.ones(self.d_inner, device=device))
-        self.D._no_weight_decay = True
+        self.D._no_weight_decay = True  # type: ignore[attr-defined]
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory)
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,8 +222,16 @@ class Mamba(nn.Module):
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # [B, d_inner, L]; bias added inside the scan
         A = -torch.exp(self.A_log.float())  # [d_inner, N]
         y = selective_scan(
-            x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
-            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=self.scan_backend,
+            x,
+            dt,
+            A,
+            B.transpose(1, 2),
+            C.transpose(1, 2),
+            self.D.float(),
+            z=z,
+            delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True,
+            backend=self.scan_backend,
         )  # [B, d_inner, L]
         return self.out_proj(y.transpose(1, 2))  # [B, L, D]
 

@@ -60,8 +60,9 @@ ENV_VAR = "MAMBA_FORECAST_SCAN"
 _default = None
 
 _CUDA_INSTALL_HINT = (
-    "Install the fused kernels with `pip install mamba-forecast[cuda]` (mamba-ssm and causal-conv1d, "
-    "built for your CUDA and torch versions), or use backend='torch', which runs everywhere."
+    'Install the fused kernels with mamba-forecast\'s `cuda` extra (`pip install ".[cuda]"` in a clone of it: '
+    "mamba-ssm and causal-conv1d, built for your CUDA and torch versions), or use backend='torch', which runs "
+    "everywhere."
 )
 _TRITON_INSTALL_HINT = "Install it with `pip install triton` (Linux), or use backend='torch', which runs everywhere."
 # What mamba-ssm's selective_scan_cuda takes (u, delta, B, C, z share one of these; A, D, delta_bias are fp32).
@@ -80,12 +81,12 @@ def _mamba_ssm_scan():
     try:
         interface = importlib.import_module("mamba_ssm.ops.selective_scan_interface")
         fn = interface.selective_scan_fn
-    except Exception as exc:  # ImportError, or an OSError from a kernel built for another torch
+    except Exception as exc:  # noqa: BLE001 - ImportError, or an OSError from a kernel built for another torch
         return exc
     if getattr(interface, "selective_scan_cuda", None) is None:
         try:
             compiled = importlib.import_module("selective_scan_cuda")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - returned as the reason the kernel is unavailable
             return ImportError(f"mamba-ssm imports but its compiled selective_scan_cuda does not ({exc})")
         if compiled is None or not hasattr(compiled, "fwd"):
             return ImportError("mamba-ssm imports but was installed without its compiled selective_scan_cuda")
@@ -97,7 +98,7 @@ def _triton_module():
     """``mamba_forecast.ssm.triton_scan`` (which imports triton), or the exception saying why it cannot load."""
     try:
         return importlib.import_module(f"{__package__}.triton_scan")
-    except Exception as exc:  # ImportError without triton; anything a broken triton install raises
+    except Exception as exc:  # noqa: BLE001 - ImportError without triton; anything a broken triton install raises
         return exc
 
 
@@ -126,11 +127,15 @@ def _triton_unavailable_reason(device) -> str:
         return f"The 'triton' scan backend needs triton, which failed to import ({mod}). {_TRITON_INSTALL_HINT}"
     kind = torch.device(device).type if device is not None else "cuda"
     if mod.INTERPRET:
-        return (f"Triton runs in interpreter mode (TRITON_INTERPRET=1), which takes CPU tensors only; got tensors "
-                f"on {torch.device(device)}. Unset TRITON_INTERPRET, or use backend='torch'.")
+        return (
+            f"Triton runs in interpreter mode (TRITON_INTERPRET=1), which takes CPU tensors only; got tensors "
+            f"on {torch.device(device)}. Unset TRITON_INTERPRET, or use backend='torch'."
+        )
     if kind == "cpu":
-        return ("The 'triton' scan backend needs CUDA tensors; on a CPU use backend='torch' (Triton's interpreter, "
-                "TRITON_INTERPRET=1 set before triton is first imported, runs it on CPU for tests only).")
+        return (
+            "The 'triton' scan backend needs CUDA tensors; on a CPU use backend='torch' (Triton's interpreter, "
+            "TRITON_INTERPRET=1 set before triton is first imported, runs it on CPU for tests only)."
+        )
     return f"The 'triton' scan backend needs CUDA tensors, got tensors on {torch.device(device)}; use backend='torch'."
 
 
@@ -201,7 +206,9 @@ def set_default_scan_backend(backend: str | None = None) -> str:
 
 
 def resolve_backend(
-    backend: str = "auto", device: torch.device | None = None, dtype: torch.dtype | None = None,
+    backend: str = "auto",
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
     d_state: int | None = None,
 ) -> str:
     """The backend ``selective_scan`` will run for inputs of ``dtype`` (u's) on ``device``.
@@ -322,7 +329,15 @@ def _run_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_s
         D = D.float().contiguous() if D is not None else None
         delta_bias = delta_bias.float().contiguous() if delta_bias is not None else None
         return _mamba_ssm_scan()(
-            u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+            u,
+            delta,
+            A,
+            B,
+            C,
+            D,
+            z=z,
+            delta_bias=delta_bias,
+            delta_softplus=delta_softplus,
             return_last_state=return_last_state,
         )
     if backend == "triton":

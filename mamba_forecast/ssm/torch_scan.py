@@ -206,7 +206,12 @@ def _scan_rows(u, dt, A_t, B, C, chunk, clamp, workers):
     rows, channels, _ = u.shape
     # dt = 0 on the padded steps leaves the state untouched
     y, last = _ChunkedScan.apply(
-        _to_chunks(u, chunk), _to_chunks(dt, chunk), A_t, _to_chunks(B, chunk), _to_chunks(C, chunk), clamp,
+        _to_chunks(u, chunk),
+        _to_chunks(dt, chunk),
+        A_t,
+        _to_chunks(B, chunk),
+        _to_chunks(C, chunk),
+        clamp,
         workers,
     )
     return y.permute(1, 3, 0, 2).reshape(rows, channels, -1), last

@@ -34,7 +34,7 @@ try:  # triton >= 3.2 reads its settings through ``knobs``
     from triton import knobs as _knobs
 
     INTERPRET = bool(_knobs.runtime.interpret)
-except Exception:  # pragma: no cover - older triton
+except Exception:  # noqa: BLE001  # pragma: no cover - older triton
     import os
 
     INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -93,11 +93,29 @@ def _step_sizes(delta_ptr, off, mask, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl
 
 @triton.jit
 def _scan_fwd_kernel(
-    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
-    out_ptr, start_ptr, last_ptr,
-    n_ch, n_st, length, n_chunks,
-    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
+    u_ptr,
+    delta_ptr,
+    A_ptr,
+    B_ptr,
+    C_ptr,
+    D_ptr,
+    z_ptr,
+    bias_ptr,
+    out_ptr,
+    start_ptr,
+    last_ptr,
+    n_ch,
+    n_st,
+    length,
+    n_chunks,
+    HAS_D: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    SOFTPLUS: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    CHUNK: tl.constexpr,
 ):
     pid_b = tl.program_id(0)
     pid_d = tl.program_id(1)
@@ -149,11 +167,37 @@ def _scan_fwd_kernel(
 
 @triton.jit
 def _scan_bwd_kernel(
-    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, start_ptr, dout_ptr, dlast_ptr,
-    du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    n_ch, n_st, length, n_chunks,
-    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_DLAST: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+    u_ptr,
+    delta_ptr,
+    A_ptr,
+    B_ptr,
+    C_ptr,
+    D_ptr,
+    z_ptr,
+    bias_ptr,
+    start_ptr,
+    dout_ptr,
+    dlast_ptr,
+    du_ptr,
+    ddelta_ptr,
+    dz_ptr,
+    dA_ptr,
+    dB_ptr,
+    dC_ptr,
+    dD_ptr,
+    dbias_ptr,
+    n_ch,
+    n_st,
+    length,
+    n_chunks,
+    HAS_D: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    SOFTPLUS: tl.constexpr,
+    HAS_DLAST: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr,
     CHUNK: tl.constexpr,
 ):
     pid_b = tl.program_id(0)
@@ -285,19 +329,42 @@ class _TritonScan(torch.autograd.Function):
         if length > 0:
             grid = (batch, triton.cdiv(channels, block_d))
             _scan_fwd_kernel[grid](
-                u, delta, A_c, B, C, D_c if D_c is not None else A_c, z if z is not None else u,
-                bias_c if bias_c is not None else A_c, out, starts, last,
-                channels, d_state, length, n_chunks,
-                HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                SOFTPLUS=bool(delta_softplus), ACC=_TL[acc], BLOCK_D=block_d, BLOCK_N=block_n, CHUNK=chunk,
+                u,
+                delta,
+                A_c,
+                B,
+                C,
+                D_c if D_c is not None else A_c,
+                z if z is not None else u,
+                bias_c if bias_c is not None else A_c,
+                out,
+                starts,
+                last,
+                channels,
+                d_state,
+                length,
+                n_chunks,
+                HAS_D=D is not None,
+                HAS_Z=z is not None,
+                HAS_BIAS=delta_bias is not None,
+                SOFTPLUS=bool(delta_softplus),
+                ACC=_TL[acc],
+                BLOCK_D=block_d,
+                BLOCK_N=block_n,
+                CHUNK=chunk,
                 num_warps=_NUM_WARPS,
             )
         else:
             last.zero_()
         ctx.save_for_backward(u, delta, A_c, B, C, D_c, z, bias_c, starts)
         ctx.flags = (delta_softplus, n_chunks, chunk)
-        ctx.dtypes = (A.dtype, B.dtype, C.dtype, None if D is None else D.dtype,
-                      None if delta_bias is None else delta_bias.dtype)
+        ctx.dtypes = (
+            A.dtype,
+            B.dtype,
+            C.dtype,
+            None if D is None else D.dtype,
+            None if delta_bias is None else delta_bias.dtype,
+        )
         return out, last
 
     @staticmethod
@@ -327,14 +394,39 @@ class _TritonScan(torch.autograd.Function):
             grid = (batch, triton.cdiv(channels, block_d))
             dummy = A_c
             _scan_bwd_kernel[grid](
-                u, delta, A_c, B, C, D_c if D_c is not None else dummy, z if z is not None else u,
-                bias_c if bias_c is not None else dummy, starts, dout, dlast if dlast is not None else dummy,
-                du, ddelta, dz if dz is not None else du, dA, dB, dC,
-                dD if dD is not None else dummy, dbias if dbias is not None else dummy,
-                channels, d_state, length, n_chunks,
-                HAS_D=D_c is not None, HAS_Z=z is not None, HAS_BIAS=bias_c is not None,
-                SOFTPLUS=bool(delta_softplus), HAS_DLAST=dlast is not None, ACC=_TL[acc],
-                BLOCK_D=block_d, BLOCK_N=block_n, CHUNK=chunk, num_warps=_NUM_WARPS,
+                u,
+                delta,
+                A_c,
+                B,
+                C,
+                D_c if D_c is not None else dummy,
+                z if z is not None else u,
+                bias_c if bias_c is not None else dummy,
+                starts,
+                dout,
+                dlast if dlast is not None else dummy,
+                du,
+                ddelta,
+                dz if dz is not None else du,
+                dA,
+                dB,
+                dC,
+                dD if dD is not None else dummy,
+                dbias if dbias is not None else dummy,
+                channels,
+                d_state,
+                length,
+                n_chunks,
+                HAS_D=D_c is not None,
+                HAS_Z=z is not None,
+                HAS_BIAS=bias_c is not None,
+                SOFTPLUS=bool(delta_softplus),
+                HAS_DLAST=dlast is not None,
+                ACC=_TL[acc],
+                BLOCK_D=block_d,
+                BLOCK_N=block_n,
+                CHUNK=chunk,
+                num_warps=_NUM_WARPS,
             )
         else:
             du.zero_()
@@ -344,14 +436,21 @@ class _TritonScan(torch.autograd.Function):
                 if g is not None:
                     g.zero_()
         return (
-            du, ddelta, dA.sum(0).to(A_dtype), dB.to(B_dtype), dC.to(C_dtype),
-            None if dD is None else dD.sum(0).to(D_dtype), dz,
-            None if dbias is None else dbias.sum(0).to(bias_dtype), None,
+            du,
+            ddelta,
+            dA.sum(0).to(A_dtype),
+            dB.to(B_dtype),
+            dC.to(C_dtype),
+            None if dD is None else dD.sum(0).to(D_dtype),
+            dz,
+            None if dbias is None else dbias.sum(0).to(bias_dtype),
+            None,
         )
 
 
-def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                          return_last_state=False):
+def selective_scan_triton(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
+):
     """The Triton selective scan; arguments and results as :func:`mamba_forecast.ssm.selective_scan`.
 
     The state accumulates in fp32 (fp64 for fp64 ``u``) whatever the input dtype; the output has ``u``'s dtype,
