@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def rss_mb() -> float:
@@ -83,10 +83,7 @@ def time_steps(step: Callable[[], None], reps: int, device: str, budget_s: float
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    if device == "cuda":
-        peak = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
-    else:
-        peak = peak_rss_mb() - base_rss
+    peak = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20 if device == "cuda" else peak_rss_mb() - base_rss
     return {"ms": 1000 * statistics.median(times), "min_ms": 1000 * min(times), "peak_mb": peak, "reps": reps}
 
 
@@ -96,8 +93,13 @@ def run_child(script: str, spec: dict, timeout: float | None = None) -> dict:
     On failure returns ``{"error": <last stderr line>}`` (``"out of memory"`` when the child was killed).
     """
     try:
-        proc = subprocess.run([sys.executable, script, "--child", json.dumps(spec)], capture_output=True,
-                              text=True, check=False, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, script, "--child", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     if proc.returncode != 0:

@@ -67,8 +67,11 @@ def acceptance(rows: list[dict], published: dict) -> list[str]:
     names = published_names()
     lines = ["## Acceptance", ""]
     if not published:
-        return lines + ["No published results file was found (`--published`), so no cell is compared with a "
-                        "paper and no verdict is given.", ""]
+        return lines + [
+            "No published results file was found (`--published`), so no cell is compared with a "
+            "paper and no verdict is given.",
+            "",
+        ]
     for model, (L, needed) in ACCEPTANCE_GRIDS.items():
         ratio = ACCEPT_RATIOS.get(model, ACCEPT_RATIO)
         measured, passed, missing, failed, unpublished = 0, 0, [], [], []
@@ -89,8 +92,10 @@ def acceptance(rows: list[dict], published: dict) -> list[str]:
                         failed.append(f"{cell} ({100 * (mse / pub['mse'] - 1):+.1f}%)")
         open_cells = len(missing) + len(unpublished)
         verdict = "met" if passed >= needed else ("not met" if passed + open_cells < needed else "open")
-        lines.append(f"* **{model}** (L = {L}, seed {ACCEPT_SEED}, MSE ≤ published × {ratio:g}): {passed} of 20 cells "
-                     f"pass, {measured} measured; needs {needed}: **{verdict}**.")
+        lines.append(
+            f"* **{model}** (L = {L}, seed {ACCEPT_SEED}, MSE ≤ published × {ratio:g}): {passed} of 20 cells "
+            f"pass, {measured} measured; needs {needed}: **{verdict}**."
+        )
         if failed:
             lines.append(f"  Over the target: {', '.join(failed)}.")
         if unpublished:
@@ -98,19 +103,36 @@ def acceptance(rows: list[dict], published: dict) -> list[str]:
         if missing:
             lines.append(f"  Not run yet: {', '.join(missing)}.")
     harness = runs.get(("ETTh1", "SMamba", 96, 96))
-    via = [_f(r["mse"]) for r in rows if r.get("via") == "neuralforecast" and r["dataset"] == "ETTh1"
-           and r["model"] == "SMamba" and int(r["horizon"]) == 96 and r["seed"] == ACCEPT_SEED]
+    via = [
+        _f(r["mse"])
+        for r in rows
+        if r.get("via") == "neuralforecast"
+        and r["dataset"] == "ETTh1"
+        and r["model"] == "SMamba"
+        and int(r["horizon"]) == 96
+        and r["seed"] == ACCEPT_SEED
+    ]
     if harness is not None and via:
-        lines.append(f"* **`--via neuralforecast`**, SMamba ETTh1-96: {via[0]:.4f} against the harness's "
-                     f"{harness:.4f} ({100 * (via[0] / harness - 1):+.1f}%; target within {VIA_TOLERANCE:g}%).")
+        lines.append(
+            f"* **`--via neuralforecast`**, SMamba ETTh1-96: {via[0]:.4f} against the harness's "
+            f"{harness:.4f} ({100 * (via[0] / harness - 1):+.1f}%; target within {VIA_TOLERANCE:g}%)."
+        )
     return lines + [""]
 
 
 def _seed_spread(rows: list[dict], ds: str, model: str, preset: str, L: int = 96, h: int = 96) -> list[float]:
-    return [_f(r["mse"]) for r in rows if r.get("via", "harness") == "harness" and r["dataset"] == ds
-            and r["model"] == model and int(r["input_size"]) == L and int(r["horizon"]) == h
-            and (r.get("preset") or "official") == preset and "overrides" not in r.get("notes", "")
-            and r.get("protocol", "official") == "official"]
+    return [
+        _f(r["mse"])
+        for r in rows
+        if r.get("via", "harness") == "harness"
+        and r["dataset"] == ds
+        and r["model"] == model
+        and int(r["input_size"]) == L
+        and int(r["horizon"]) == h
+        and (r.get("preset") or "official") == preset
+        and "overrides" not in r.get("notes", "")
+        and r.get("protocol", "official") == "official"
+    ]
 
 
 def side_by_side(rows: list[dict], published: dict) -> list[str]:
@@ -120,22 +142,29 @@ def side_by_side(rows: list[dict], published: dict) -> list[str]:
     smamba = published_names()["SMamba"]
     if not tuned:
         return []
-    lines = ["## The four models side by side (L = 96, tuned presets)", "",
-             "MSE from this harness at seed 2023. *tuned*: the preset table written by `mamba-forecast tune` "
-             "(searched on the validation split at H = 96 and reused at every horizon); SMamba is also shown with "
-             "its official preset and next to the S-Mamba paper. Δ = model / tuned SMamba − 1 (negative = the "
-             f"model wins); a cell counts as held when Δ ≤ +{HELD:g}%.", "",
-             "| dataset | H | S-Mamba paper | SMamba official | SMamba tuned | "
-             + " | ".join(f"{p} | Δ" for p in PEERS) + " |",
-             "|---|---|---|---|---|" + "---|---|" * len(PEERS)]
+    lines = [
+        "## The four models side by side (L = 96, tuned presets)",
+        "",
+        "MSE from this harness at seed 2023. *tuned*: the preset table written by `mamba-forecast tune` "
+        "(searched on the validation split at H = 96 and reused at every horizon); SMamba is also shown with "
+        "its official preset and next to the S-Mamba paper. Δ = model / tuned SMamba − 1 (negative = the "
+        f"model wins); a cell counts as held when Δ ≤ +{HELD:g}%.",
+        "",
+        "| dataset | H | S-Mamba paper | SMamba official | SMamba tuned | "
+        + " | ".join(f"{p} | Δ" for p in PEERS)
+        + " |",
+        "|---|---|---|---|---|" + "---|---|" * len(PEERS),
+    ]
     tally = {p: {"held": 0, "lost": [], "run": 0} for p in PEERS}
     missing = 0
     for ds in SIDE_BY_SIDE_DATASETS:
         for h in HORIZONS:
             pub = published.get((ds, 96, h, smamba))
             base = tuned.get((ds, "SMamba", 96, h))
-            row = (f"| {ds} | {h} | {_fmt(pub['mse'] if pub else math.nan)} | "
-                   f"{_fmt(official.get((ds, 'SMamba', 96, h)), 4)} | {_fmt(base, 4)} |")
+            row = (
+                f"| {ds} | {h} | {_fmt(pub['mse'] if pub else math.nan)} | "
+                f"{_fmt(official.get((ds, 'SMamba', 96, h)), 4)} | {_fmt(base, 4)} |"
+            )
             for p in PEERS:
                 v = tuned.get((ds, p, 96, h))
                 if v is None:
@@ -157,11 +186,14 @@ def side_by_side(rows: list[dict], published: dict) -> list[str]:
     for p, t in tally.items():
         if t["run"]:
             lost = f"; loses {', '.join(t['lost'])}" if t["lost"] else ""
-            lines.append(f"* {p}: within {HELD:g}% of (or better than) tuned SMamba in {t['held']} of {t['run']} "
-                         f"cells run (target: {HELD_TARGET} of 20){lost}.")
+            lines.append(
+                f"* {p}: within {HELD:g}% of (or better than) tuned SMamba in {t['held']} of {t['run']} "
+                f"cells run (target: {HELD_TARGET} of 20){lost}."
+            )
     if missing:
-        lines.append(f"* {missing} model-cells of the {len(SIDE_BY_SIDE_DATASETS) * len(HORIZONS) * len(PEERS)} "
-                     "are not run yet.")
+        lines.append(
+            f"* {missing} model-cells of the {len(SIDE_BY_SIDE_DATASETS) * len(HORIZONS) * len(PEERS)} are not run yet."
+        )
     spread = []
     for ds in SIDE_BY_SIDE_DATASETS:  # the issue's seed cells (ETTh1-96, SML2010-96) and any other cell with seeds
         ref = _seed_spread(rows, ds, "SMamba", "tuned")
@@ -171,16 +203,20 @@ def side_by_side(rows: list[dict], published: dict) -> list[str]:
                 if m == "SMamba" or len(ref) < 2:
                     versus = "– | –"
                 else:  # separated: the two models' seed ranges do not overlap
-                    separated = ("yes, worse" if min(v) > max(ref) else "yes, better" if max(v) < min(ref)
-                                 else "no")
+                    separated = "yes, worse" if min(v) > max(ref) else "yes, better" if max(v) < min(ref) else "no"
                     versus = f"{100 * (np.mean(v) / np.mean(ref) - 1):+.1f}% | {separated}"
-                spread.append(f"| {ds}-96 | {m} | {len(v)} | {np.mean(v):.4f} | {np.std(v):.4f} | "
-                              f"{min(v):.4f} – {max(v):.4f} | {versus} |")
+                spread.append(
+                    f"| {ds}-96 | {m} | {len(v)} | {np.mean(v):.4f} | {np.std(v):.4f} | "
+                    f"{min(v):.4f} – {max(v):.4f} | {versus} |"
+                )
     if spread:
-        lines += ["", "Seeds (tuned presets, H = 96). *Separated*: the model's range of seeds does not overlap tuned "
-                  "SMamba's.", "",
-                  "| cell | model | seeds | mean MSE | std | range | mean vs SMamba | separated |",
-                  "|---|---|---|---|---|---|---|---|"] + spread
+        lines += [
+            "",
+            "Seeds (tuned presets, H = 96). *Separated*: the model's range of seeds does not overlap tuned SMamba's.",
+            "",
+            "| cell | model | seeds | mean MSE | std | range | mean vs SMamba | separated |",
+            "|---|---|---|---|---|---|---|---|",
+        ] + spread
     return lines + [""]
 
 
@@ -238,9 +274,9 @@ NOTES = """\
   about 70 minutes, its last 7 trials split over both cores (`tune --jobs 2`), and its cells 24 to 33 minutes each.
   TSM2's search took 3.8 hours of core time over two sessions and its cells 30 to 39 minutes each. Two of its
   trials were cut off (one by a restart of the search, one when a session ended) and stay RUNNING in the journal;
-  they are not counted, and the resumed search drew new ones in their place. Its ETTm1-96 cell ran while the last trial was still going, with the best finished
-  trial's settings (trial 2). That trial stayed the best, so the cell used the tuned preset: its validation curve
-  repeats trial 2's, epoch by epoch, to the 5 digits the log prints.
+  they are not counted, and the resumed search drew new ones in their place. Its ETTm1-96 cell ran while the last
+  trial was still going, with the best finished trial's settings (trial 2). That trial stayed the best, so the cell
+  used the tuned preset: its validation curve repeats trial 2's, epoch by epoch, to the 5 digits the log prints.
 * **TSM2 at L = 512** (the paper's table) with the replication's preset: ETTh1 and ETTh2 were run on the GPU. They are
   8% to 22% above the TSM2 paper, except ETTh2-720. With these sizes the replication does not reach the paper's
   numbers; the paper publishes no per-dataset hyper-parameters to try instead.
@@ -252,9 +288,13 @@ def build(results, out, *, published=None) -> Path:
     results, out = Path(results), Path(out)
     published_table = read_published(Path(published) if published else default_published_path())
     rows = read_results(results)
-    lines = ["# Benchmark targets and notes", "",
-             f"Generated by `{COMMAND}` from `{results.as_posix()}` ({len(rows)} runs); the per-cell results, "
-             "figures and protocol are on the [benchmarks page](benchmarks.md).", ""]
+    lines = [
+        "# Benchmark targets and notes",
+        "",
+        f"Generated by `{COMMAND}` from `{results.as_posix()}` ({len(rows)} runs); the per-cell results, "
+        "figures and protocol are on the [benchmarks page](benchmarks.md).",
+        "",
+    ]
     if rows:
         lines += acceptance(rows, published_table) + side_by_side(rows, published_table)
     else:
@@ -268,8 +308,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(ROOT / "results" / "bench_results.csv"), help="results CSV")
     parser.add_argument("--out", default=str(ROOT / "docs" / "targets.md"), help="markdown file to write")
-    parser.add_argument("--published", default=None,
-                        help="published-results CSV (default: the one `mamba-forecast report` uses)")
+    parser.add_argument(
+        "--published", default=None, help="published-results CSV (default: the one `mamba-forecast report` uses)"
+    )
     args = parser.parse_args(argv)
     results, out = Path(args.results).resolve(), Path(args.out).resolve()
     published = Path(args.published).resolve() if args.published else None

@@ -110,9 +110,9 @@ def _check_same_scan(leaves, steps) -> float:
     """Largest relative difference of mambapy's output from ours (they must compute the same scan)."""
     import torch
     import torch.nn.functional as F
+    from mambapy.pscan import pscan
 
     from mamba_forecast.ssm import selective_scan
-    from mambapy.pscan import pscan
 
     u, delta, A, B, C, D, z, bias = (t.detach()[:2] if t.dim() == 3 else t.detach() for t in leaves)
     ours = selective_scan(u, delta, A, B, C, D, z=z, delta_bias=bias, delta_softplus=True, backend="torch")
@@ -162,11 +162,17 @@ def main(argv=None) -> None:
     parser.add_argument("--reps", type=int, default=3, help="timed reps per implementation and phase")
     parser.add_argument("--rounds", type=int, default=2, help="idle/busy phase pairs")
     parser.add_argument("--competitors", type=int, default=1, help="CPU-burning processes in the busy phases")
-    parser.add_argument("--same-session", action="store_true",
-                        help="start the competitors in this process's session (default: a session of their own)")
+    parser.add_argument(
+        "--same-session",
+        action="store_true",
+        help="start the competitors in this process's session (default: a session of their own)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--per-op", action="store_true",
-                        help="also time one small and one big elementwise op at 1 and N threads in every phase")
+    parser.add_argument(
+        "--per-op",
+        action="store_true",
+        help="also time one small and one big elementwise op at 1 and N threads in every phase",
+    )
     parser.add_argument("--impls", default=None, help="comma-separated subset of torch,torch-adaptive,mambapy")
     args = parser.parse_args(argv)
 
@@ -181,8 +187,10 @@ def main(argv=None) -> None:
         steps = {name: steps[name] for name in args.impls.split(",")}
     print(f"machine: {machine('cpu')}, {len(os.sched_getaffinity(0))} cores usable")
     print(f"shape (batch, length, channels, d_state) = {shape}, fwd+bwd, {args.reps} reps x {args.rounds} rounds")
-    print(f"busy phases: {args.competitors} competing process(es) in "
-          f"{'this session' if args.same_session else 'a session of their own'}; {_autogroup()}")
+    print(
+        f"busy phases: {args.competitors} competing process(es) in "
+        f"{'this session' if args.same_session else 'a session of their own'}; {_autogroup()}"
+    )
     if "mambapy" in steps:
         diff = _check_same_scan(leaves, steps)
         print(f"same scan: max relative difference of the outputs, ours vs mambapy = {diff:.1e}")

@@ -33,8 +33,21 @@ from mamba_forecast.bench.protocol import prepare
 from mamba_forecast.cli import _overrides
 
 QUIET = dict(enable_progress_bar=False, logger=False, enable_model_summary=False, accelerator="cpu", devices=1)
-COLUMNS = ["dataset", "model", "input_size", "horizon", "seed", "overrides", "learning_rate", "mse", "mae",
-           "n_windows", "train_rows", "fit_sec", "timestamp"]
+COLUMNS = [
+    "dataset",
+    "model",
+    "input_size",
+    "horizon",
+    "seed",
+    "overrides",
+    "learning_rate",
+    "mse",
+    "mae",
+    "n_windows",
+    "train_rows",
+    "fit_sec",
+    "timestamp",
+]
 
 
 def long_frame(values: np.ndarray, dates, columns) -> pd.DataFrame:
@@ -44,18 +57,17 @@ def long_frame(values: np.ndarray, dates, columns) -> pd.DataFrame:
     )
 
 
-
 def run_one(model_name: str, dataset: str, *, data_dir, horizon=96, input_size=96, seed=1, overrides=None) -> dict:
-    import mamba_forecast.neuralforecast as mfnf
     from neuralforecast import NeuralForecast
+
+    import mamba_forecast.neuralforecast as mfnf
 
     data = prepare(dataset, input_size, data_dir)
     raw = data.values.astype(np.float64) * data.std + data.mean
     (_, val_end), (test_start, test_end) = data.borders["val"], data.borders["test"]
-    if test_start == val_end - input_size:  # contiguous: train on everything before the first test target
-        train_end = val_end
-    else:  # a split that keeps recordings apart: train on the rows before the test recording
-        train_end = test_start
+    # contiguous: train on everything before the first test target; a split that keeps recordings apart: train on
+    # the rows before the test recording
+    train_end = val_end if test_start == val_end - input_size else test_start
     freq = pd.infer_freq(data.dates[:50]) or "h"
     train_df = long_frame(raw[:train_end], data.dates[:train_end], data.columns)
     test_df = long_frame(raw[test_start:test_end], data.dates[test_start:test_end], data.columns)
@@ -68,27 +80,37 @@ def run_one(model_name: str, dataset: str, *, data_dir, horizon=96, input_size=9
     t0 = time.time()
     nf.fit(train_df)
     fit_sec = time.time() - t0
-    cv = nf.cross_validation(df=test_df, n_windows=None, test_size=n_test, step_size=1, refit=False,
-                             use_fitted=True)
+    cv = nf.cross_validation(df=test_df, n_windows=None, test_size=n_test, step_size=1, refit=False, use_fitted=True)
     pred = [c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y")][0]
-    scale = dict(zip(map(str, data.columns), data.std))
+    scale = dict(zip(map(str, data.columns), data.std, strict=True))
     s = cv["unique_id"].astype(str).map(scale).to_numpy(np.float64)
     diff = (cv[pred].to_numpy(np.float64) - cv["y"].to_numpy(np.float64)) / s
     n_windows = cv["cutoff"].nunique()
     expected = data.n_windows("test", horizon)
     if n_windows != expected:
         raise RuntimeError(f"{dataset}: NeuralForecast forecast {n_windows} test windows, the protocol has {expected}")
-    return dict(dataset=data.name, model=model_name, input_size=input_size, horizon=horizon, seed=seed,
-                overrides=json.dumps(overrides or {}, sort_keys=True), learning_rate=model.hparams["learning_rate"],
-                mse=round(float(np.mean(diff**2)), 6),
-                mae=round(float(np.mean(np.abs(diff))), 6), n_windows=n_windows, train_rows=train_end,
-                fit_sec=round(fit_sec, 1), timestamp=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"))
+    return dict(
+        dataset=data.name,
+        model=model_name,
+        input_size=input_size,
+        horizon=horizon,
+        seed=seed,
+        overrides=json.dumps(overrides or {}, sort_keys=True),
+        learning_rate=model.hparams["learning_rate"],
+        mse=round(float(np.mean(diff**2)), 6),
+        mae=round(float(np.mean(np.abs(diff))), 6),
+        n_windows=n_windows,
+        train_rows=train_end,
+        fit_sec=round(fit_sec, 1),
+        timestamp=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+    )
 
 
 def markdown(path: Path, models) -> str:
     """The defaults table of each model's card from the rows of ``path``: the class defaults, each other learning
     rate tried, and each other argument tried (its own column)."""
-    rows = list(csv.DictReader(open(path)))
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
 
     def others(row) -> str:
         extra = {k: v for k, v in json.loads(row["overrides"]).items() if k != "learning_rate"}
@@ -96,13 +118,21 @@ def markdown(path: Path, models) -> str:
 
     out = []
     for model in models:
-        out += [f"### {model}", "",
-                "| dataset (H = 96) | learning_rate | other arguments | MSE | MAE | test windows |",
-                "|---|---|---|---|---|---|"]
-        mine = sorted((r for r in rows if r["model"] == model),
-                      key=lambda r: (r["dataset"], others(r) != "–", others(r), -float(r["learning_rate"])))
-        out += [f"| {r['dataset']} | {float(r['learning_rate']):g} | {others(r)} | {float(r['mse']):.4f} | "
-                f"{float(r['mae']):.4f} | {r['n_windows']} |" for r in mine]
+        out += [
+            f"### {model}",
+            "",
+            "| dataset (H = 96) | learning_rate | other arguments | MSE | MAE | test windows |",
+            "|---|---|---|---|---|---|",
+        ]
+        mine = sorted(
+            (r for r in rows if r["model"] == model),
+            key=lambda r: (r["dataset"], others(r) != "–", others(r), -float(r["learning_rate"])),
+        )
+        out += [
+            f"| {r['dataset']} | {float(r['learning_rate']):g} | {others(r)} | {float(r['mse']):.4f} | "
+            f"{float(r['mae']):.4f} | {r['n_windows']} |"
+            for r in mine
+        ]
         out.append("")
     return "\n".join(out)
 
@@ -133,10 +163,20 @@ def main(argv=None) -> None:
     out = Path(args.out)
     for dataset in args.datasets.split(","):
         for model in args.models.split(","):
-            row = run_one(model, dataset, data_dir=args.data_dir, horizon=args.horizon, input_size=args.input_size,
-                          seed=args.seed, overrides=overrides)
-            print(f"{row['dataset']:>8} {model:>14} {row['overrides']} MSE {row['mse']:.4f} MAE {row['mae']:.4f} "
-                  f"({row['n_windows']} windows, fit {row['fit_sec']:.0f} s)", flush=True)
+            row = run_one(
+                model,
+                dataset,
+                data_dir=args.data_dir,
+                horizon=args.horizon,
+                input_size=args.input_size,
+                seed=args.seed,
+                overrides=overrides,
+            )
+            print(
+                f"{row['dataset']:>8} {model:>14} {row['overrides']} MSE {row['mse']:.4f} MAE {row['mae']:.4f} "
+                f"({row['n_windows']} windows, fit {row['fit_sec']:.0f} s)",
+                flush=True,
+            )
             new = not out.exists()
             with open(out, "a", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=COLUMNS)

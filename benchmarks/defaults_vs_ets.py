@@ -87,13 +87,21 @@ def darts_zscored_mse(df: pd.DataFrame, name: str, scaled: bool, epochs: int) ->
     train = series[: len(series) - H * N_WINDOWS]
     scaler = Scaler().fit(train) if scaled else None
     model = getattr(mdarts, f"{name}Model")(
-        96, H, n_epochs=epochs, random_state=1,
+        96,
+        H,
+        n_epochs=epochs,
+        random_state=1,
         pl_trainer_kwargs=dict(accelerator="cpu", enable_progress_bar=False, logger=False, enable_model_summary=False),
     )
     model.fit(scaler.transform(train) if scaled else train)
     forecasts = model.historical_forecasts(
-        scaler.transform(series) if scaled else series, start=len(train), start_format="position",
-        forecast_horizon=H, stride=H, retrain=False, last_points_only=False,
+        scaler.transform(series) if scaled else series,
+        start=len(train),
+        start_format="position",
+        forecast_horizon=H,
+        stride=H,
+        retrain=False,
+        last_points_only=False,
     )
     std = train.to_dataframe().std()
     errors = []
@@ -111,8 +119,12 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--scalers", default="identity,standard", help='comma-separated; "default" = not passed')
     parser.add_argument("--max-steps", type=int, default=200)
     parser.add_argument("--out", default=None, help="CSV to write the rows to")
-    parser.add_argument("--host", default="neuralforecast", choices=("neuralforecast", "darts"),
-                        help='darts: the Darts models, "--scalers none,Scaler" (without / with a Scaler)')
+    parser.add_argument(
+        "--host",
+        default="neuralforecast",
+        choices=("neuralforecast", "darts"),
+        help='darts: the Darts models, "--scalers none,Scaler" (without / with a Scaler)',
+    )
     parser.add_argument("--epochs", type=int, default=6, help="Darts epochs (6 x 32 batches ~ 200 steps)")
     args = parser.parse_args(argv)
 
@@ -143,11 +155,21 @@ def main(argv=None) -> pd.DataFrame:
                 for scaler in args.scalers.split(","):
                     t0 = time.perf_counter()
                     score = darts_zscored_mse(df, name, scaler == "Scaler", args.epochs)
-                    rows.append(dict(panel=panel, model=f"{name}Model", scaler_type=scaler, zmse=score,
-                                     seconds=time.perf_counter() - t0))
+                    rows.append(
+                        dict(
+                            panel=panel,
+                            model=f"{name}Model",
+                            scaler_type=scaler,
+                            zmse=score,
+                            seconds=time.perf_counter() - t0,
+                        )
+                    )
                     verdict = "beats" if score < ets else "LOSES to"
-                    print(f"{panel:<10} {name + 'Model':<20} {scaler:<13} z-MSE {score:.3f}  {verdict} AutoETS "
-                          f"({rows[-1]['seconds']:.0f}s)", flush=True)
+                    print(
+                        f"{panel:<10} {name + 'Model':<20} {scaler:<13} z-MSE {score:.3f}  {verdict} AutoETS "
+                        f"({rows[-1]['seconds']:.0f}s)",
+                        flush=True,
+                    )
                 continue
             for scaler in args.scalers.split(","):
                 kwargs = {} if scaler == "default" else {"scaler_type": scaler}
@@ -157,11 +179,21 @@ def main(argv=None) -> pd.DataFrame:
                 cv_m = nf.cross_validation(df=df, n_windows=N_WINDOWS, step_size=H)
                 score = zscored_mse(cv_m, df, name)
                 used = model.hparams["scaler_type"]
-                rows.append(dict(panel=panel, model=name, scaler_type=used if scaler != "default" else f"default ({used})",
-                                 zmse=score, seconds=time.perf_counter() - t0))
+                rows.append(
+                    dict(
+                        panel=panel,
+                        model=name,
+                        scaler_type=used if scaler != "default" else f"default ({used})",
+                        zmse=score,
+                        seconds=time.perf_counter() - t0,
+                    )
+                )
                 verdict = "beats" if score < ets else "LOSES to"
-                print(f"{panel:<10} {name:<15} {rows[-1]['scaler_type']:<18} z-MSE {score:.3f}  {verdict} AutoETS "
-                      f"({rows[-1]['seconds']:.0f}s)", flush=True)
+                print(
+                    f"{panel:<10} {name:<15} {rows[-1]['scaler_type']:<18} z-MSE {score:.3f}  {verdict} AutoETS "
+                    f"({rows[-1]['seconds']:.0f}s)",
+                    flush=True,
+                )
     table = pd.DataFrame(rows)
     if args.out:
         table.to_csv(args.out, index=False)

@@ -41,8 +41,12 @@ ROOT = os.path.dirname(HERE)
 REFERENCE_SCAN_MS = {(32, 7, 128): 0.47, (32, 21, 512): 0.51, (32, 321, 512): 0.92, (16, 862, 512): 1.03}
 # ... and the official research code's Adam step (ms, peak MiB)
 REFERENCE_MODELS = {
-    "smamba-etth1": (12.7, 98), "smamba-ecl": (15.7, 636), "smamba-traffic": (37.7, 1922),
-    "smamba-pems07": (19.2, 1076), "attentionmamba-pems07": (18.4, 1111), "attentionmamba-ecl": (9.3, 516),
+    "smamba-etth1": (12.7, 98),
+    "smamba-ecl": (15.7, 636),
+    "smamba-traffic": (37.7, 1922),
+    "smamba-pems07": (19.2, 1076),
+    "attentionmamba-pems07": (18.4, 1111),
+    "attentionmamba-ecl": (9.3, 516),
 }
 GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
@@ -79,8 +83,8 @@ def _fuzzed_shapes(n: int, tiny: bool, seed: int = 0):
     flags = []
     for i in range(len(shapes)):
         bits = [bool(int(torch.randint(0, 2, (1,), generator=g))) for _ in range(4)] if i else [True] * 4
-        flags.append(dict(zip(("use_d", "use_z", "use_bias", "softplus"), bits)))
-    return list(zip(shapes, flags))
+        flags.append(dict(zip(("use_d", "use_z", "use_bias", "softplus"), bits, strict=True)))
+    return list(zip(shapes, flags, strict=True))
 
 
 def _inputs(shape, dtype, device, seed):
@@ -96,8 +100,11 @@ def _inputs(shape, dtype, device, seed):
         "u": rnd(batch, channels, length),
         "delta": torch.rand(batch, channels, length, generator=g, dtype=torch.float64) * 0.5,
         "A": -torch.rand(channels, d_state, generator=g, dtype=torch.float64) * 2 - 0.05,
-        "B": rnd(batch, d_state, length), "C": rnd(batch, d_state, length), "D": rnd(channels),
-        "z": rnd(batch, channels, length), "delta_bias": rnd(channels).abs() * 0.3,
+        "B": rnd(batch, d_state, length),
+        "C": rnd(batch, d_state, length),
+        "D": rnd(channels),
+        "z": rnd(batch, channels, length),
+        "delta_bias": rnd(channels).abs() * 0.3,
     }
     # activations in dtype; A, D, delta_bias are fp32 parameters as in the Mamba block
     return {k: (v.float() if k in ("A", "D", "delta_bias") else v.to(dtype)).to(device) for k, v in x.items()}
@@ -108,11 +115,17 @@ def _run(selective_scan, x, backend, flags, with_last, cot_dtype):
 
     leaves = {k: v.clone().requires_grad_() for k, v in x.items()}
     out, last = selective_scan(
-        leaves["u"], leaves["delta"], leaves["A"], leaves["B"], leaves["C"],
-        D=leaves["D"] if flags["use_d"] else None, z=leaves["z"] if flags["use_z"] else None,
+        leaves["u"],
+        leaves["delta"],
+        leaves["A"],
+        leaves["B"],
+        leaves["C"],
+        D=leaves["D"] if flags["use_d"] else None,
+        z=leaves["z"] if flags["use_z"] else None,
         delta_bias=leaves["delta_bias"] if flags["use_bias"] else None,
         delta_softplus=flags["softplus"],
-        return_last_state=True, backend=backend,
+        return_last_state=True,
+        backend=backend,
     )
     g = torch.Generator().manual_seed(1)
     w = torch.randn(out.shape, generator=g, dtype=torch.float64).to(cot_dtype).double().to(out.device)
@@ -135,8 +148,11 @@ def parity(device: str, backends: list[str], tiny: bool, deadline: float) -> lis
 
     from mamba_forecast.ssm import selective_scan
 
-    rows = ["| backend | inputs | cases | max rel. error: output | last state | gradients | worst gradient | "
-            "tolerance | result |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| backend | inputs | cases | max rel. error: output | last state | gradients | worst gradient | "
+        "tolerance | result |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     cases = _fuzzed_shapes(4 if tiny else 8, tiny)
     for backend in backends:
         for dtype in (torch.float32, torch.bfloat16):
@@ -173,10 +189,12 @@ def parity(device: str, backends: list[str], tiny: bool, deadline: float) -> lis
             )
     shapes = ", ".join(str(s) for s, _ in cases)
     rows.append("")
-    rows.append(f"Shapes (batch, channels, length, d_state): {shapes}; D, z, delta_bias and the softplus switched "
-                "on and off at random. Reference: the sequential recurrence in fp64 on the same (rounded) inputs; "
-                "bf16 rows: bf16 activations with fp32 A, D, delta_bias, as in the Mamba block (their outputs and "
-                "activation gradients are rounded to bf16 once). `cuda`: the loss leaves the last state out.")
+    rows.append(
+        f"Shapes (batch, channels, length, d_state): {shapes}; D, z, delta_bias and the softplus switched "
+        "on and off at random. Reference: the sequential recurrence in fp64 on the same (rounded) inputs; "
+        "bf16 rows: bf16 activations with fp32 A, D, delta_bias, as in the Mamba block (their outputs and "
+        "activation gradients are rounded to bf16 once). `cuda`: the loss leaves the last state out."
+    )
     return rows
 
 
@@ -184,8 +202,11 @@ def parity(device: str, backends: list[str], tiny: bool, deadline: float) -> lis
 
 
 def scan_speed(device: str, backends: list[str], shapes, reps: int, deadline: float) -> list[str]:
-    rows = ["| backend | shape (batch, length, channels), d_state | fwd+bwd median ms | min ms | peak MiB | "
-            "GPU notes: mamba-ssm scan (H100) |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| backend | shape (batch, length, channels), d_state | fwd+bwd median ms | min ms | peak MiB | "
+        "GPU notes: mamba-ssm scan (H100) |",
+        "|---|---|---|---|---|---|",
+    ]
     script = os.path.join(HERE, "scan.py")
     for shape in shapes:
         ref = REFERENCE_SCAN_MS.get(tuple(shape[:3]))
@@ -195,22 +216,34 @@ def scan_speed(device: str, backends: list[str], shapes, reps: int, deadline: fl
             if left < 20:
                 rows.append(f"| {backend} | {tuple(shape[:3])}, {shape[3]} | skipped: out of time | | | {ref_s} |")
                 continue
-            r = run_child(script, {"backend": backend, "shape": list(shape), "reps": reps, "device": device},
-                          timeout=min(left, 180))
+            r = run_child(
+                script,
+                {"backend": backend, "shape": list(shape), "reps": reps, "device": device},
+                timeout=min(left, 180),
+            )
             if "error" in r:
-                rows.append(f"| {backend} | {tuple(shape[:3])}, {shape[3]} | failed: {r['error'][:100]} | | | {ref_s} |")
+                rows.append(
+                    f"| {backend} | {tuple(shape[:3])}, {shape[3]} | failed: {r['error'][:100]} | | | {ref_s} |"
+                )
             else:
-                rows.append(f"| {backend} | {tuple(shape[:3])}, {shape[3]} | {r['ms']:.2f} | {r['min_ms']:.2f} | "
-                            f"{r['peak_mb']:.0f} | {ref_s} |")
+                rows.append(
+                    f"| {backend} | {tuple(shape[:3])}, {shape[3]} | {r['ms']:.2f} | {r['min_ms']:.2f} | "
+                    f"{r['peak_mb']:.0f} | {ref_s} |"
+                )
     rows.append("")
-    rows.append(f"Median of {reps} forward+backward passes after one warm-up, each (backend, shape) in its own "
-                "process; Mamba-like inputs as in `benchmarks/scan.py`.")
+    rows.append(
+        f"Median of {reps} forward+backward passes after one warm-up, each (backend, shape) in its own "
+        "process; Mamba-like inputs as in `benchmarks/scan.py`."
+    )
     return rows
 
 
 def models(device: str, configs: list[str], backends: list[str], batch: int, reps: int, deadline: float) -> list[str]:
-    rows = ["| configuration | scan backend | batch | parameters | Adam step median ms | min ms | peak MiB | "
-            "GPU notes: official code ms / MiB (H100) |", "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| configuration | scan backend | batch | parameters | Adam step median ms | min ms | peak MiB | "
+        "GPU notes: official code ms / MiB (H100) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     script = os.path.join(HERE, "models.py")
     for backend in backends:  # every configuration with one backend before the next backend
         for name in configs:
@@ -220,19 +253,30 @@ def models(device: str, configs: list[str], backends: list[str], batch: int, rep
             if left < 25:
                 rows.append(f"| {name} | {backend} | skipped: out of time | | | | | {ref_s} |")
                 continue
-            spec = {"name": name, "batch": batch, "reps": reps, "device": device, "scan_backend": backend,
-                    "threads": 0, "adam": True}
+            spec = {
+                "name": name,
+                "batch": batch,
+                "reps": reps,
+                "device": device,
+                "scan_backend": backend,
+                "threads": 0,
+                "adam": True,
+            }
             r = run_child(script, spec, timeout=min(left, 150))
             if "error" in r:
                 rows.append(f"| {name} | {backend} | failed: {r['error'][:100]} | | | | | {ref_s} |")
             else:
-                rows.append(f"| {name} | {backend} | {r['batch']} | {r['params']:,} | {r['ms']:.1f} | "
-                            f"{r['min_ms']:.1f} | {r['peak_mb']:.0f} | {ref_s} |")
+                rows.append(
+                    f"| {name} | {backend} | {r['batch']} | {r['params']:,} | {r['ms']:.1f} | "
+                    f"{r['min_ms']:.1f} | {r['peak_mb']:.0f} | {ref_s} |"
+                )
     rows.append("")
-    rows.append(f"One step = forward, MSE loss, backward, Adam update (`benchmarks/models.py --adam`), fp32, median "
-                f"of {reps} after one warm-up, each cell in its own process; peak = torch's peak allocated memory "
-                "above the model and inputs (on CPU: peak RSS growth). `auto` runs mamba-ssm's fused block "
-                "(`mamba_inner_fn`) where it loads, else the first usable scan backend.")
+    rows.append(
+        f"One step = forward, MSE loss, backward, Adam update (`benchmarks/models.py --adam`), fp32, median "
+        f"of {reps} after one warm-up, each cell in its own process; peak = torch's peak allocated memory "
+        "above the model and inputs (on CPU: peak RSS growth). `auto` runs mamba-ssm's fused block "
+        "(`mamba_inner_fn`) where it loads, else the first usable scan backend."
+    )
     return rows
 
 
@@ -240,12 +284,28 @@ def gpu_tests(deadline: float) -> list[str]:
     candidates = ["tests/test_ssm.py", "tests/test_triton_scan.py", "tests/test_precision.py"]
     usable, unusable = [], []
     for path in candidates:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider", path],
-                              cwd=ROOT, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider", path],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         (usable if proc.returncode == 0 else unusable).append(path)
     rows = ["| command | result |", "|---|---|"]
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "-k",
-           "not neuralforecast and not darts", *usable]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-m",
+        "gpu",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "not neuralforecast and not darts",
+        *usable,
+    ]
     left = deadline - time.monotonic()
     shown = "python -m pytest -q -m gpu -k 'not neuralforecast and not darts' " + " ".join(usable)
     if left < 30 or not usable:
@@ -289,27 +349,41 @@ def main(argv=None) -> None:
     missing = [b for b in ("cuda", "triton") if not have[b]]
 
     report = [f"### GPU check ({'dry run on CPU, tiny shapes' if tiny else machine('cuda')})", ""]
-    report.append(f"{datetime.date.today().isoformat()}, `bash benchmarks/gpu_check.sh`"
-                  f"{' with DEVICE=cpu' if tiny else ''}; {_versions()}; Python {platform.python_version()}. "
-                  f"Scan backends here: {', '.join(scan_backends)}"
-                  f"{'; not available: ' + ', '.join(missing) if missing else ''}.")
+    report.append(
+        f"{datetime.date.today().isoformat()}, `bash benchmarks/gpu_check.sh`"
+        f"{' with DEVICE=cpu' if tiny else ''}; {_versions()}; Python {platform.python_version()}. "
+        f"Scan backends here: {', '.join(scan_backends)}"
+        f"{'; not available: ' + ', '.join(missing) if missing else ''}."
+    )
 
     def section(title, rows):
         report.extend(["", f"#### {title}", "", *rows])
         print("\n".join(["", f"#### {title}", "", *rows]), flush=True)
 
     print("\n".join(report), flush=True)
-    section("Backend parity (against the fp64 sequential reference)", parity(args.device, scan_backends, tiny,
-                                                                            start + 0.3 * args.budget))
+    section(
+        "Backend parity (against the fp64 sequential reference)",
+        parity(args.device, scan_backends, tiny, start + 0.3 * args.budget),
+    )
     shapes = [(2, 9, 8, 4)] if tiny else [(32, 7, 128, 16), (32, 21, 512, 16), (32, 321, 512, 16), (16, 862, 512, 16)]
-    section("Selective scan, forward + backward", scan_speed(args.device, scan_backends, shapes,
-                                                             2 if tiny else args.reps, start + 0.5 * args.budget))
+    section(
+        "Selective scan, forward + backward",
+        scan_speed(args.device, scan_backends, shapes, 2 if tiny else args.reps, start + 0.5 * args.budget),
+    )
     section("GPU tests", gpu_tests(start + 0.7 * args.budget))
     if tiny:
         configs, model_backends, batch, reps = ["smamba-etth1"], ["auto"], 2, 1
     else:
-        configs = ["smamba-etth1", "smamba-ecl", "smamba-traffic", "smamba-pems07", "attentionmamba-pems07",
-                   "attentionmamba-ecl", "fmamba-ecl", "tsm2-etth1"]
+        configs = [
+            "smamba-etth1",
+            "smamba-ecl",
+            "smamba-traffic",
+            "smamba-pems07",
+            "attentionmamba-pems07",
+            "attentionmamba-ecl",
+            "fmamba-ecl",
+            "tsm2-etth1",
+        ]
         model_backends = ["auto"] + [b for b in ("triton", "torch") if have[b]]
         batch, reps = 0, args.reps
     section("Models: one training step", models(args.device, configs, model_backends, batch, reps, deadline))

@@ -71,8 +71,12 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--methods", default="MQLoss,Normal,StudentT,conformal")
     parser.add_argument("--windows", type=int, default=20)
     parser.add_argument("--max-steps", type=int, default=300)
-    parser.add_argument("--calibration-step", type=int, default=H,
-                        help="step between the conformal calibration windows (NeuralForecast's default is 1)")
+    parser.add_argument(
+        "--calibration-step",
+        type=int,
+        default=H,
+        help="step between the conformal calibration windows (NeuralForecast's default is 1)",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
@@ -112,12 +116,20 @@ def main(argv=None) -> pd.DataFrame:
                 loss = MQLoss(level=levels) if method == "MQLoss" else DistributionLoss(method, level=levels)
                 model = cls(h=H, max_steps=args.max_steps, loss=loss, **quiet)
                 cv = NeuralForecast(models=[model], freq=freq).cross_validation(df, n_windows=args.windows, step_size=H)
-            row = dict(dataset=dataset, model=args.model, method=method, **coverage(cv, args.model, df),
-                       seconds=round(time.perf_counter() - t0, 1))
+            row = dict(
+                dataset=dataset,
+                model=args.model,
+                method=method,
+                **coverage(cv, args.model, df),
+                seconds=round(time.perf_counter() - t0, 1),
+            )
             rows.append(row)
-            print(f"{dataset:<9} {method:<10} 80%: {row['cov80']:6.1%} (width {row['width80']:.2f} sd)   "
-                  f"90%: {row['cov90']:6.1%} (width {row['width90']:.2f} sd)   crossing rows {row['crossing_rows']}"
-                  f"/{row['rows']}   ({row['seconds']:.0f}s)", flush=True)
+            print(
+                f"{dataset:<9} {method:<10} 80%: {row['cov80']:6.1%} (width {row['width80']:.2f} sd)   "
+                f"90%: {row['cov90']:6.1%} (width {row['width90']:.2f} sd)   crossing rows {row['crossing_rows']}"
+                f"/{row['rows']}   ({row['seconds']:.0f}s)",
+                flush=True,
+            )
     table = pd.DataFrame(rows)
     if args.out:
         table.to_csv(args.out, index=False)

@@ -33,7 +33,12 @@ from mamba_forecast.bench import records  # noqa: E402
 from mamba_forecast.bench.presets import TUNED_PRESETS_FILE, entry_slot, read_tuned  # noqa: E402
 from mamba_forecast.bench.records import append_csv_row, read_rows  # noqa: E402
 from mamba_forecast.bench.runner import (  # noqa: E402
-    COLUMNS, SAMPLE_COLUMNS, append_row, done_keys, read_results, row_key,
+    COLUMNS,
+    SAMPLE_COLUMNS,
+    append_row,
+    done_keys,
+    read_results,
+    row_key,
 )
 from mamba_forecast.bench.tune import TRIAL_COLUMNS, write_tuned  # noqa: E402
 
@@ -85,9 +90,11 @@ def merge_tuned(src: Path, dst: Path) -> list[str]:
                 if old is None or entry.get("timestamp", "") > old.get("timestamp", ""):
                     write_tuned(dst, model, dataset, entry)
                     input_size, horizons, protocol = entry_slot(entry)
-                    changed.append(f"{model}/{dataset}/L{input_size}/"
-                                   + ("all" if horizons == "all" else ",".join(f"H{h}" for h in horizons))
-                                   + f"/{protocol}")
+                    changed.append(
+                        f"{model}/{dataset}/L{input_size}/"
+                        + ("all" if horizons == "all" else ",".join(f"H{h}" for h in horizons))
+                        + f"/{protocol}"
+                    )
     return changed
 
 
@@ -116,8 +123,11 @@ def merge_journal(src: Path, dst: Path) -> list[str]:
             ours = [(t.params, t.value, t.state) for t in optuna.load_study(study_name=s.study_name, storage=a).trials]
             other = [(t.params, t.value, t.state) for t in optuna.load_study(study_name=s.study_name, storage=b).trials]
             running = optuna.trial.TrialState.RUNNING
-            carried_on = len(other) >= len(ours) and other != ours and all(
-                o[2] == running or o == t for o, t in zip(ours, other))
+            carried_on = (
+                len(other) >= len(ours)
+                and other != ours
+                and all(o[2] == running or o == t for o, t in zip(ours, other, strict=False))
+            )
             if carried_on:
                 # the same study carried on elsewhere (a trial running then may have finished since): take it whole
                 optuna.delete_study(study_name=s.study_name, storage=a)
@@ -145,8 +155,7 @@ def main(argv=None) -> int:
         tuned = root / TUNED_PRESETS_FILE.relative_to(ROOT)
         print("tuned entries:", ", ".join(merge_tuned(src / records.TUNED_FILE, tuned)) or "none")
     if (src / records.STUDY_FILE).exists():
-        print("studies:", "; ".join(merge_journal(src / records.STUDY_FILE, res / records.STUDY_FILE))
-              or "nothing new")
+        print("studies:", "; ".join(merge_journal(src / records.STUDY_FILE, res / records.STUDY_FILE)) or "nothing new")
     return 0
 
 

@@ -30,10 +30,22 @@ from _common import machine, run_child, time_steps
 CONFIGS = {
     "smamba-etth1": ("SMamba", 32, 96, 96, 7, dict(d_model=256, d_ff=256, e_layers=2, d_state=2, hist_exog_size=4)),
     "smamba-ecl": ("SMamba", 16, 96, 96, 321, dict(d_model=512, d_ff=512, e_layers=3, d_state=16, hist_exog_size=4)),
-    "smamba-traffic": ("SMamba", 16, 96, 96, 862, dict(d_model=512, d_ff=512, e_layers=4, d_state=32, hist_exog_size=4)),
+    "smamba-traffic": (
+        "SMamba",
+        16,
+        96,
+        96,
+        862,
+        dict(d_model=512, d_ff=512, e_layers=4, d_state=32, hist_exog_size=4),
+    ),
     "smamba-pems07": ("SMamba", 16, 96, 12, 883, dict(d_model=512, d_ff=512, e_layers=2, d_state=32, use_norm=False)),
     "attentionmamba-pems07": (
-        "AttentionMamba", 16, 96, 12, 883, dict(d_model=512, d_ff=512, e_layers=1, d_state=64, use_norm=False),
+        "AttentionMamba",
+        16,
+        96,
+        12,
+        883,
+        dict(d_model=512, d_ff=512, e_layers=1, d_state=64, use_norm=False),
     ),
     "attentionmamba-ecl": ("AttentionMamba", 16, 96, 96, 321, dict(d_model=512, d_ff=512, e_layers=1, d_state=64)),
     "fmamba-ecl": ("FMamba", 16, 96, 96, 321, dict(d_model=512, d_ff=512, e_layers=3, d_state=16)),
@@ -56,7 +68,9 @@ def _one(name: str, batch: int, reps: int, device: str, scan_backend: str, threa
     ).to(device)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, input_size, n_series, generator=g).to(device)
-    hist = torch.randn(batch, input_size, model.hist_exog_size, generator=g).to(device) if model.hist_exog_size else None
+    hist = (
+        torch.randn(batch, input_size, model.hist_exog_size, generator=g).to(device) if model.hist_exog_size else None
+    )
     target = torch.randn(batch, h, n_series, generator=g).to(device)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4) if adam else None
@@ -72,8 +86,12 @@ def _one(name: str, batch: int, reps: int, device: str, scan_backend: str, threa
 
     r = time_steps(step, reps, device)
     return {
-        "model": model_name, "batch": batch, "shape": f"L={input_size}, h={h}, N={n_series}",
-        "params": sum(p.numel() for p in model.parameters()), "ms": r["ms"], "min_ms": r["min_ms"],
+        "model": model_name,
+        "batch": batch,
+        "shape": f"L={input_size}, h={h}, N={n_series}",
+        "params": sum(p.numel() for p in model.parameters()),
+        "ms": r["ms"],
+        "min_ms": r["min_ms"],
         "peak_mb": r["peak_mb"],
     }
 
@@ -111,8 +129,15 @@ def main(argv=None) -> None:
     print("| configuration | model | shape | batch | parameters | fwd+bwd median ms | min ms | peak MiB |")
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
-        spec = {"name": name, "batch": args.batch, "reps": args.reps, "device": device,
-                "scan_backend": args.scan_backend, "threads": args.threads, "adam": args.adam}
+        spec = {
+            "name": name,
+            "batch": args.batch,
+            "reps": args.reps,
+            "device": device,
+            "scan_backend": args.scan_backend,
+            "threads": args.threads,
+            "adam": args.adam,
+        }
         r = run_child(__file__, spec)
         if "error" in r:
             print(f"| {name} | failed: {r['error']} | | | | | | |", flush=True)

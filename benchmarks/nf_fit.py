@@ -29,9 +29,16 @@ def make_panel(n_series: int = 7, length: int = 2000, seed: int = 0) -> pd.DataF
     t = np.arange(length)
     ds = pd.date_range("2020-01-01", periods=length, freq="h")
     return pd.concat(
-        [pd.DataFrame({"unique_id": f"s{i}", "ds": ds,
-                       "y": 10 + i + np.sin(2 * np.pi * t / 24 + i) + 0.3 * rng.standard_normal(length)})
-         for i in range(n_series)],
+        [
+            pd.DataFrame(
+                {
+                    "unique_id": f"s{i}",
+                    "ds": ds,
+                    "y": 10 + i + np.sin(2 * np.pi * t / 24 + i) + 0.3 * rng.standard_normal(length),
+                }
+            )
+            for i in range(n_series)
+        ],
         ignore_index=True,
     )
 
@@ -55,8 +62,16 @@ def main(argv=None) -> dict:
     from mamba_forecast.neuralforecast import SMamba
 
     df = make_panel()
-    common = dict(h=24, input_size=96, max_steps=args.steps, accelerator="cpu", devices=1,
-                  enable_progress_bar=False, logger=False, enable_model_summary=False)
+    common = dict(
+        h=24,
+        input_size=96,
+        max_steps=args.steps,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        logger=False,
+        enable_model_summary=False,
+    )
     builders = {
         "SMamba": lambda: SMamba(**common),
         "iTransformer": lambda: iTransformer(n_series=7, **common),
@@ -75,15 +90,19 @@ def main(argv=None) -> dict:
             print(f"  {name}: {times[name][-1]:.2f} s (load {os.getloadavg()[0]:.2f})", flush=True)
     load_after = os.getloadavg()
 
-    print(f"NeuralForecast.fit, {args.steps} steps, 7 series x 2000 hourly points, h=24, input_size=96, CPU, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"NeuralForecast.fit, {args.steps} steps, 7 series x 2000 hourly points, h=24, input_size=96, CPU, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     for name, values in times.items():
         runs = ", ".join(f"{v:.2f}" for v in values)
         print(f"  {name:<13} median {statistics.median(values):6.2f} s  (runs: {runs}; {params[name]:,} parameters)")
     ratio = statistics.median(times["SMamba"]) / statistics.median(times["iTransformer"])
     print(f"  SMamba / iTransformer: {ratio:.2f}")
-    print(f"  load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load_before)}, "
-          f"after {tuple(round(x, 2) for x in load_after)}; {os.cpu_count()} CPUs")
+    print(
+        f"  load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load_before)}, "
+        f"after {tuple(round(x, 2) for x in load_after)}; {os.cpu_count()} CPUs"
+    )
     return {name: statistics.median(values) for name, values in times.items()}
 
 

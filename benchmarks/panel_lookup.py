@@ -44,8 +44,9 @@ def main() -> None:
     base.panel_index = timed
     ds = pd.date_range("2024-01-01", periods=400, freq="h")
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"unique_id": np.repeat(["a", "b", "c"], len(ds)), "ds": np.tile(ds, 3),
-                       "y": rng.normal(size=3 * len(ds))})
+    df = pd.DataFrame(
+        {"unique_id": np.repeat(["a", "b", "c"], len(ds)), "ds": np.tile(ds, 3), "y": rng.normal(size=3 * len(ds))}
+    )
     quiet = dict(enable_progress_bar=False, enable_model_summary=False, logger=False, accelerator="cpu")
     keep = []
     for extra in args.extra:
@@ -57,8 +58,11 @@ def main() -> None:
             t0 = time.perf_counter()
             NeuralForecast(models=[model], freq="h").fit(df)
             fits.append(time.perf_counter() - t0)
-        print(f"{len(gc.get_objects()) / 1e6:.1f} M live objects: lookup median {statistics.median(lookups) * 1e3:.2f} ms"
-              f", fit median {statistics.median(fits) * 1e3:.0f} ms ({args.repeat} fits)", flush=True)
+        print(
+            f"{len(gc.get_objects()) / 1e6:.1f} M live objects: lookup median {statistics.median(lookups) * 1e3:.2f} ms"
+            f", fit median {statistics.median(fits) * 1e3:.0f} ms ({args.repeat} fits)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

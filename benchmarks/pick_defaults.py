@@ -38,9 +38,14 @@ def main(argv=None) -> int:
                     continue
                 official = searched[0]
                 settings = {k: v for k, v in official["settings"].items() if k != "lradj"}
-                entry = {**official, "settings": settings, "protocol": "converge",
-                         "source": official["source"].replace("official protocol", "from official-protocol searches, "
-                                                              "with the converge protocol's schedule")}
+                entry = {
+                    **official,
+                    "settings": settings,
+                    "protocol": "converge",
+                    "source": official["source"].replace(
+                        "official protocol", "from official-protocol searches, with the converge protocol's schedule"
+                    ),
+                }
             if entry is None:
                 print(f"{model} {protocol}: too few datasets searched; no default")
                 continue

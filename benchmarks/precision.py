@@ -54,17 +54,30 @@ def main(argv=None) -> None:
     accelerator = "gpu" if args.device == "cuda" else "cpu"
 
     print(f"machine: {machine(args.device)}; load average before: {os.getloadavg()[0]:.2f}")
-    print(f"one epoch on ETTh1's training split ({len(series)} rows, {len(columns)} series), input 96, h 96, "
-          "batch 32, d_model 64, 2 layers")
+    print(
+        f"one epoch on ETTh1's training split ({len(series)} rows, {len(columns)} series), input 96, h 96, "
+        "batch 32, d_model 64, 2 layers"
+    )
     print("| model | precision | fit s | last train loss | weights finite | forecast finite | max abs diff vs fp32 |")
     print("|---|---|---|---|---|---|---|")
     for model_name in args.models.split(","):
         reference = None
         for precision in args.precisions.split(","):
-            kwargs = dict(d_model=64, e_layers=2, n_epochs=1, batch_size=32, random_state=0,
-                          pl_trainer_kwargs=dict(accelerator=accelerator, devices=1, precision=precision,
-                                                 enable_progress_bar=False, logger=False,
-                                                 enable_model_summary=False))
+            kwargs = dict(
+                d_model=64,
+                e_layers=2,
+                n_epochs=1,
+                batch_size=32,
+                random_state=0,
+                pl_trainer_kwargs=dict(
+                    accelerator=accelerator,
+                    devices=1,
+                    precision=precision,
+                    enable_progress_bar=False,
+                    logger=False,
+                    enable_model_summary=False,
+                ),
+            )
             if model_name != "TSM2Model":
                 kwargs["d_ff"] = 64
             model = getattr(mdarts, model_name)(96, 96, **kwargs)
@@ -79,8 +92,10 @@ def main(argv=None) -> None:
                 reference, diff = forecast, "-"
             else:
                 diff = f"{float(np.abs(forecast - reference).max()):.3f}"
-            print(f"| {model_name} | {precision} | {fit_s:.1f} | {loss:.4f} | {weights_ok} | {forecast_ok} | {diff} |",
-                  flush=True)
+            print(
+                f"| {model_name} | {precision} | {fit_s:.1f} | {loss:.4f} | {weights_ok} | {forecast_ok} | {diff} |",
+                flush=True,
+            )
             if not (weights_ok and forecast_ok and math.isfinite(loss)):
                 print(f"  !! {model_name} under {precision} produced non-finite values")
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -38,8 +38,17 @@ def _build(name: str, n_series: int):
     if name == "iTransformer":
         from neuralforecast.models import iTransformer
 
-        return iTransformer(h=H, input_size=INPUT, n_series=n_series, hidden_size=WIDTH, d_ff=WIDTH, n_heads=8,
-                            e_layers=2, logger=False, enable_progress_bar=False)
+        return iTransformer(
+            h=H,
+            input_size=INPUT,
+            n_series=n_series,
+            hidden_size=WIDTH,
+            d_ff=WIDTH,
+            n_heads=8,
+            e_layers=2,
+            logger=False,
+            enable_progress_bar=False,
+        )
     import mamba_forecast.models as models
 
     kwargs = dict(d_model=WIDTH, e_layers=2)
@@ -60,9 +69,11 @@ def _core_step(model: str, n_series: int, batch: int, reps: int, device: str, th
     x = torch.randn(batch, INPUT, n_series, generator=g).to(device)
     target = torch.randn(batch, H, n_series, generator=g).to(device)
     if model == "iTransformer":
+
         def forward():
             return net({"insample_y": x})
     else:
+
         def forward():
             return net(x)
 
@@ -85,8 +96,13 @@ def _panel(n_series: int, length: int):
     ds = pd.date_range("2020-01-01", periods=length, freq="h")
     phase = rng.uniform(0, 2 * np.pi, n_series)[:, None]
     y = 10 + np.sin(2 * np.pi * t / 24 + phase) + 0.3 * rng.standard_normal((n_series, length))
-    return pd.DataFrame({"unique_id": np.repeat([f"s{i}" for i in range(n_series)], length),
-                         "ds": np.tile(ds, n_series), "y": y.ravel()})
+    return pd.DataFrame(
+        {
+            "unique_id": np.repeat([f"s{i}" for i in range(n_series)], length),
+            "ds": np.tile(ds, n_series),
+            "y": y.ravel(),
+        }
+    )
 
 
 def _nf_fit(model: str, n_series: int, length: int, steps: int, batch: int, threads: int) -> dict:
@@ -106,8 +122,18 @@ def _nf_fit(model: str, n_series: int, length: int, steps: int, batch: int, thre
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.ERROR)
     df = _panel(n_series, length)
-    common = dict(h=H, input_size=INPUT, max_steps=steps, windows_batch_size=batch, accelerator="cpu", devices=1,
-                  enable_progress_bar=False, logger=False, enable_model_summary=False, random_seed=0)
+    common = dict(
+        h=H,
+        input_size=INPUT,
+        max_steps=steps,
+        windows_batch_size=batch,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        logger=False,
+        enable_model_summary=False,
+        random_seed=0,
+    )
     if model == "SMamba":
         est = SMamba(d_model=WIDTH, d_ff=WIDTH, **common)
     else:
@@ -120,9 +146,14 @@ def _nf_fit(model: str, n_series: int, length: int, steps: int, batch: int, thre
     start = time.perf_counter()
     forecast = nf.predict()
     predict_s = time.perf_counter() - start
-    return {"fit_s": fit_s, "predict_s": predict_s, "rows": len(df),
-            "finite": bool(forecast.select_dtypes("number").notna().all().all()),
-            "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss_before}
+    return {
+        "fit_s": fit_s,
+        "predict_s": predict_s,
+        "rows": len(df),
+        "finite": bool(forecast.select_dtypes("number").notna().all().all()),
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_before_mb": rss_before,
+    }
 
 
 def _plot(results: dict, path: str, title: str) -> None:
@@ -139,7 +170,7 @@ def _plot(results: dict, path: str, title: str) -> None:
         xs = [n for n, _ in ok]
         axes[0].plot(xs, [r["ms"] / 1000 for _, r in ok], marker="o", label=model)
         axes[1].plot(xs, [max(r["peak_mb"], 1.0) for _, r in ok], marker="o", label=model)
-    for ax, label in zip(axes, ("seconds per training step", "peak memory (MiB)")):
+    for ax, label in zip(axes, ("seconds per training step", "peak memory (MiB)"), strict=True):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("number of series N")
@@ -159,10 +190,18 @@ def main(argv=None) -> None:
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of: " + ", ".join(MODELS))
     parser.add_argument("--batch", type=int, default=4, help="windows per step (default 4)")
     parser.add_argument("--reps", type=int, default=3, help="timed steps after the warm-up (at most)")
-    parser.add_argument("--budget", type=float, default=120,
-                        help="seconds of timed steps per measurement: fewer reps (at least 1) for slow steps")
-    parser.add_argument("--max-step", type=float, default=150,
-                        help="skip a model's larger N once one of its steps took longer than this (seconds)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=120,
+        help="seconds of timed steps per measurement: fewer reps (at least 1) for slow steps",
+    )
+    parser.add_argument(
+        "--max-step",
+        type=float,
+        default=150,
+        help="skip a model's larger N once one of its steps took longer than this (seconds)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--plot", default=None, help="PNG path (default: docs/figures/scaling_<device>.png)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per measurement")
@@ -186,19 +225,30 @@ def main(argv=None) -> None:
     print(f"machine: {machine(device)}; load average before: {os.getloadavg()[0]:.2f}", flush=True)
 
     if args.nf:
-        print(f"NeuralForecast.fit: {args.nf} series x {args.length} hourly points, {args.steps} steps, "
-              f"windows_batch_size {args.batch}, h {H}, input {INPUT}, width {WIDTH}; then predict")
+        print(
+            f"NeuralForecast.fit: {args.nf} series x {args.length} hourly points, {args.steps} steps, "
+            f"windows_batch_size {args.batch}, h {H}, input {INPUT}, width {WIDTH}; then predict"
+        )
         print("| model | fit s | predict s | peak RSS MiB | finite forecasts |")
         print("|---|---|---|---|---|")
         for model in ("SMamba", "iTransformer"):
-            spec = dict(job="nf", model=model, n_series=args.nf, length=args.length, steps=args.steps,
-                        batch=args.batch, threads=args.threads)
+            spec = dict(
+                job="nf",
+                model=model,
+                n_series=args.nf,
+                length=args.length,
+                steps=args.steps,
+                batch=args.batch,
+                threads=args.threads,
+            )
             r = run_child(__file__, spec, timeout=args.timeout)
             if "error" in r:
                 print(f"| {model} | failed: {r['error']} | | | |", flush=True)
                 continue
-            print(f"| {model} | {r['fit_s']:.1f} | {r['predict_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['finite']} |",
-                  flush=True)
+            print(
+                f"| {model} | {r['fit_s']:.1f} | {r['predict_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['finite']} |",
+                flush=True,
+            )
         print(f"load average after: {os.getloadavg()[0]:.2f}")
         return
 
@@ -214,8 +264,10 @@ def main(argv=None) -> None:
             print("NeuralForecast is not installed: iTransformer left out")
             models.remove("iTransformer")
 
-    print(f"one training step (fwd, MSE, bwd, Adam) on {args.batch} windows, input {INPUT}, h {H}, "
-          f"d_model {WIDTH}, 2 layers")
+    print(
+        f"one training step (fwd, MSE, bwd, Adam) on {args.batch} windows, input {INPUT}, h {H}, "
+        f"d_model {WIDTH}, 2 layers"
+    )
     print("| model | series N | parameters | median ms/step | min ms | peak MiB |")
     print("|---|---|---|---|---|---|")
     results: dict[str, list] = {m: [] for m in models}
@@ -225,23 +277,38 @@ def main(argv=None) -> None:
             if model in too_slow:
                 print(f"| {model} | {n} | skipped: {too_slow[model]} | | | |", flush=True)
                 continue
-            spec = dict(job="core", model=model, n_series=n, batch=args.batch, reps=args.reps, device=device,
-                        threads=args.threads, budget_s=args.budget)
+            spec = dict(
+                job="core",
+                model=model,
+                n_series=n,
+                batch=args.batch,
+                reps=args.reps,
+                device=device,
+                threads=args.threads,
+                budget_s=args.budget,
+            )
             r = run_child(__file__, spec, timeout=args.timeout)
             results[model].append((n, r))
             if "error" in r:
                 print(f"| {model} | {n} | failed: {r['error']} | | | |", flush=True)
                 too_slow[model] = f"failed at N={n}"
                 continue
-            print(f"| {model} | {n} | {r['params']:,} | {r['ms']:.1f} ({r['reps']} reps) | {r['min_ms']:.1f} | "
-                  f"{r['peak_mb']:.0f} |", flush=True)
+            print(
+                f"| {model} | {n} | {r['params']:,} | {r['ms']:.1f} ({r['reps']} reps) | {r['min_ms']:.1f} | "
+                f"{r['peak_mb']:.0f} |",
+                flush=True,
+            )
             if r["min_ms"] / 1000 > args.max_step:
                 too_slow[model] = f"one step took {r['min_ms'] / 1000:.0f} s at N={n}"
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    plot = args.plot or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "figures",
-                                     f"scaling_{device}.png")
-    _plot(results, os.path.normpath(plot), f"One training step, {args.batch} windows, input {INPUT}, h {H}, "
-          f"d_model {WIDTH}: {machine(device)}")
+    plot = args.plot or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "docs", "figures", f"scaling_{device}.png"
+    )
+    _plot(
+        results,
+        os.path.normpath(plot),
+        f"One training step, {args.batch} windows, input {INPUT}, h {H}, d_model {WIDTH}: {machine(device)}",
+    )
 
 
 if __name__ == "__main__":

@@ -50,9 +50,12 @@ def _one(backend: str, shape: tuple[int, int, int, int], reps: int, device: str,
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default=None,
-                        help="comma-separated, of cuda, triton, torch, torch-adaptive, reference; default: every "
-                             "available one but torch-adaptive")
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated, of cuda, triton, torch, torch-adaptive, reference; default: every "
+        "available one but torch-adaptive",
+    )
     parser.add_argument("--shapes", default=None, help="batch,length,channels,d_state[;...]")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--reference-reps", type=int, default=2, help="reps for the slow sequential oracle")
@@ -76,9 +79,11 @@ def main(argv=None) -> None:
     if args.backends:
         backends = args.backends.split(",")
     else:
-        backends = (["cuda"] if device == "cuda" and cuda_scan_available() else []) + (
-            ["triton"] if device == "cuda" and triton_scan_available(device) else []
-        ) + ["torch", "reference"]
+        backends = (
+            (["cuda"] if device == "cuda" and cuda_scan_available() else [])
+            + (["triton"] if device == "cuda" and triton_scan_available(device) else [])
+            + ["torch", "reference"]
+        )
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")] if args.shapes else SHAPES
 
     print(f"machine: {machine(device)}; load average before: {os.getloadavg()[0]:.2f}")
@@ -87,8 +92,9 @@ def main(argv=None) -> None:
     for shape in shapes:
         for backend in backends:
             reps = args.reference_reps if backend == "reference" else args.reps
-            r = run_child(__file__, {"backend": backend, "shape": shape, "reps": reps, "device": device,
-                                     "threads": args.threads})
+            r = run_child(
+                __file__, {"backend": backend, "shape": shape, "reps": reps, "device": device, "threads": args.threads}
+            )
             if "error" in r:
                 print(f"| {backend} | {shape} | failed: {r['error']} | | |")
                 continue

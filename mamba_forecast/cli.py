@@ -45,8 +45,10 @@ def _overrides(items: list[str] | None) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- data
-_CSV_HELP = ("a CSV in the standard layout (a 'date' column, then numeric series columns) instead of --dataset; "
-             "split 7:1:2 (train / validation / test, as the custom sets of the literature)")
+_CSV_HELP = (
+    "a CSV in the standard layout (a 'date' column, then numeric series columns) instead of --dataset; "
+    "split 7:1:2 (train / validation / test, as the custom sets of the literature)"
+)
 
 
 def _add_dataset_arguments(p, several: bool) -> None:
@@ -54,14 +56,24 @@ def _add_dataset_arguments(p, several: bool) -> None:
     from .datasets import DATASETS
 
     names = ", ".join(DATASETS)
-    p.add_argument("--dataset", default=None,
-                   help=(f"comma-separated registered sets: {names}" if several else f"a registered set: {names}"))
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help=(f"comma-separated registered sets: {names}" if several else f"a registered set: {names}"),
+    )
     p.add_argument("--csv", default=None, metavar="PATH", help=_CSV_HELP)
-    p.add_argument("--target", default=None, metavar="COL",
-                   help="with --csv: the target column, moved last (default: OT where present, else the last column)")
-    p.add_argument("--data-dir", default=None,
-                   help="folder with the benchmark files (default: $MAMBA_FORECAST_DATA, else the user cache "
-                        "~/.cache/mamba_forecast, where `mamba-forecast data download` puts them)")
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="COL",
+        help="with --csv: the target column, moved last (default: OT where present, else the last column)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the benchmark files (default: $MAMBA_FORECAST_DATA, else the user cache "
+        "~/.cache/mamba_forecast, where `mamba-forecast data download` puts them)",
+    )
 
 
 def _datasets(args) -> list[str]:
@@ -85,9 +97,13 @@ def _datasets(args) -> list[str]:
 
 
 def _add_results_dir(p) -> None:
-    p.add_argument("--results-dir", default=None, metavar="DIR",
-                   help="folder of results and run records that the other paths default to (default: "
-                        "$MAMBA_FORECAST_RESULTS, else ./mamba_forecast_results)")
+    p.add_argument(
+        "--results-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of results and run records that the other paths default to (default: "
+        "$MAMBA_FORECAST_RESULTS, else ./mamba_forecast_results)",
+    )
 
 
 def _results_path(args, name: str) -> Path:
@@ -97,18 +113,25 @@ def _results_path(args, name: str) -> Path:
 
 
 def _add_data(sub) -> None:
-    p = sub.add_parser("data", help="list the registered benchmark sets, or download one",
-                       description="The standard long-horizon sets: where they come from, which files are in the "
-                                   "data folder, and a download with a checksum check.")
+    p = sub.add_parser(
+        "data",
+        help="list the registered benchmark sets, or download one",
+        description="The standard long-horizon sets: where they come from, which files are in the "
+        "data folder, and a download with a checksum check.",
+    )
     dsub = p.add_subparsers(dest="data_command", required=True)
     lst = dsub.add_parser("list", help="the registry, and which files are present in the data folder")
-    lst.add_argument("--data-dir", default=None, help="data folder (default: $MAMBA_FORECAST_DATA, else "
-                                                     "~/.cache/mamba_forecast)")
+    lst.add_argument(
+        "--data-dir", default=None, help="data folder (default: $MAMBA_FORECAST_DATA, else ~/.cache/mamba_forecast)"
+    )
     lst.set_defaults(func=_run_data_list)
     dl = dsub.add_parser("download", help="fetch a set from its public source (checksum checked where known)")
     dl.add_argument("name", help="a registered set, e.g. ETTm2 (see `mamba-forecast data list`)")
-    dl.add_argument("--data-dir", default=None, help="where to put it (default: $MAMBA_FORECAST_DATA, else "
-                                                    "~/.cache/mamba_forecast; created)")
+    dl.add_argument(
+        "--data-dir",
+        default=None,
+        help="where to put it (default: $MAMBA_FORECAST_DATA, else ~/.cache/mamba_forecast; created)",
+    )
     dl.add_argument("--force", action="store_true", help="download again even when the file is present")
     dl.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server (default 60)")
     dl.set_defaults(func=_run_data_download)
@@ -129,8 +152,10 @@ def _run_data_list(args) -> int:
         checked = "known" if all(f.sha256 for f in spec.files) else "none"
         if spec.name == "ETTh1" and args.data_dir is None and not all(p for _, p in status):
             files += " [bundled copy used]"
-        print(f"{spec.name:<13} {f'{spec.n_rows} x {spec.n_series}':>15}  {spec.freq:<6} {spec.split:<12} "
-              f"{checked:<8} {files}")
+        print(
+            f"{spec.name:<13} {f'{spec.n_rows} x {spec.n_series}':>15}  {spec.freq:<6} {spec.split:<12} "
+            f"{checked:<8} {files}"
+        )
     print("\nFetch one with `mamba-forecast data download NAME`; sha256 'none': the download is kept unverified.")
     return 0
 
@@ -139,8 +164,13 @@ def _run_data_download(args) -> int:
     from .datasets import DownloadError, canonical_name, download
 
     try:
-        download(canonical_name(args.name), args.data_dir, force=args.force, timeout=args.timeout,
-                 log=lambda msg: print(msg, flush=True))
+        download(
+            canonical_name(args.name),
+            args.data_dir,
+            force=args.force,
+            timeout=args.timeout,
+            log=lambda msg: print(msg, flush=True),
+        )
     except KeyError as exc:
         raise SystemExit(str(exc.args[0])) from None
     except (DownloadError, FileNotFoundError) as exc:
@@ -195,41 +225,80 @@ def _model_list(text: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- bench
 def _add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="train and score models under the standard long-horizon protocol",
-                       description="Train and score cells (dataset x model x horizon x seed); each finished "
-                                   "cell is appended to the CSV and skipped on a rerun.")
+    p = sub.add_parser(
+        "bench",
+        help="train and score models under the standard long-horizon protocol",
+        description="Train and score cells (dataset x model x horizon x seed); each finished "
+        "cell is appended to the CSV and skipped on a rerun.",
+    )
     _add_dataset_arguments(p, several=True)
-    p.add_argument("--model", required=True, type=_model_list,
-                   help="comma-separated: SMamba,AttentionMamba,FMamba,TSM2 (any registered model), NeuralForecast's "
-                        "PatchTST,iTransformer,TSMixer,DLinear,NHITS,TimeMixer,SOFTS as baselines; Linear checks "
-                        "the harness")
+    p.add_argument(
+        "--model",
+        required=True,
+        type=_model_list,
+        help="comma-separated: SMamba,AttentionMamba,FMamba,TSM2 (any registered model), NeuralForecast's "
+        "PatchTST,iTransformer,TSMixer,DLinear,NHITS,TimeMixer,SOFTS as baselines; Linear checks "
+        "the harness",
+    )
     p.add_argument("--horizon", default="96", help="comma-separated horizons (default 96)")
     p.add_argument("--seeds", default="2023", help="comma-separated seeds (default 2023)")
-    p.add_argument("--input-size", type=_lookback, default=None,
-                   help="look-back (default: the preset's, 96; TSM2 512), or 'searched': the one `tune --input-size "
-                        "searched` chose")
-    p.add_argument("--protocol", default=None, choices=_protocols(),
-                   help="training protocol: converge (default: every validation window, up to 100 epochs, patience "
-                        "5, the rate halved on plateaus) or official (the papers' loop: the preset's epochs, "
-                        "patience 3, shuffled drop-last validation; the default with --via neuralforecast)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="max epochs (default: the protocol's: 100, or the preset's under official)")
+    p.add_argument(
+        "--input-size",
+        type=_lookback,
+        default=None,
+        help="look-back (default: the preset's, 96; TSM2 512), or 'searched': the one `tune --input-size "
+        "searched` chose",
+    )
+    p.add_argument(
+        "--protocol",
+        default=None,
+        choices=_protocols(),
+        help="training protocol: converge (default: every validation window, up to 100 epochs, patience "
+        "5, the rate halved on plateaus) or official (the papers' loop: the preset's epochs, "
+        "patience 3, shuffled drop-last validation; the default with --via neuralforecast)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="max epochs (default: the protocol's: 100, or the preset's under official)",
+    )
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
-    p.add_argument("--via", default="harness", choices=["harness", "neuralforecast"],
-                   help="train with the harness loop or through mamba_forecast.neuralforecast")
-    p.add_argument("--preset", default="tuned", choices=["tuned", "official"],
-                   help="preset table: tuned (default; the official row where nothing was tuned at this input "
-                        "size and horizon) or official")
+    p.add_argument(
+        "--via",
+        default="harness",
+        choices=["harness", "neuralforecast"],
+        help="train with the harness loop or through mamba_forecast.neuralforecast",
+    )
+    p.add_argument(
+        "--preset",
+        default="tuned",
+        choices=["tuned", "official"],
+        help="preset table: tuned (default; the official row where nothing was tuned at this input "
+        "size and horizon) or official",
+    )
     _add_results_dir(p)
-    p.add_argument("--presets-file", type=_existing_file, default=None,
-                   help="tuned table that --preset tuned reads over the one shipped in the package (its entries "
-                        "win), e.g. one `tune --presets-file` wrote (default: <results dir>/tuned_presets.json "
-                        "where it exists)")
+    p.add_argument(
+        "--presets-file",
+        type=_existing_file,
+        default=None,
+        help="tuned table that --preset tuned reads over the one shipped in the package (its entries "
+        "win), e.g. one `tune --presets-file` wrote (default: <results dir>/tuned_presets.json "
+        "where it exists)",
+    )
     p.add_argument("--out", default=None, help="results CSV (appended; default: <results dir>/bench_results.csv)")
-    p.add_argument("--samples", default=None, metavar="CSV",
-                   help="where one test window per cell is saved for the report (default: <out dir>/samples.csv)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override preset fields, e.g. --set d_model=64,batch_size=64 (noted in the CSV)")
+    p.add_argument(
+        "--samples",
+        default=None,
+        metavar="CSV",
+        help="where one test window per cell is saved for the report (default: <out dir>/samples.csv)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override preset fields, e.g. --set d_model=64,batch_size=64 (noted in the CSV)",
+    )
     p.add_argument("--max-train-batches", type=int, default=None, help="cap batches per epoch (smoke tests)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-resume", action="store_true", help="rerun cells already in the CSV")
@@ -257,8 +326,18 @@ def _run_bench(args) -> int:
     if tuned is None and _results_path(args, TUNED_FILE).is_file():
         tuned = str(_results_path(args, TUNED_FILE))
     cells = [
-        Cell(dataset=d, model=m, horizon=h, seed=s, input_size=args.input_size, epochs=args.epochs, via=args.via,
-             preset=args.preset, tuned_path=tuned, protocol=protocol)
+        Cell(
+            dataset=d,
+            model=m,
+            horizon=h,
+            seed=s,
+            input_size=args.input_size,
+            epochs=args.epochs,
+            via=args.via,
+            preset=args.preset,
+            tuned_path=tuned,
+            protocol=protocol,
+        )
         for d in datasets
         for m in _csv_list(args.model)
         for h in _csv_list(args.horizon, int)
@@ -266,50 +345,100 @@ def _run_bench(args) -> int:
     ]
     out = Path(args.out) if args.out else _results_path(args, RESULTS_FILE)
     samples = Path(args.samples) if args.samples else out.parent / SAMPLES_FILE
-    run_cells(cells, out, resume=not args.no_resume, data_dir=args.data_dir, device=args.device,
-              overrides=_overrides(args.set), max_train_batches=args.max_train_batches,
-              progress=not args.no_progress, samples=samples)
+    run_cells(
+        cells,
+        out,
+        resume=not args.no_resume,
+        data_dir=args.data_dir,
+        device=args.device,
+        overrides=_overrides(args.set),
+        max_train_batches=args.max_train_batches,
+        progress=not args.no_progress,
+        samples=samples,
+    )
     return 0
 
 
 # ----------------------------------------------------------------------------------------------- tune
 def _add_tune(sub) -> None:
-    p = sub.add_parser("tune", help="search a model's hyper-parameters on the validation split (Optuna)",
-                       description="Search one model's space on one dataset, scored on the validation split only "
-                                   "(the test split is not read); the winner goes to the tuned preset table, keyed "
-                                   "by the model, the dataset, the input size and (with --per-horizon) the horizon.")
-    p.add_argument("--model", required=True, type=_model_name,
-                   help="SMamba, AttentionMamba, FMamba or TSM2 (any registered model), or a NeuralForecast "
-                        "baseline (PatchTST, iTransformer, TSMixer, DLinear, NHITS, TimeMixer, SOFTS)")
+    p = sub.add_parser(
+        "tune",
+        help="search a model's hyper-parameters on the validation split (Optuna)",
+        description="Search one model's space on one dataset, scored on the validation split only "
+        "(the test split is not read); the winner goes to the tuned preset table, keyed "
+        "by the model, the dataset, the input size and (with --per-horizon) the horizon.",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        type=_model_name,
+        help="SMamba, AttentionMamba, FMamba or TSM2 (any registered model), or a NeuralForecast "
+        "baseline (PatchTST, iTransformer, TSMixer, DLinear, NHITS, TimeMixer, SOFTS)",
+    )
     _add_dataset_arguments(p, several=False)
     p.add_argument("--horizon", type=int, default=96, help="horizon scored during the search (default 96)")
-    p.add_argument("--trials", type=int, default=20,
-                   help="number of trials (default 20: the first 5 are the sampler's random start-up draws)")
-    p.add_argument("--seed", type=int, default=2023,
-                   help="seed of the search (each study draws from it and its model, dataset, look-back and "
-                        "horizon) and of every trial (default 2023)")
-    p.add_argument("--input-size", type=_lookback, default=None,
-                   help="look-back (default: the preset's), or 'searched': the look-back is one more setting, "
-                        "chosen from 96, 192, 336, 512, 720 on validation")
-    p.add_argument("--protocol", default="converge", choices=_protocols(),
-                   help="training protocol of every trial (default converge; see `bench --help`)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="max epochs per trial (default: the protocol's: 100, or 10 under official)")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=20,
+        help="number of trials (default 20: the first 5 are the sampler's random start-up draws)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=2023,
+        help="seed of the search (each study draws from it and its model, dataset, look-back and "
+        "horizon) and of every trial (default 2023)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=_lookback,
+        default=None,
+        help="look-back (default: the preset's), or 'searched': the look-back is one more setting, "
+        "chosen from 96, 192, 336, 512, 720 on validation",
+    )
+    p.add_argument(
+        "--protocol",
+        default="converge",
+        choices=_protocols(),
+        help="training protocol of every trial (default converge; see `bench --help`)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="max epochs per trial (default: the protocol's: 100, or 10 under official)",
+    )
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
-    p.add_argument("--per-horizon", action="store_true",
-                   help="the winner is for --horizon only (default: for every horizon at this input size; an entry "
-                        "for one horizon wins over one for all)")
+    p.add_argument(
+        "--per-horizon",
+        action="store_true",
+        help="the winner is for --horizon only (default: for every horizon at this input size; an entry "
+        "for one horizon wins over one for all)",
+    )
     _add_results_dir(p)
-    p.add_argument("--presets-file", default=None,
-                   help="tuned table to update (default: <results dir>/tuned_presets.json, which bench reads)")
-    p.add_argument("--trials-log", default=None,
-                   help="CSV that every trial is appended to (default: <results dir>/tuning_trials.csv)")
-    p.add_argument("--study-file", default=None,
-                   help="Optuna journal that lets a cut-off search resume (default: <results dir>/"
-                        "tuning_studies.journal)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="worker processes sharing the study file (several small models fit one GPU at once); "
-                        "the study still gets exactly --trials trials (default 1)")
+    p.add_argument(
+        "--presets-file",
+        default=None,
+        help="tuned table to update (default: <results dir>/tuned_presets.json, which bench reads)",
+    )
+    p.add_argument(
+        "--trials-log",
+        default=None,
+        help="CSV that every trial is appended to (default: <results dir>/tuning_trials.csv)",
+    )
+    p.add_argument(
+        "--study-file",
+        default=None,
+        help="Optuna journal that lets a cut-off search resume (default: <results dir>/tuning_studies.journal)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes sharing the study file (several small models fit one GPU at once); "
+        "the study still gets exactly --trials trials (default 1)",
+    )
     p.add_argument("--max-train-batches", type=int, default=None, help="cap batches per epoch (smoke tests)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=_run_tune)
@@ -327,13 +456,25 @@ def _run_tune(args) -> int:
     (dataset,) = datasets
     if args.threads:
         torch.set_num_threads(args.threads)
-    tune(args.model, dataset, args.horizon, trials=args.trials, seed=args.seed, data_dir=args.data_dir,
-         device=args.device, input_size=args.input_size, epochs=args.epochs, protocol=args.protocol,
-         max_train_batches=args.max_train_batches, per_horizon=args.per_horizon,
-         presets_file=args.presets_file or _results_path(args, TUNED_FILE),
-         trials_log=args.trials_log or _results_path(args, TRIALS_FILE),
-         study_file=args.study_file or _results_path(args, STUDY_FILE), jobs=args.jobs,
-         log=lambda msg: print(msg, flush=True))
+    tune(
+        args.model,
+        dataset,
+        args.horizon,
+        trials=args.trials,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        device=args.device,
+        input_size=args.input_size,
+        epochs=args.epochs,
+        protocol=args.protocol,
+        max_train_batches=args.max_train_batches,
+        per_horizon=args.per_horizon,
+        presets_file=args.presets_file or _results_path(args, TUNED_FILE),
+        trials_log=args.trials_log or _results_path(args, TRIALS_FILE),
+        study_file=args.study_file or _results_path(args, STUDY_FILE),
+        jobs=args.jobs,
+        log=lambda msg: print(msg, flush=True),
+    )
     return 0
 
 
@@ -342,13 +483,20 @@ def _add_report(sub) -> None:
     p = sub.add_parser("report", help="write a markdown page and figures from the results CSV")
     _add_results_dir(p)
     p.add_argument("--results", default=None, help="results CSV (default: <results dir>/bench_results.csv)")
-    p.add_argument("--samples", default=None, metavar="CSV",
-                   help="test windows for the forecast figures (default: samples.csv beside --results)")
+    p.add_argument(
+        "--samples",
+        default=None,
+        metavar="CSV",
+        help="test windows for the forecast figures (default: samples.csv beside --results)",
+    )
     p.add_argument("--out", default=None, help="markdown file to write (default: <results dir>/benchmarks.md)")
     p.add_argument("--figures", default=None, help="figure folder (default: <out dir>/figures)")
-    p.add_argument("--published", default=None,
-                   help="published results CSV: dataset,input_size,horizon,model,mse,mae,source (default: the "
-                        "table shipped in the package, mamba_forecast/bench/published.csv)")
+    p.add_argument(
+        "--published",
+        default=None,
+        help="published results CSV: dataset,input_size,horizon,model,mse,mae,source (default: the "
+        "table shipped in the package, mamba_forecast/bench/published.csv)",
+    )
     p.add_argument("--no-figures", action="store_true")
     p.set_defaults(func=_run_report)
 
@@ -358,9 +506,15 @@ def _run_report(args) -> int:
     from .bench.report import write_report
 
     results = args.results or _results_path(args, RESULTS_FILE)
-    path = write_report(results, args.out or _results_path(args, REPORT_FILE), figures_dir=args.figures,
-                        published=args.published, figures=not args.no_figures, samples=args.samples,
-                        command=shlex.join(["mamba-forecast", *args.argv]))
+    path = write_report(
+        results,
+        args.out or _results_path(args, REPORT_FILE),
+        figures_dir=args.figures,
+        published=args.published,
+        figures=not args.no_figures,
+        samples=args.samples,
+        command=shlex.join(["mamba-forecast", *args.argv]),
+    )
     print(f"wrote {path}")
     return 0
 
@@ -370,8 +524,11 @@ def _add_demo(sub) -> None:
     from .demo import __doc__ as demo_doc
     from .demo import add_arguments
 
-    p = sub.add_parser("demo", help="the four Mamba models next to SeasonalNaive and AutoETS on bundled data",
-                       description=demo_doc.split("\n\n")[0])
+    p = sub.add_parser(
+        "demo",
+        help="the four Mamba models next to SeasonalNaive and AutoETS on bundled data",
+        description=demo_doc.split("\n\n")[0],
+    )
     add_arguments(p)
     p.set_defaults(func=_run_demo)
 

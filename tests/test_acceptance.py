@@ -80,8 +80,9 @@ def test_side_by_side_counts_the_tuned_grid(acceptance, tmp_path):
 
 
 def test_the_committed_pages_are_what_their_one_writer_writes(acceptance, tmp_path):
-    """docs/benchmarks.md is `mamba-forecast report`'s and docs/targets.md this script's, both from
-    results/bench_results.csv: their tables and tallies match a fresh run, and neither repeats the other."""
+    """docs/benchmarks.md is `mamba-forecast report`'s, docs/targets.md this script's and docs/choosing.md
+    benchmarks/choosing.py's, all from results/bench_results.csv: their tables and tallies match a fresh run, and
+    the report and the targets page do not repeat each other."""
     from mamba_forecast.bench.report import write_report
 
     published = acceptance.default_published_path()  # the table shipped in the package
@@ -101,3 +102,8 @@ def test_the_committed_pages_are_what_their_one_writer_writes(acceptance, tmp_pa
     targets = (ROOT / "docs" / "targets.md").read_text()
     assert tables(acceptance.build(results, tmp_path / "t.md", published=published).read_text()) == tables(targets)
     assert "## Acceptance" not in report and "## Results" not in targets
+    spec = importlib.util.spec_from_file_location("choosing", ROOT / "benchmarks" / "choosing.py")
+    choosing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(choosing)
+    choosing_page = (ROOT / "docs" / "choosing.md").read_text()
+    assert tables(choosing.build(results, tmp_path / "c.md").read_text()) == tables(choosing_page)

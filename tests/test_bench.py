@@ -10,8 +10,15 @@ import pytest
 import torch
 import torch.nn as nn
 
+from conftest import synthetic_ett, tiny_bench_results
 from mamba_forecast.bench import (
-    EarlyStopping, get_preset, prepare, read_results, time_features, type1_lr, window_batches,
+    EarlyStopping,
+    get_preset,
+    prepare,
+    read_results,
+    time_features,
+    type1_lr,
+    window_batches,
 )
 from mamba_forecast.bench.models import LinearBaseline, forward
 from mamba_forecast.bench.records import append_csv_row, read_rows
@@ -19,8 +26,6 @@ from mamba_forecast.bench.report import aggregate, write_report
 from mamba_forecast.bench.runner import SAMPLE_COLUMNS
 from mamba_forecast.bench.train import fit_and_test
 from mamba_forecast.cli import main
-
-from conftest import synthetic_ett, tiny_bench_results
 
 
 @pytest.fixture
@@ -41,7 +46,7 @@ def test_zscore_uses_training_statistics():
     raw = df.drop(columns="date").to_numpy()
     np.testing.assert_allclose(data.mean, raw[:b1].mean(0))
     # the trend makes later segments non-zero-mean: statistics did not leak from val/test
-    assert data.values[data.borders["test"][0]:, 0].mean() > 0.5
+    assert data.values[data.borders["test"][0] :, 0].mean() > 0.5
 
 
 def test_time_features_timef_hourly():
@@ -88,8 +93,17 @@ def test_fit_and_test_scores_every_window_and_applies_lr():
     data = prepare("ETTh1", 24, frame=synthetic_ett())
     torch.manual_seed(0)
     model = LinearBaseline(24, 12)
-    res = fit_and_test(model, data, 12, forward_fn=lambda m, x, xm: forward(m, x, xm, False), epochs=3,
-                       batch_size=32, learning_rate=1e-2, progress=False, log=lambda *_: None)
+    res = fit_and_test(
+        model,
+        data,
+        12,
+        forward_fn=lambda m, x, xm: forward(m, x, xm, False),
+        epochs=3,
+        batch_size=32,
+        learning_rate=1e-2,
+        progress=False,
+        log=lambda *_: None,
+    )
     assert res.n_test_windows == data.n_windows("test", 12) == 240 + 24 - 24 - 12 + 1
     assert [h["lr"] for h in res.history] == [1e-2, 1e-2, 5e-3][: res.epochs_run]
     assert 0 < res.mse < 1 and 0 < res.mae < 1
@@ -99,7 +113,14 @@ def test_fit_and_test_scores_every_window_and_applies_lr():
 def test_presets_follow_the_official_scripts():
     p = get_preset("SMamba", "ETTh1", 96)
     assert (p.e_layers, p.d_model, p.d_ff, p.d_state, p.learning_rate, p.batch_size, p.epochs) == (
-        2, 256, 256, 2, 7e-5, 32, 10)
+        2,
+        256,
+        256,
+        2,
+        7e-5,
+        32,
+        10,
+    )
     assert (p.d_conv, p.expand, p.input_size) == (2, 1, 96)
     assert get_preset("SMamba", "Exchange", 96).batch_size == 16
     assert get_preset("SMamba", "Weather", 720).epochs == 5
@@ -113,8 +134,27 @@ def test_presets_follow_the_official_scripts():
 
 
 def _bench(data_dir, out, *extra):
-    return main(["bench", "--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", "24",
-                 "--epochs", "1", "--data-dir", str(data_dir), "--out", str(out), "--no-progress", *extra])
+    return main(
+        [
+            "bench",
+            "--dataset",
+            "ETTh1",
+            "--model",
+            "Linear",
+            "--horizon",
+            "12",
+            "--input-size",
+            "24",
+            "--epochs",
+            "1",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def test_cli_bench_appends_and_resume_skips_done_cells(data_dir, tmp_path, capsys):
@@ -124,8 +164,7 @@ def test_cli_bench_appends_and_resume_skips_done_cells(data_dir, tmp_path, capsy
     assert len(rows) == 1
     r = rows[0]
     assert (r["dataset"], r["model"], r["horizon"], r["seed"], r["via"]) == ("ETTh1", "Linear", "12", "2023", "harness")
-    for col in ("mse", "mae", "epochs_run", "sec_per_epoch", "peak_mem_mb", "params", "device", "machine",
-                "timestamp"):
+    for col in ("mse", "mae", "epochs_run", "sec_per_epoch", "peak_mem_mb", "params", "device", "machine", "timestamp"):
         assert r[col] != ""
     _bench(data_dir, out)  # same cell: skipped
     assert len(read_results(out)) == 1
@@ -134,7 +173,9 @@ def test_cli_bench_appends_and_resume_skips_done_cells(data_dir, tmp_path, capsy
     assert [r["seed"] for r in read_results(out)] == ["2023", "7"]
     samples = read_rows(tmp_path / "samples.csv")  # one test window per cell, beside the results CSV
     assert [(r["dataset"], r["model"], r["seed"]) for r in samples] == [
-        ("ETTh1", "Linear", "2023"), ("ETTh1", "Linear", "7")]
+        ("ETTh1", "Linear", "2023"),
+        ("ETTh1", "Linear", "7"),
+    ]
     assert len(samples[1]["history"].split()) == 24 and len(samples[1]["forecast"].split()) == 12
 
 
@@ -145,9 +186,32 @@ def test_tiny_smamba_end_to_end(data_dir, tmp_path):
     if not hasattr(models, "SMamba"):
         pytest.skip("SMamba not landed")
     out = tmp_path / "r.csv"
-    main(["bench", "--dataset", "ETTh1", "--model", "SMamba", "--horizon", "12", "--input-size", "24",
-          "--epochs", "1", "--max-train-batches", "3", "--set", "d_model=16,d_ff=16,e_layers=1,batch_size=16",
-          "--data-dir", str(data_dir), "--out", str(out), "--no-progress", "--device", "cpu"])
+    main(
+        [
+            "bench",
+            "--dataset",
+            "ETTh1",
+            "--model",
+            "SMamba",
+            "--horizon",
+            "12",
+            "--input-size",
+            "24",
+            "--epochs",
+            "1",
+            "--max-train-batches",
+            "3",
+            "--set",
+            "d_model=16,d_ff=16,e_layers=1,batch_size=16",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     (row,) = read_results(out)
     assert math.isfinite(float(row["mse"])) and row["calendar_tokens"] == "1" and row["d_model"] == "16"
     assert "overrides" in row["notes"]
@@ -176,8 +240,13 @@ sys.argv = ["mamba-forecast", "bench", "--dataset", "ETTh1", "--model", "SMamba"
             "--set", "d_model=16,d_ff=16,e_layers=1", "--data-dir", {str(data)!r}, "--out", {str(out)!r}]
 runpy.run_module("mamba_forecast.cli", run_name="__main__")
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (row,) = read_results(out)
     assert math.isfinite(float(row["mse"])) and row["model"] == "SMamba"
@@ -185,9 +254,24 @@ runpy.run_module("mamba_forecast.cli", run_name="__main__")
 
 def test_report_renders_from_a_tiny_csv(tmp_path):
     results, published = tiny_bench_results(tmp_path)
-    append_csv_row(tmp_path / "samples.csv", dict(
-        dataset="ETTh1", model="SMamba", input_size=96, horizon=96, seed=2023, via="harness", max_epochs=10,
-        preset="official", variate="OT", history="0.1 0.2", truth="0.3 0.4", forecast="0.25 0.41"), SAMPLE_COLUMNS)
+    append_csv_row(
+        tmp_path / "samples.csv",
+        dict(
+            dataset="ETTh1",
+            model="SMamba",
+            input_size=96,
+            horizon=96,
+            seed=2023,
+            via="harness",
+            max_epochs=10,
+            preset="official",
+            variate="OT",
+            history="0.1 0.2",
+            truth="0.3 0.4",
+            forecast="0.25 0.41",
+        ),
+        SAMPLE_COLUMNS,
+    )
     md = write_report(results, tmp_path / "benchmarks.md", published=published)
     text = md.read_text()
     assert "| ETTh1 | SMamba | 96 | 96 | official | harness | 2023,2024 | 0.3910 ± 0.0011 | 0.386 | +1.3%" in text
@@ -227,10 +311,34 @@ def test_via_neuralforecast_scores_the_same_windows(data_dir, tmp_path):
     if not hasattr(nf_models, "SMamba"):
         pytest.skip("NeuralForecast SMamba adapter not landed")
     out = tmp_path / "r.csv"
-    main(["bench", "--dataset", "ETTh1", "--model", "SMamba", "--horizon", "12", "--input-size", "24",
-          "--epochs", "1", "--max-train-batches", "2", "--set", "d_model=16,d_ff=16,e_layers=1,batch_size=16",
-          "--via", "neuralforecast", "--data-dir", str(data_dir), "--out", str(out), "--no-progress",
-          "--device", "cpu"])
+    main(
+        [
+            "bench",
+            "--dataset",
+            "ETTh1",
+            "--model",
+            "SMamba",
+            "--horizon",
+            "12",
+            "--input-size",
+            "24",
+            "--epochs",
+            "1",
+            "--max-train-batches",
+            "2",
+            "--set",
+            "d_model=16,d_ff=16,e_layers=1,batch_size=16",
+            "--via",
+            "neuralforecast",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     (row,) = read_results(out)
     assert row["via"] == "neuralforecast" and row["n_test_windows"] == str(240 + 24 - 24 - 12 + 1)
     assert math.isfinite(float(row["mse"]))
@@ -241,11 +349,34 @@ def test_via_neuralforecast_passes_only_the_arguments_the_model_takes(data_dir, 
     architecture arguments its spec lists, as the harness does, instead of failing on d_ff."""
     pytest.importorskip("neuralforecast")
     out = tmp_path / "r.csv"
-    main(["bench", "--dataset", "ETTh1", "--model", "TSM2", "--horizon", "12", "--input-size", "24",
-          "--epochs", "1", "--max-train-batches", "1",
-          "--set", "d_model=8,e_layers=1,d_state=2,batch_size=16",
-          "--via", "neuralforecast", "--data-dir", str(data_dir), "--out", str(out), "--no-progress",
-          "--device", "cpu"])
+    main(
+        [
+            "bench",
+            "--dataset",
+            "ETTh1",
+            "--model",
+            "TSM2",
+            "--horizon",
+            "12",
+            "--input-size",
+            "24",
+            "--epochs",
+            "1",
+            "--max-train-batches",
+            "1",
+            "--set",
+            "d_model=8,e_layers=1,d_state=2,batch_size=16",
+            "--via",
+            "neuralforecast",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     (row,) = read_results(out)
     assert row["model"] == "TSM2" and row["via"] == "neuralforecast" and math.isfinite(float(row["mse"]))
 
@@ -264,17 +395,42 @@ def test_cell_lock_blocks_a_second_claim(tmp_path):
 # ----------------------------------------------------------------------------------------------------
 # every registered set, any CSV, and the published numbers shipped in the package
 
+
 def test_bench_runs_etTm2_end_to_end_from_a_data_dir(tmp_path):
     """A standard ETTm2.csv (15-minute steps) in a folder: the registry's 12/4/4-month rule, SMamba's official
     ETTm2 row."""
     data = tmp_path / "data"
     data.mkdir()
     synthetic_ett(n_rows=1600).assign(date=pd.date_range("2016-07-01", periods=1600, freq="15min")).to_csv(
-        data / "ETTm2.csv", index=False)
+        data / "ETTm2.csv", index=False
+    )
     out = tmp_path / "r.csv"
-    main(["bench", "--dataset", "ETTm2", "--model", "SMamba", "--horizon", "24", "--input-size", "48",
-          "--epochs", "1", "--max-train-batches", "2", "--set", "d_model=16,d_ff=16,e_layers=1",
-          "--data-dir", str(data), "--out", str(out), "--no-progress", "--device", "cpu"])
+    main(
+        [
+            "bench",
+            "--dataset",
+            "ETTm2",
+            "--model",
+            "SMamba",
+            "--horizon",
+            "24",
+            "--input-size",
+            "48",
+            "--epochs",
+            "1",
+            "--max-train-batches",
+            "2",
+            "--set",
+            "d_model=16,d_ff=16,e_layers=1",
+            "--data-dir",
+            str(data),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     (row,) = read_results(out)
     assert row["dataset"] == "ETTm2" and math.isfinite(float(row["mse"]))
     assert row["learning_rate"] == str(get_preset("SMamba", "ETTm2", 24).learning_rate)
@@ -295,9 +451,13 @@ def test_every_registered_set_has_a_preset_for_every_model():
 def _shop_csv(path, n_rows=300):
     rng = np.random.default_rng(1)
     t = np.arange(n_rows)
-    pd.DataFrame({"date": pd.date_range("2021-01-01", periods=n_rows, freq="D"),
-                  "sales": np.sin(t / 7) + 0.1 * rng.standard_normal(n_rows),
-                  "visits": np.cos(t / 7) + 0.1 * rng.standard_normal(n_rows)}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "date": pd.date_range("2021-01-01", periods=n_rows, freq="D"),
+            "sales": np.sin(t / 7) + 0.1 * rng.standard_normal(n_rows),
+            "visits": np.cos(t / 7) + 0.1 * rng.standard_normal(n_rows),
+        }
+    ).to_csv(path, index=False)
     return path
 
 
@@ -305,32 +465,78 @@ def test_bench_and_tune_take_any_csv(tmp_path):
     pytest.importorskip("optuna")
     csv_path = _shop_csv(tmp_path / "shop.csv")
     out = tmp_path / "r.csv"
-    main(["bench", "--csv", str(csv_path), "--target", "sales", "--model", "Linear", "--horizon", "12",
-          "--input-size", "24", "--epochs", "1", "--out", str(out), "--no-progress", "--device", "cpu"])
+    main(
+        [
+            "bench",
+            "--csv",
+            str(csv_path),
+            "--target",
+            "sales",
+            "--model",
+            "Linear",
+            "--horizon",
+            "12",
+            "--input-size",
+            "24",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     (row,) = read_results(out)
     assert row["dataset"].startswith("shop.csv@")  # the file's name and a short hash of it
     assert row["n_test_windows"] == str(int(300 * 0.2) + 24 - 24 - 12 + 1)  # 7:1:2: the last int(0.2 T) rows
     (sample,) = read_rows(tmp_path / "samples.csv")
     assert sample["dataset"] == row["dataset"] and sample["variate"] == "sales"  # the target is the last variate
     presets = tmp_path / "tuned.json"
-    main(["tune", "--csv", str(csv_path), "--target", "sales", "--model", "Linear", "--horizon", "12",
-          "--input-size", "24", "--trials", "1", "--epochs", "1", "--presets-file", str(presets), "--trials-log",
-          str(tmp_path / "trials.csv"), "--study-file", str(tmp_path / "study.journal"), "--device", "cpu"])
+    main(
+        [
+            "tune",
+            "--csv",
+            str(csv_path),
+            "--target",
+            "sales",
+            "--model",
+            "Linear",
+            "--horizon",
+            "12",
+            "--input-size",
+            "24",
+            "--trials",
+            "1",
+            "--epochs",
+            "1",
+            "--presets-file",
+            str(presets),
+            "--trials-log",
+            str(tmp_path / "trials.csv"),
+            "--study-file",
+            str(tmp_path / "study.journal"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert row["dataset"] in json.loads(presets.read_text())["Linear"]
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--csv", "{tmp}/missing.csv"], "not found"),
-    (["--csv", "{tmp}/shop.csv", "--target", "price"], "--target 'price' is not a column"),
-    (["--dataset", "ETTh1", "--csv", "{tmp}/shop.csv"], "either --dataset NAME or --csv PATH"),
-    (["--dataset", "ETTh1", "--target", "OT"], "--target goes with --csv"),
-    (["--dataset", "NoSuchSet"], "unknown benchmark 'NoSuchSet'; known: ETTh1"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--csv", "{tmp}/missing.csv"], "not found"),
+        (["--csv", "{tmp}/shop.csv", "--target", "price"], "--target 'price' is not a column"),
+        (["--dataset", "ETTh1", "--csv", "{tmp}/shop.csv"], "either --dataset NAME or --csv PATH"),
+        (["--dataset", "ETTh1", "--target", "OT"], "--target goes with --csv"),
+        (["--dataset", "NoSuchSet"], "unknown benchmark 'NoSuchSet'; known: ETTh1"),
+    ],
+)
 def test_bench_refuses_bad_data_arguments_before_training(tmp_path, args, match):
     _shop_csv(tmp_path / "shop.csv")
     with pytest.raises(SystemExit, match=match):
-        main(["bench", "--model", "Linear", "--out", str(tmp_path / "r.csv"),
-              *[a.format(tmp=tmp_path) for a in args]])
+        main(["bench", "--model", "Linear", "--out", str(tmp_path / "r.csv"), *[a.format(tmp=tmp_path) for a in args]])
     assert not (tmp_path / "r.csv").exists()
 
 
@@ -338,21 +544,52 @@ def test_bench_refuses_bad_data_arguments_before_training(tmp_path, args, match)
 def test_bench_csv_too_short_for_the_horizon_is_refused(tmp_path, n_rows):
     csv_path = _shop_csv(tmp_path / "short.csv", n_rows=n_rows)
     with pytest.raises(ValueError, match="no window for input_size=24 \\+ horizon=12"):
-        main(["bench", "--csv", str(csv_path), "--model", "Linear", "--horizon", "12", "--input-size", "24",
-              "--out", str(tmp_path / "r.csv"), "--no-progress", "--device", "cpu"])
+        main(
+            [
+                "bench",
+                "--csv",
+                str(csv_path),
+                "--model",
+                "Linear",
+                "--horizon",
+                "12",
+                "--input-size",
+                "24",
+                "--out",
+                str(tmp_path / "r.csv"),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
     assert not (tmp_path / "r.csv").exists()
 
 
 def test_the_console_script_reports_bad_input_in_one_line(tmp_path, capsys, monkeypatch):
-    """`mamba-forecast` (cli.run) prints the refusal as one error line and exits 2; the env switch keeps the traceback."""
+    """`mamba-forecast` (cli.run) prints the refusal as one error line and exits 2; the env switch keeps the
+    traceback."""
     from importlib.metadata import entry_points
 
     from mamba_forecast.cli import TRACEBACK_ENV, run
 
     (script,) = entry_points(group="console_scripts", name="mamba-forecast")
     assert script.value == "mamba_forecast.cli:run"
-    argv = ["bench", "--csv", str(_shop_csv(tmp_path / "short.csv", n_rows=60)), "--model", "Linear", "--horizon",
-            "12", "--input-size", "24", "--out", str(tmp_path / "r.csv"), "--no-progress", "--device", "cpu"]
+    argv = [
+        "bench",
+        "--csv",
+        str(_shop_csv(tmp_path / "short.csv", n_rows=60)),
+        "--model",
+        "Linear",
+        "--horizon",
+        "12",
+        "--input-size",
+        "24",
+        "--out",
+        str(tmp_path / "r.csv"),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     monkeypatch.delenv(TRACEBACK_ENV, raising=False)
     assert run(argv) == 2
     err = capsys.readouterr().err
@@ -378,23 +615,53 @@ def test_report_from_a_clean_install_compares_with_the_shipped_published_numbers
     import mamba_forecast
 
     site = tmp_path / "site"
-    shutil.copytree(Path(mamba_forecast.__file__).parent, site / "mamba_forecast",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        Path(mamba_forecast.__file__).parent, site / "mamba_forecast", ignore=shutil.ignore_patterns("__pycache__")
+    )
     work = tmp_path / "work"
     work.mkdir()
     from mamba_forecast.bench.runner import append_row
 
-    common = dict(seed=2023, epochs_run=7, best_epoch=4, max_epochs=10, sec_per_epoch=30, peak_mem_mb=500,
-                  params=1000, device="cpu", machine="box", via="harness", preset="official")
-    append_row(work / "results.csv", dict(dataset="ETTh1", model="SMamba", input_size=96, horizon=96, mse=0.3899,
-                                          mae=0.4050, **common))
-    append_row(work / "results.csv", dict(dataset="Weather", model="TSM2", input_size=512, horizon=96, mse=0.16,
-                                          mae=0.21, **common))
+    common = dict(
+        seed=2023,
+        epochs_run=7,
+        best_epoch=4,
+        max_epochs=10,
+        sec_per_epoch=30,
+        peak_mem_mb=500,
+        params=1000,
+        device="cpu",
+        machine="box",
+        via="harness",
+        preset="official",
+    )
+    append_row(
+        work / "results.csv",
+        dict(dataset="ETTh1", model="SMamba", input_size=96, horizon=96, mse=0.3899, mae=0.4050, **common),
+    )
+    append_row(
+        work / "results.csv",
+        dict(dataset="Weather", model="TSM2", input_size=512, horizon=96, mse=0.16, mae=0.21, **common),
+    )
     env = {k: v for k, v in os.environ.items() if k != "MAMBA_FORECAST_DATA"}
     proc = subprocess.run(
-        [sys.executable, "-m", "mamba_forecast.cli", "report", "--results", "results.csv", "--out", "bench.md",
-         "--no-figures"], cwd=work, capture_output=True, text=True, timeout=300,
-        env={**env, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"})
+        [
+            sys.executable,
+            "-m",
+            "mamba_forecast.cli",
+            "report",
+            "--results",
+            "results.csv",
+            "--out",
+            "bench.md",
+            "--no-figures",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = (work / "bench.md").read_text()
     etth1 = next(line for line in text.splitlines() if line.startswith("| ETTh1 | SMamba | 96 | 96 |"))
@@ -410,13 +677,16 @@ def test_make_published_keeps_only_the_implemented_models(tmp_path):
     from mamba_forecast.bench.report import PUBLISHED_FILE, read_published
 
     full = tmp_path / "full.csv"
-    full.write_text("dataset,input_size,horizon,model,mse,mae,source\n"
-                    "ETTh1,96,96,S-Mamba,0.386,0.405,paper A\nETTh1,96,96,iTransformer,0.386,0.405,paper A\n"
-                    "ETTh1,512,96,TSM2,0.375,,paper B\n")
+    full.write_text(
+        "dataset,input_size,horizon,model,mse,mae,source\n"
+        "ETTh1,96,96,S-Mamba,0.386,0.405,paper A\nETTh1,96,96,iTransformer,0.386,0.405,paper A\n"
+        "ETTh1,512,96,TSM2,0.375,,paper B\n"
+    )
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "make_published.py"
     out = tmp_path / "published.csv"
-    subprocess.run([sys.executable, str(script), "--from", str(full), "--out", str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), "--from", str(full), "--out", str(out)], check=True, capture_output=True
+    )
     assert set(read_published(out)) == {("ETTh1", 96, 96, "S-Mamba"), ("ETTh1", 512, 96, "TSM2")}
     shipped = read_published(PUBLISHED_FILE)
     assert shipped[("ETTh1", 96, 96, "S-Mamba")]["mse"] == 0.386
@@ -438,8 +708,14 @@ def test_defaults_benchmark_forecasts_every_protocol_test_window_without_retrain
     spec = importlib.util.spec_from_file_location("defaults_nf", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    row = module.run_one("SMamba", "ETTh1", data_dir=None, horizon=24, input_size=48,
-                         overrides=dict(max_steps=2, d_model=8, d_ff=8, e_layers=1, inference_windows_batch_size=512))
+    row = module.run_one(
+        "SMamba",
+        "ETTh1",
+        data_dir=None,
+        horizon=24,
+        input_size=48,
+        overrides=dict(max_steps=2, d_model=8, d_ff=8, e_layers=1, inference_windows_batch_size=512),
+    )
     from mamba_forecast.bench.protocol import prepare
 
     assert row["n_windows"] == prepare("ETTh1", 48).n_windows("test", 24)
@@ -455,13 +731,32 @@ def test_bench_set_takes_model_arguments_and_refuses_unknown_names(tmp_path, mon
     from mamba_forecast.bench import runner
 
     csv_path = _shop_csv(tmp_path / "shop.csv")
-    base = ["bench", "--csv", str(csv_path), "--model", "FMamba", "--horizon", "12", "--input-size", "24",
-            "--epochs", "1", "--max-train-batches", "1", "--out", str(tmp_path / "r.csv"), "--no-progress",
-            "--device", "cpu"]
+    base = [
+        "bench",
+        "--csv",
+        str(csv_path),
+        "--model",
+        "FMamba",
+        "--horizon",
+        "12",
+        "--input-size",
+        "24",
+        "--epochs",
+        "1",
+        "--max-train-batches",
+        "1",
+        "--out",
+        str(tmp_path / "r.csv"),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     trained = []
     monkeypatch.setattr(runner, "fit_and_test", lambda *a, **k: trained.append(1))
-    for bad, match in ((["--set", "kernal=performer"], r"'kernal' is not a preset field .* nor an argument of FMamba"),
-                       (["--set", "epochs=3"], "use --epochs instead")):
+    for bad, match in (
+        (["--set", "kernal=performer"], r"'kernal' is not a preset field .* nor an argument of FMamba"),
+        (["--set", "epochs=3"], "use --epochs instead"),
+    ):
         with pytest.raises(ValueError, match=match):
             main(base + bad)
     assert trained == [] and not (tmp_path / "r.csv").exists()

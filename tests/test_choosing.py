@@ -31,11 +31,14 @@ def row(model, seed, mse, h=96, **extra):
 
 
 def test_summarise_keeps_one_protocol_and_device_kind_and_no_overridden_runs():
-    rows = [row("SMamba", 2023, 0.40), row("SMamba", 2024, 0.41),
-            row("SMamba", 2025, 0.30, protocol="official"),  # another protocol
-            row("SMamba", 2026, 0.30, device="cuda:0"),  # another device kind
-            row("SMamba", 2027, 0.30, notes="overrides d_model=8"),
-            row("PatchTST", 2023, 0.45, preset="official")]
+    rows = [
+        row("SMamba", 2023, 0.40),
+        row("SMamba", 2024, 0.41),
+        row("SMamba", 2025, 0.30, protocol="official"),  # another protocol
+        row("SMamba", 2026, 0.30, device="cuda:0"),  # another device kind
+        row("SMamba", 2027, 0.30, notes="overrides d_model=8"),
+        row("PatchTST", 2023, 0.45, preset="official"),
+    ]
     cells = summarise(rows)
     models = cells[("ETTh1", "L=96", 96)]
     assert sorted(models["SMamba"].mse) == [2023, 2024] and list(models["PatchTST"].mse) == [2023]
@@ -43,7 +46,10 @@ def test_summarise_keeps_one_protocol_and_device_kind_and_no_overridden_runs():
 
 
 def test_a_run_that_hit_its_cap_before_early_stopping_is_flagged():
-    s = Seeds(mse={1: 0.4, 2: 0.4, 3: 0.4, 4: 0.4}, epochs={1: (98, 100, 100, 5), 2: (12, 17, 100, 5), 3: (96, 100, 100, 5), 4: (95, 100, 100, 5)})
+    s = Seeds(
+        mse={1: 0.4, 2: 0.4, 3: 0.4, 4: 0.4},
+        epochs={1: (98, 100, 100, 5), 2: (12, 17, 100, 5), 3: (96, 100, 100, 5), 4: (95, 100, 100, 5)},
+    )
     assert s.capped_while_improving() == [1, 3]
 
 
@@ -67,8 +73,10 @@ def test_the_page_compares_the_best_of_ours_with_the_best_baseline(choosing, tmp
     assert text.startswith("# Choosing a forecaster: our four next to NeuralForecast's")
     assert "### ETTh1, L=96, H = 192" in text
     # H = 96: SMamba's single seed is the lowest mean, and one seed gives no verdict
-    assert "Best of ours **SMamba** 0.3000 against the best baseline **PatchTST** 0.4696 (-36.1%): **tie** " \
-           "(one seed: no verdict)." in text
+    assert (
+        "Best of ours **SMamba** 0.3000 against the best baseline **PatchTST** 0.4696 (-36.1%): **tie** "
+        "(one seed: no verdict)." in text
+    )
     assert "Best of ours **FMamba** 0.4292 against the best baseline **PatchTST** 0.4792 (-10.4%): **win**." in text
     assert "* **L=96**: the best of our four wins on 1 of 1 datasets with all four horizons run (ETTh1: win)." in text
     assert "* ETTh1 L=96 H=96 SMamba (seeds 2023)" in text  # stopped at its cap while still improving

@@ -9,7 +9,13 @@ from conftest import synthetic_ett
 from mamba_forecast.bench import prepare
 from mamba_forecast.bench.models import LinearBaseline
 from mamba_forecast.bench.train import (
-    PLATEAU_EPOCHS, PROTOCOLS, LearningRate, evaluate, fit_and_test, get_protocol, train,
+    PLATEAU_EPOCHS,
+    PROTOCOLS,
+    LearningRate,
+    evaluate,
+    fit_and_test,
+    get_protocol,
+    train,
 )
 
 
@@ -40,8 +46,18 @@ def test_an_unknown_schedule_or_protocol_is_refused_before_training(data):
     with pytest.raises(ValueError, match="protocol must be one of official, converge"):
         get_protocol("fast")
     with pytest.raises(ValueError, match="validation must be one of"):
-        train(LinearBaseline(24, 24), data, 24, forward_fn=linear_forward, epochs=1, batch_size=8,
-              learning_rate=1e-3, validation="every", progress=False, log=lambda *_: None)
+        train(
+            LinearBaseline(24, 24),
+            data,
+            24,
+            forward_fn=linear_forward,
+            epochs=1,
+            batch_size=8,
+            learning_rate=1e-3,
+            validation="every",
+            progress=False,
+            log=lambda *_: None,
+        )
 
 
 def test_protocols_differ_in_what_the_issue_asks_and_nothing_else():
@@ -60,16 +76,39 @@ def test_full_validation_scores_every_window_in_order_the_same_each_time(data):
     torch.manual_seed(0)
     model = LinearBaseline(24, 24)
     losses = []
-    result = train(model, data, 24, forward_fn=linear_forward, epochs=3, batch_size=8, learning_rate=0.0,
-                   optimizer="adam", lradj="constant", validation="full", progress=False, log=lambda *_: None,
-                   on_epoch=lambda epoch, val: losses.append(val))
+    result = train(
+        model,
+        data,
+        24,
+        forward_fn=linear_forward,
+        epochs=3,
+        batch_size=8,
+        learning_rate=0.0,
+        optimizer="adam",
+        lradj="constant",
+        validation="full",
+        progress=False,
+        log=lambda *_: None,
+        on_epoch=lambda epoch, val: losses.append(val),
+    )
     assert losses[0] == losses[1] == losses[2]  # learning rate 0: the same weights every epoch
     exact = evaluate(model, linear_forward, data, "val", 24, 1000, "cpu")[1]
     assert losses[0] == pytest.approx(exact, rel=1e-6)
     shuffled = []
-    train(LinearBaseline(24, 24), data, 24, forward_fn=linear_forward, epochs=3, batch_size=8, learning_rate=0.0,
-          lradj="constant", validation="shuffled", progress=False, log=lambda *_: None,
-          on_epoch=lambda epoch, val: shuffled.append(val))
+    train(
+        LinearBaseline(24, 24),
+        data,
+        24,
+        forward_fn=linear_forward,
+        epochs=3,
+        batch_size=8,
+        learning_rate=0.0,
+        lradj="constant",
+        validation="shuffled",
+        progress=False,
+        log=lambda *_: None,
+        on_epoch=lambda epoch, val: shuffled.append(val),
+    )
     assert len(set(shuffled)) > 1  # a different drop-last subset each epoch
     assert result.epochs_run == 3
 
@@ -77,9 +116,20 @@ def test_full_validation_scores_every_window_in_order_the_same_each_time(data):
 def test_converge_runs_until_early_stopping_not_the_cap(data):
     torch.manual_seed(0)
     protocol = PROTOCOLS["converge"]
-    result = fit_and_test(LinearBaseline(24, 24), data, 24, forward_fn=linear_forward, epochs=protocol.max_epochs,
-                          batch_size=16, learning_rate=3e-2, patience=protocol.patience, lradj="plateau",
-                          validation="full", progress=False, log=lambda *_: None)
+    result = fit_and_test(
+        LinearBaseline(24, 24),
+        data,
+        24,
+        forward_fn=linear_forward,
+        epochs=protocol.max_epochs,
+        batch_size=16,
+        learning_rate=3e-2,
+        patience=protocol.patience,
+        lradj="plateau",
+        validation="full",
+        progress=False,
+        log=lambda *_: None,
+    )
     assert result.epochs_run < protocol.max_epochs  # early stopping ended it
     assert result.epochs_run - result.best_epoch == protocol.patience
     assert math.isfinite(result.mse) and result.n_test_windows == data.n_windows("test", 24)
@@ -133,8 +183,19 @@ def test_window_norm_makes_a_forecast_follow_the_level_of_its_window():
 
 def test_a_baseline_trains_and_is_scored_by_the_harness(data):
     model = build_baseline("TSMixer", 24, 24, data.n_series, seed=0, dropout=0.1)
-    result = fit_and_test(model, data, 24, forward_fn=linear_forward, epochs=2, batch_size=16, learning_rate=1e-3,
-                          lradj="plateau", validation="full", progress=False, log=lambda *_: None)
+    result = fit_and_test(
+        model,
+        data,
+        24,
+        forward_fn=linear_forward,
+        epochs=2,
+        batch_size=16,
+        learning_rate=1e-3,
+        lradj="plateau",
+        validation="full",
+        progress=False,
+        log=lambda *_: None,
+    )
     assert result.epochs_run == 2 and math.isfinite(result.mse)
     assert result.history[1]["val_loss"] < result.history[0]["val_loss"] * 1.5
 
@@ -155,8 +216,25 @@ def ett_dir(tmp_path):
 def _bench(ett_dir, out, *args):
     from mamba_forecast.cli import main
 
-    main(["bench", "--dataset", "ETTh1", "--horizon", "12", "--input-size", "24", "--data-dir", str(ett_dir),
-          "--out", str(out), "--no-progress", "--device", "cpu", *args])
+    main(
+        [
+            "bench",
+            "--dataset",
+            "ETTh1",
+            "--horizon",
+            "12",
+            "--input-size",
+            "24",
+            "--data-dir",
+            str(ett_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--device",
+            "cpu",
+            *args,
+        ]
+    )
     return read_results(out)
 
 
@@ -165,7 +243,9 @@ def test_every_row_records_its_protocol(ett_dir, tmp_path):
     _bench(ett_dir, out, "--model", "Linear", "--epochs", "2")
     rows = _bench(ett_dir, out, "--model", "Linear", "--protocol", "official", "--epochs", "2")
     assert [(r["protocol"], r["validation"], r["patience"], r["lradj"]) for r in rows] == [
-        ("converge", "full", "5", "plateau"), ("official", "shuffled", "3", "type1")]
+        ("converge", "full", "5", "plateau"),
+        ("official", "shuffled", "3", "type1"),
+    ]
     # without --epochs a cell runs to the protocol's cap: 100 under converge, the preset's under official
     assert Cell("ETTh1", "SMamba", 96).resolved().epochs == 100
     assert Cell("ETTh1", "SMamba", 96, protocol="official").resolved().epochs == 10
@@ -174,8 +254,17 @@ def test_every_row_records_its_protocol(ett_dir, tmp_path):
 def test_rows_from_before_the_protocol_columns_count_as_official_runs(ett_dir, tmp_path):
     """The grid run before the converge protocol existed stays done for `--protocol official` reruns (resume)."""
     out = tmp_path / "r.csv"
-    old = dict(dataset="ETTh1", model="Linear", input_size=24, horizon=12, seed=2023, via="harness", max_epochs=1,
-               preset="official", mse="0.5")
+    old = dict(
+        dataset="ETTh1",
+        model="Linear",
+        input_size=24,
+        horizon=12,
+        seed=2023,
+        via="harness",
+        max_epochs=1,
+        preset="official",
+        mse="0.5",
+    )
     append_row(out, old, columns=list(old))
     rows = _bench(ett_dir, out, "--model", "Linear", "--protocol", "official", "--epochs", "1")
     assert len(rows) == 1 and rows[0]["mse"] == "0.5" and rows[0]["protocol"] == "official"
@@ -185,16 +274,29 @@ def test_rows_from_before_the_protocol_columns_count_as_official_runs(ett_dir, t
 
 def test_a_neuralforecast_baseline_runs_in_the_harness_and_says_how_it_was_configured(ett_dir, tmp_path):
     out = tmp_path / "r.csv"
-    (row,) = _bench(ett_dir, out, "--model", "PatchTST", "--epochs", "1", "--max-train-batches", "2",
-                    "--set", "hidden_size=16,dropout=0.3")
+    (row,) = _bench(
+        ett_dir,
+        out,
+        "--model",
+        "PatchTST",
+        "--epochs",
+        "1",
+        "--max-train-batches",
+        "2",
+        "--set",
+        "hidden_size=16,dropout=0.3",
+    )
     assert row["protocol"] == "converge" and row["calendar_tokens"] == "0" and row["d_model"] == ""
     assert row["learning_rate"] == "0.0001"  # PatchTST's NeuralForecast default
     # a network argument named like one of our preset fields (dropout) is NeuralForecast's, not the preset's
     assert "NeuralForecast network:" in row["notes"] and "hidden_size=16" in row["notes"]
     assert " dropout=0.3 " in row["notes"] and row["d_model"] == ""
     assert int(row["n_test_windows"]) > 0 and float(row["mse"]) > 0
-    with pytest.raises(ValueError, match=r"--set d_state=\.\.\.: 'd_state' sizes our models; NeuralForecast's "
-                                         r"DLinear take their own arguments \(.*window_norm"):
+    with pytest.raises(
+        ValueError,
+        match=r"--set d_state=\.\.\.: 'd_state' sizes our models; NeuralForecast's "
+        r"DLinear take their own arguments \(.*window_norm",
+    ):
         _bench(ett_dir, out, "--model", "DLinear", "--epochs", "1", "--set", "d_state=8")
     with pytest.raises(ValueError, match=r"'kernel' is not a preset field .* nor an argument of DLinear"):
         _bench(ett_dir, out, "--model", "DLinear", "--epochs", "1", "--set", "kernel=gaussian")
@@ -206,8 +308,9 @@ def test_a_baseline_s_settings_reach_its_network_even_where_a_preset_field_has_t
     from mamba_forecast.bench.models import build_model
     from mamba_forecast.bench.presets import apply_settings, get_preset
 
-    preset = apply_settings(get_preset("iTransformer", "ETTh1", 96), {"e_layers": 1, "hidden_size": 128,
-                                                                     "learning_rate": 3e-4})
+    preset = apply_settings(
+        get_preset("iTransformer", "ETTh1", 96), {"e_layers": 1, "hidden_size": 128, "learning_rate": 3e-4}
+    )
     assert preset.extra == {"e_layers": 1, "hidden_size": 128} and preset.learning_rate == 3e-4
     model = build_model("iTransformer", preset, 3, 48, 12)
     assert len(model.network.encoder.attn_layers) == 1
@@ -233,11 +336,25 @@ def test_each_study_draws_its_own_first_settings():
 
 
 def test_a_baseline_s_search_space_is_the_shared_one_plus_its_own():
-    trial = optuna.trial.FixedTrial({"learning_rate": 1e-3, "optimizer": "adam", "lradj": "plateau",
-                                     "hidden_size": 16, "dropout": 0.1, "input_size": 192})
+    trial = optuna.trial.FixedTrial(
+        {
+            "learning_rate": 1e-3,
+            "optimizer": "adam",
+            "lradj": "plateau",
+            "hidden_size": 16,
+            "dropout": 0.1,
+            "input_size": 192,
+        }
+    )
     settings = tuning.search_space("PatchTST", "converge", (96, 192))(trial)
-    assert settings == {"learning_rate": 1e-3, "optimizer": "adam", "lradj": "plateau", "hidden_size": 16,
-                        "dropout": 0.1, "input_size": 192}
+    assert settings == {
+        "learning_rate": 1e-3,
+        "optimizer": "adam",
+        "lradj": "plateau",
+        "hidden_size": 16,
+        "dropout": 0.1,
+        "input_size": 192,
+    }
     assert tuning.SCHEDULES["converge"] == ("plateau", "constant")  # none that decays while the model improves
 
 
@@ -245,9 +362,33 @@ def test_a_searched_look_back_is_chosen_on_validation_and_bench_runs_it(ett_dir,
     from mamba_forecast.cli import main
 
     table = tmp_path / "tuned.json"
-    main(["tune", "--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", "searched",
-          "--trials", "4", "--epochs", "2", "--data-dir", str(ett_dir), "--device", "cpu", "--presets-file",
-          str(table), "--trials-log", str(tmp_path / "t.csv"), "--study-file", str(tmp_path / "s.journal")])
+    main(
+        [
+            "tune",
+            "--dataset",
+            "ETTh1",
+            "--model",
+            "Linear",
+            "--horizon",
+            "12",
+            "--input-size",
+            "searched",
+            "--trials",
+            "4",
+            "--epochs",
+            "2",
+            "--data-dir",
+            str(ett_dir),
+            "--device",
+            "cpu",
+            "--presets-file",
+            str(table),
+            "--trials-log",
+            str(tmp_path / "t.csv"),
+            "--study-file",
+            str(tmp_path / "s.journal"),
+        ]
+    )
     (entry,) = read_tuned_entries(table)
     assert entry["input_size"] == "searched" and entry["protocol"] == "converge"
     chosen = entry["settings"]["input_size"]
@@ -255,12 +396,23 @@ def test_a_searched_look_back_is_chosen_on_validation_and_bench_runs_it(ett_dir,
     trials = pd.read_csv(tmp_path / "t.csv")
     assert set(trials["lookback"]) == {"searched"} and set(trials["input_size"]) <= {96, 192, 336, 512}
     assert trials["val_mse"].min() == pytest.approx(entry["val_mse"], rel=1e-5)
-    (row,) = _bench(ett_dir, tmp_path / "r.csv", "--model", "Linear", "--input-size", "searched", "--epochs", "1",
-                    "--presets-file", str(table))
+    (row,) = _bench(
+        ett_dir,
+        tmp_path / "r.csv",
+        "--model",
+        "Linear",
+        "--input-size",
+        "searched",
+        "--epochs",
+        "1",
+        "--presets-file",
+        str(table),
+    )
     assert (row["lookback"], row["input_size"], row["preset"]) == ("searched", str(chosen), "tuned")
     with pytest.raises(ValueError, match="no tuned entry of SMamba on ETTh1 chose a look-back"):
-        _bench(ett_dir, tmp_path / "r.csv", "--model", "SMamba", "--input-size", "searched", "--presets-file",
-               str(table))
+        _bench(
+            ett_dir, tmp_path / "r.csv", "--model", "SMamba", "--input-size", "searched", "--presets-file", str(table)
+        )
 
 
 def read_tuned_entries(path):
@@ -286,10 +438,34 @@ def test_the_default_for_an_unseen_dataset_is_chosen_on_validation_across_search
     }
     for settings, per in val.items():
         for dataset, mse in per.items():
-            append_csv_row(log, dict(dataset=dataset, model="SMamba", input_size=96, horizon=96, seed=1, trial=0,
-                                     state="complete", val_mse=mse, settings=settings), TRIAL_COLUMNS)
-    append_csv_row(log, dict(dataset="A", model="SMamba", input_size=96, horizon=96, state="pruned", val_mse=0.1,
-                             settings='{"learning_rate": 0.1}'), TRIAL_COLUMNS)
+            append_csv_row(
+                log,
+                dict(
+                    dataset=dataset,
+                    model="SMamba",
+                    input_size=96,
+                    horizon=96,
+                    seed=1,
+                    trial=0,
+                    state="complete",
+                    val_mse=mse,
+                    settings=settings,
+                ),
+                TRIAL_COLUMNS,
+            )
+    append_csv_row(
+        log,
+        dict(
+            dataset="A",
+            model="SMamba",
+            input_size=96,
+            horizon=96,
+            state="pruned",
+            val_mse=0.1,
+            settings='{"learning_rate": 0.1}',
+        ),
+        TRIAL_COLUMNS,
+    )
     entry = choose_default(log, "SMamba")
     assert entry["settings"] == {"learning_rate": 0.0001} and entry["datasets"] == ["A", "B", "C", "D"]
     assert entry["default"] is True and "on validation" in entry["source"]
@@ -302,8 +478,15 @@ def test_a_dataset_without_a_tuned_entry_takes_the_model_s_default_entry(tmp_pat
     from mamba_forecast.bench.tune import write_tuned
 
     table = tmp_path / "t.json"
-    entry = {"settings": {"learning_rate": 2e-4, "optimizer": "adamw"}, "default": True, "input_size": 96,
-             "protocol": "converge", "tuned_horizon": 96, "horizons": "all", "source": "default for a dataset ..."}
+    entry = {
+        "settings": {"learning_rate": 2e-4, "optimizer": "adamw"},
+        "default": True,
+        "input_size": 96,
+        "protocol": "converge",
+        "tuned_horizon": 96,
+        "horizons": "all",
+        "source": "default for a dataset ...",
+    }
     write_tuned(table, "Toy", DEFAULT, entry)
     write_tuned(table, "SMamba", DEFAULT, entry)
     unseen = get_preset("SMamba", "ETTm2", 96, "tuned", tuned_path=table, protocol="converge")
@@ -311,8 +494,10 @@ def test_a_dataset_without_a_tuned_entry_takes_the_model_s_default_entry(tmp_pat
     assert get_preset("SMamba", "ETTm2", 96, "official", tuned_path=table, protocol="converge").table == "official"
     # the default is for the protocol and look-back it was chosen for
     assert get_preset("SMamba", "ETTm2", 96, "tuned", tuned_path=table, protocol="official").learning_rate != 2e-4
-    assert get_preset("SMamba", "ETTm2", 96, "tuned", tuned_path=table, input_size=192,
-                      protocol="converge").table == "official"
+    assert (
+        get_preset("SMamba", "ETTm2", 96, "tuned", tuned_path=table, input_size=192, protocol="converge").table
+        == "official"
+    )
     write_tuned(table, "Linear", DEFAULT, {**entry, "input_size": 24})
     (row,) = _bench(ett_dir, tmp_path / "r.csv", "--model", "Linear", "--epochs", "1", "--presets-file", str(table))
     assert (row["preset"], row["learning_rate"], row["optimizer"]) == ("default", "0.0002", "adamw")

@@ -349,7 +349,7 @@ def test_demo_and_harness_read_the_registry(toy):
     assert neural_models()[-1] == "Toy" and demo_config("Toy") == {"width": 8}
     from mamba_forecast.bench.baselines import baseline_names
 
-    assert known_models()[-2 - len(baseline_names()):] == ("Toy", *baseline_names(), "Linear")
+    assert known_models()[-2 - len(baseline_names()) :] == ("Toy", *baseline_names(), "Linear")
     preset = get_preset("Toy", "ETTh1", 96)  # borrows S-Mamba's rows: no published setting
     assert preset.source == "no published setting: S-Mamba's official row"
     assert uses_calendar_tokens("Toy")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import MODEL_NAMES
+from conftest import MODEL_NAMES, synthetic_ett
 from mamba_forecast.bench import get_preset, prepare
 from mamba_forecast.bench.models import LinearBaseline, build_model, forward, uses_calendar_tokens
 from mamba_forecast.bench.protocol import ProtocolData
@@ -17,8 +17,6 @@ from mamba_forecast.bench.runner import COLUMNS, SAMPLE_COLUMNS, append_row, rea
 from mamba_forecast.bench.train import epoch_lr, fit_and_test, train
 from mamba_forecast.cli import _overrides
 from mamba_forecast.datasets import recording_break, split_borders
-
-from conftest import synthetic_ett
 
 optuna = pytest.importorskip("optuna")
 
@@ -64,8 +62,9 @@ def test_sml2010_has_windows_in_every_split_at_every_horizon():
 
 
 def test_empty_validation_split_is_a_clear_error_before_training():
-    data = prepare("Exchange", 24, frame=synthetic_ett(n_rows=400).assign(
-        date=pd.date_range("1990-01-01", periods=400, freq="D")))
+    data = prepare(
+        "Exchange", 24, frame=synthetic_ett(n_rows=400).assign(date=pd.date_range("1990-01-01", periods=400, freq="D"))
+    )
     assert data.n_windows("val", 60) == 0 < data.n_windows("train", 60)
     calls = []
 
@@ -73,9 +72,21 @@ def test_empty_validation_split_is_a_clear_error_before_training():
         calls.append(1)
         return forward(m, x, xm, False)
 
-    with pytest.raises(ValueError, match=r"Exchange: the val split has no window .*horizon=60 \(train 280 rows .*val 64 rows \(0 windows\)"):
-        fit_and_test(LinearBaseline(24, 60), data, 60, forward_fn=fwd, epochs=1, batch_size=8,
-                     learning_rate=1e-3, progress=False, log=lambda *_: None)
+    with pytest.raises(
+        ValueError,
+        match=r"Exchange: the val split has no window .*horizon=60 \(train 280 rows .*val 64 rows \(0 windows\)",
+    ):
+        fit_and_test(
+            LinearBaseline(24, 60),
+            data,
+            60,
+            forward_fn=fwd,
+            epochs=1,
+            batch_size=8,
+            learning_rate=1e-3,
+            progress=False,
+            log=lambda *_: None,
+        )
     assert calls == []
 
 
@@ -84,8 +95,13 @@ def test_every_model_gets_the_calendar_tokens():
     for name in MODEL_NAMES:
         assert uses_calendar_tokens(name)
         preset = get_preset(name, "ETTh1", 96)
-        net = build_model(name, preset.__class__(**{**preset.as_dict(), "d_model": 16, "d_ff": 16, "d_state": 2,
-                                                    "input_size": 32}), 3, 32, 8)
+        net = build_model(
+            name,
+            preset.__class__(**{**preset.as_dict(), "d_model": 16, "d_ff": 16, "d_state": 2, "input_size": 32}),
+            3,
+            32,
+            8,
+        )
         assert net.hist_exog_size == 4
         out = net(torch.randn(2, 32, 3), torch.rand(2, 32, 4) - 0.5, None, None)
         assert out.shape == (2, 8, 3)
@@ -98,9 +114,19 @@ def test_cosine_schedule_and_adamw_run():
     with pytest.raises(ValueError, match="lradj"):
         epoch_lr(1e-3, 1, 10, "step")
     data = prepare("ETTh1", 24, frame=synthetic_ett())
-    res = train(LinearBaseline(24, 12), data, 12, forward_fn=lambda m, x, xm: forward(m, x, xm, False), epochs=2,
-                batch_size=32, learning_rate=1e-2, optimizer="adamw", lradj="cosine", progress=False,
-                log=lambda *_: None)
+    res = train(
+        LinearBaseline(24, 12),
+        data,
+        12,
+        forward_fn=lambda m, x, xm: forward(m, x, xm, False),
+        epochs=2,
+        batch_size=32,
+        learning_rate=1e-2,
+        optimizer="adamw",
+        lradj="cosine",
+        progress=False,
+        log=lambda *_: None,
+    )
     assert [h["lr"] for h in res.history] == [pytest.approx(1e-2), pytest.approx(5e-3)]
 
 
@@ -119,8 +145,20 @@ def test_tune_never_reads_the_test_split_and_writes_a_sourced_preset(tmp_path, m
     monkeypatch.setattr(ProtocolData, "segment", guarded)
     presets = tmp_path / "tuned.json"
     log = tmp_path / "trials.csv"
-    entry = tune("Linear", "ETTh1", 12, trials=3, seed=7, frame=synthetic_ett(), input_size=24, epochs=2,
-                 presets_file=presets, trials_log=log, protocol="official", log=lambda *_: None)
+    entry = tune(
+        "Linear",
+        "ETTh1",
+        12,
+        trials=3,
+        seed=7,
+        frame=synthetic_ett(),
+        input_size=24,
+        epochs=2,
+        presets_file=presets,
+        trials_log=log,
+        protocol="official",
+        log=lambda *_: None,
+    )
     assert set(read) == {"train", "val"}
     table = json.loads(presets.read_text())
     (saved,) = table["Linear"]["ETTh1"]
@@ -142,10 +180,29 @@ def test_tune_never_reads_the_test_split_and_writes_a_sourced_preset(tmp_path, m
 
 def test_tuned_model_arguments_reach_the_network(tmp_path):
     presets = tmp_path / "tuned.json"
-    presets.write_text(json.dumps({"FMamba": {"ETTh1": [{
-        "settings": {"learning_rate": 3e-4, "position": "none", "kernel": "performer", "epochs": 10},
-        "input_size": 96, "tuned_horizon": 96, "horizons": "all",
-        "source": "tuned on validation, 8 trials, seed 2023", "val_mse": 0.5}]}}))
+    presets.write_text(
+        json.dumps(
+            {
+                "FMamba": {
+                    "ETTh1": [
+                        {
+                            "settings": {
+                                "learning_rate": 3e-4,
+                                "position": "none",
+                                "kernel": "performer",
+                                "epochs": 10,
+                            },
+                            "input_size": 96,
+                            "tuned_horizon": 96,
+                            "horizons": "all",
+                            "source": "tuned on validation, 8 trials, seed 2023",
+                            "val_mse": 0.5,
+                        }
+                    ]
+                }
+            }
+        )
+    )
     p = get_preset("FMamba", "ETTh1", 336, "tuned", tuned_path=presets)
     assert p.extra == {"position": "none", "kernel": "performer"} and p.learning_rate == 3e-4
     assert p.d_model == get_preset("FMamba", "ETTh1", 336).d_model  # sizes from the horizon's official row
@@ -181,13 +238,23 @@ def test_tune_refuses_an_unwritable_output_before_training(tmp_path, monkeypatch
     with pytest.raises(ValueError, match=r"trials_log \(--trials-log\)"):  # a folder still to be made: its parent
         tune_module.tune("Linear", "ETTh1", trials=1, presets_file=None, trials_log=read_only / "new" / "t.csv")
     with pytest.raises(AssertionError, match="before its outputs were checked"):  # writable: the search goes on
-        tune_module.tune("Linear", "ETTh1", trials=1, presets_file=tmp_path / "tuned.json",
-                         trials_log=tmp_path / "new" / "t.csv", study_file=tmp_path / "s.journal")
+        tune_module.tune(
+            "Linear",
+            "ETTh1",
+            trials=1,
+            presets_file=tmp_path / "tuned.json",
+            trials_log=tmp_path / "new" / "t.csv",
+            study_file=tmp_path / "s.journal",
+        )
 
 
 def test_set_overrides_parse_booleans_and_numbers():
     assert _overrides(["use_norm=False,d_model=64", "learning_rate=1e-4,lradj=cosine"]) == {
-        "use_norm": False, "d_model": 64, "learning_rate": 1e-4, "lradj": "cosine"}
+        "use_norm": False,
+        "d_model": 64,
+        "learning_rate": 1e-4,
+        "lradj": "cosine",
+    }
 
 
 def test_results_csv_gains_new_columns_without_misaligning_old_rows(tmp_path):
@@ -198,7 +265,9 @@ def test_results_csv_gains_new_columns_without_misaligning_old_rows(tmp_path):
     rows = read_results(path)
     assert path.read_text().splitlines()[0].split(",") == COLUMNS
     assert [(r["dataset"], r["mse"], r["preset"]) for r in rows] == [
-        ("ETTh1", "0.39", "official"), ("ETTh2", "0.30", "tuned")]
+        ("ETTh1", "0.39", "official"),
+        ("ETTh2", "0.30", "tuned"),
+    ]
 
 
 def test_tune_logs_pruned_trials_and_resumes_a_cut_off_search(tmp_path, monkeypatch):
@@ -211,8 +280,15 @@ def test_tune_logs_pruned_trials_and_resumes_a_cut_off_search(tmp_path, monkeypa
         return self.number % 2 == 1
 
     monkeypatch.setattr(optuna.trial.Trial, "should_prune", prune_every_other)
-    kw = dict(frame=synthetic_ett(), input_size=24, epochs=2, presets_file=tmp_path / "t.json",
-              trials_log=tmp_path / "trials.csv", study_file=tmp_path / "study.journal", log=lambda *_: None)
+    kw = dict(
+        frame=synthetic_ett(),
+        input_size=24,
+        epochs=2,
+        presets_file=tmp_path / "t.json",
+        trials_log=tmp_path / "trials.csv",
+        study_file=tmp_path / "study.journal",
+        log=lambda *_: None,
+    )
     first = tune("Linear", "ETTh1", 12, trials=2, seed=3, **kw)
     assert (first["completed"], first["pruned"], first["trials"]) == (1, 1, 2)
     log = pd.read_csv(tmp_path / "trials.csv")
@@ -235,20 +311,54 @@ def test_bench_runs_tuned_and_official_presets_as_separate_cells(tmp_path, monke
     data.mkdir()
     synthetic_ett().to_csv(data / "ETTh1.csv", index=False)
     table = tmp_path / "tuned.json"
-    table.write_text(json.dumps({"Linear": {"ETTh1": [{
-        "settings": {"learning_rate": 5e-3, "optimizer": "adamw", "lradj": "cosine"},
-        "input_size": 24, "tuned_horizon": 12, "horizons": "all",
-        "source": "tuned on validation, 8 trials, seed 2023", "val_mse": 0.5}]}}))
+    table.write_text(
+        json.dumps(
+            {
+                "Linear": {
+                    "ETTh1": [
+                        {
+                            "settings": {"learning_rate": 5e-3, "optimizer": "adamw", "lradj": "cosine"},
+                            "input_size": 24,
+                            "tuned_horizon": 12,
+                            "horizons": "all",
+                            "source": "tuned on validation, 8 trials, seed 2023",
+                            "val_mse": 0.5,
+                        }
+                    ]
+                }
+            }
+        )
+    )
     monkeypatch.setattr(presets, "TUNED_PRESETS_FILE", table)
     out = tmp_path / "results.csv"
-    args = ["bench", "--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", "24", "--epochs",
-            "1", "--data-dir", str(data), "--out", str(out), "--no-progress", "--protocol", "official"]
+    args = [
+        "bench",
+        "--dataset",
+        "ETTh1",
+        "--model",
+        "Linear",
+        "--horizon",
+        "12",
+        "--input-size",
+        "24",
+        "--epochs",
+        "1",
+        "--data-dir",
+        str(data),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--protocol",
+        "official",
+    ]
     main(args)  # default: tuned
     main(args + ["--preset", "official"])
     main(args)  # the tuned cell is done: skipped
     rows = read_results(out)
     assert [(r["preset"], r["learning_rate"], r["optimizer"], r["lradj"]) for r in rows] == [
-        ("tuned", "0.005", "adamw", "cosine"), ("official", "0.001", "adam", "type1")]
+        ("tuned", "0.005", "adamw", "cosine"),
+        ("official", "0.001", "adam", "type1"),
+    ]
     assert all(float(r["val_mse"]) > 0 for r in rows)
     assert [r["preset"] for r in read_rows(tmp_path / "samples.csv")] == ["tuned", "official"]  # kept apart
 
@@ -260,10 +370,36 @@ def test_bench_reads_the_tuned_table_that_tune_wrote_elsewhere(tmp_path, capsys)
     data.mkdir()
     synthetic_ett().to_csv(data / "ETTh1.csv", index=False)
     mine = tmp_path / "mine" / "tuned.json"
-    common = ["--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", "24", "--epochs", "1",
-              "--data-dir", str(data)]
-    main(["tune", *common, "--trials", "2", "--presets-file", str(mine), "--trials-log", str(tmp_path / "t.csv"),
-          "--study-file", str(tmp_path / "s.journal"), "--device", "cpu"])
+    common = [
+        "--dataset",
+        "ETTh1",
+        "--model",
+        "Linear",
+        "--horizon",
+        "12",
+        "--input-size",
+        "24",
+        "--epochs",
+        "1",
+        "--data-dir",
+        str(data),
+    ]
+    main(
+        [
+            "tune",
+            *common,
+            "--trials",
+            "2",
+            "--presets-file",
+            str(mine),
+            "--trials-log",
+            str(tmp_path / "t.csv"),
+            "--study-file",
+            str(tmp_path / "s.journal"),
+            "--device",
+            "cpu",
+        ]
+    )
     tuned_lr = json.loads(mine.read_text())["Linear"]["ETTh1"][0]["settings"]["learning_rate"]
     out = tmp_path / "results.csv"
     main(["bench", *common, "--presets-file", str(mine), "--out", str(out), "--no-progress"])
@@ -277,8 +413,15 @@ def test_bench_reads_the_tuned_table_that_tune_wrote_elsewhere(tmp_path, capsys)
 def test_tune_jobs_split_the_trials_between_processes_sharing_the_study(tmp_path):
     from mamba_forecast.bench.tune import tune
 
-    kw = dict(frame=synthetic_ett(), input_size=24, epochs=1, presets_file=tmp_path / "t.json",
-              trials_log=tmp_path / "trials.csv", study_file=tmp_path / "study.journal", log=lambda *_: None)
+    kw = dict(
+        frame=synthetic_ett(),
+        input_size=24,
+        epochs=1,
+        presets_file=tmp_path / "t.json",
+        trials_log=tmp_path / "trials.csv",
+        study_file=tmp_path / "study.journal",
+        log=lambda *_: None,
+    )
     with pytest.raises(ValueError, match="jobs > 1 needs study_file"):
         tune("Linear", "ETTh1", 12, trials=3, jobs=2, **{**kw, "study_file": None})
     entry = tune("Linear", "ETTh1", 12, trials=3, seed=5, jobs=2, **kw)
@@ -298,11 +441,21 @@ def test_a_tune_worker_claims_trials_until_the_study_has_enough(tmp_path):
     from mamba_forecast.bench.tune import tune
 
     journal = tmp_path / "study.journal"
-    kw = dict(frame=synthetic_ett(), input_size=24, epochs=1, presets_file=None, study_file=journal, seed=5,
-              protocol="official", log=lambda *_: None)
-    study = optuna.create_study(study_name="Linear-ETTh1-L24-H12-s5-e1", direction="minimize",
-                                storage=optuna.storages.JournalStorage(
-                                    optuna.storages.journal.JournalFileBackend(str(journal))))
+    kw = dict(
+        frame=synthetic_ett(),
+        input_size=24,
+        epochs=1,
+        presets_file=None,
+        study_file=journal,
+        seed=5,
+        protocol="official",
+        log=lambda *_: None,
+    )
+    study = optuna.create_study(
+        study_name="Linear-ETTh1-L24-H12-s5-e1",
+        direction="minimize",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))),
+    )
     running = study.ask()  # another worker's trial in progress (or a killed one's)
 
     def finished():
@@ -328,8 +481,17 @@ def test_merge_results_adds_only_what_is_new(tmp_path):
     root, src = tmp_path / "root", tmp_path / "src"
     (root / "results").mkdir(parents=True)
     src.mkdir()
-    cell = dict(dataset="ETTh1", model="SMamba", input_size=96, horizon=96, seed=2023, via="harness",
-                max_epochs=10, preset="tuned", mse="0.39")
+    cell = dict(
+        dataset="ETTh1",
+        model="SMamba",
+        input_size=96,
+        horizon=96,
+        seed=2023,
+        via="harness",
+        max_epochs=10,
+        preset="tuned",
+        mse="0.39",
+    )
     append_row(root / "results" / "bench_results.csv", cell)
     append_row(src / "bench_results.csv", {**cell, "mse": "0.50"})  # same cell measured elsewhere: kept as is
     append_row(src / "bench_results.csv", {**cell, "horizon": 192, "mse": "0.44"})
@@ -350,20 +512,35 @@ def test_merge_results_adds_only_what_is_new(tmp_path):
     (src / "t.json").write_text(json.dumps({"SMamba": {"ETTh1": [old, {**old, "input_size": 512}], "ETTh2": [old]}}))
     # the older ETTh1 entry at L=96 loses; the one at L=512 is another slot, kept beside it
     assert mr.merge_tuned(src / "t.json", root / "t.json") == [
-        "SMamba/ETTh1/L512/all/official", "SMamba/ETTh2/L96/all/official"]
+        "SMamba/ETTh1/L512/all/official",
+        "SMamba/ETTh2/L96/all/official",
+    ]
     merged = json.loads((root / "t.json").read_text())["SMamba"]["ETTh1"]
     assert [(e["input_size"], e["val_mse"]) for e in merged] == [(96, 0.6), (512, 0.7)]
     # a table in the older form (one entry per dataset) is read as an entry for all horizons at its look-back
-    (src / "old.json").write_text(json.dumps({"SMamba": {"ETTh1": {
-        "settings": {"learning_rate": 2e-3}, "input_size": 96, "horizon": 96, "val_mse": 0.5,
-        "timestamp": "2026-03-01T00:00:00+00:00"}}}))
+    (src / "old.json").write_text(
+        json.dumps(
+            {
+                "SMamba": {
+                    "ETTh1": {
+                        "settings": {"learning_rate": 2e-3},
+                        "input_size": 96,
+                        "horizon": 96,
+                        "val_mse": 0.5,
+                        "timestamp": "2026-03-01T00:00:00+00:00",
+                    }
+                }
+            }
+        )
+    )
     assert mr.merge_tuned(src / "old.json", root / "t.json") == ["SMamba/ETTh1/L96/all/official"]
     merged = json.loads((root / "t.json").read_text())["SMamba"]["ETTh1"]
     assert (merged[0]["val_mse"], merged[0]["tuned_horizon"], merged[0]["horizons"]) == (0.5, 96, "all")
 
     def study(path, name, values):
-        s = optuna.create_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(path))),
-                                load_if_exists=True)
+        s = optuna.create_study(
+            study_name=name, storage=JournalStorage(JournalFileBackend(str(path))), load_if_exists=True
+        )
         for v in values:
             s.enqueue_trial({"x": v})
         s.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=len(values))
@@ -401,34 +578,62 @@ def test_gpu_grid_script_runs_a_chain_end_to_end_on_a_cpu(tmp_path):
     if not (data / "NEW-DATA-1.T15.txt").exists():
         pytest.skip("SML2010 files not found")
     tree = tmp_path / "tree"
-    shutil.copytree(repo / "mamba_forecast", tree / "mamba_forecast",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.lock"))
+    shutil.copytree(
+        repo / "mamba_forecast", tree / "mamba_forecast", ignore=shutil.ignore_patterns("__pycache__", "*.lock")
+    )
     shutil.copytree(repo / "benchmarks", tree / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
     (tree / "results").mkdir()
     for name in ("bench_results.csv", "tuning_trials.csv", "tuning_studies.journal"):
         shutil.copy(repo / "results" / name, tree / "results" / name)
     out = tmp_path / "out"
-    env = {**os.environ, "DEVICE": "cpu", "BUDGET_S": "500", "TRIALS": "2", "GPU_TESTS": "0", "OUT": str(out),
-           "EXTRA": "--max-train-batches 2 --epochs 1", "MAMBA_FORECAST_DATA": str(data),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run(["bash", "benchmarks/gpu_grid.sh", "tsm2-SML2010"], cwd=tree, env=env,
-                          capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "DEVICE": "cpu",
+        "BUDGET_S": "500",
+        "TRIALS": "2",
+        "GPU_TESTS": "0",
+        "OUT": str(out),
+        "EXTRA": "--max-train-batches 2 --epochs 1",
+        "MAMBA_FORECAST_DATA": str(data),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    proc = subprocess.run(
+        ["bash", "benchmarks/gpu_grid.sh", "tsm2-SML2010"],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "chain tsm2-SML2010 done (rc 0)" in proc.stdout
     unpacked = tmp_path / "unpacked"
     with tarfile.open(out / "grid.tar.gz") as tar:
         tar.extractall(unpacked)
-    new = [r for r in read_results(unpacked / "bench_results.csv")
-           if r["model"] == "TSM2" and r["dataset"] == "SML2010" and r["max_epochs"] == "1"]
+    new = [
+        r
+        for r in read_results(unpacked / "bench_results.csv")
+        if r["model"] == "TSM2" and r["dataset"] == "SML2010" and r["max_epochs"] == "1"
+    ]
     assert sorted((int(r["horizon"]), int(r["seed"])) for r in new) == [
-        (96, 2023), (96, 2024), (96, 2025), (192, 2023), (336, 2023), (720, 2023)]
+        (96, 2023),
+        (96, 2024),
+        (96, 2025),
+        (192, 2023),
+        (336, 2023),
+        (720, 2023),
+    ]
     assert all(r["preset"] == "tuned" and r["input_size"] == "96" for r in new)
-    (entry,) = [e for e in json.loads((unpacked / "tuned_presets.json").read_text())["TSM2"]["SML2010"]
-                if e["settings"]["epochs"] == 1]
+    (entry,) = [
+        e
+        for e in json.loads((unpacked / "tuned_presets.json").read_text())["TSM2"]["SML2010"]
+        if e["settings"]["epochs"] == 1
+    ]
     assert entry["trials"] == 2 and (entry["input_size"], entry["horizons"]) == (96, "all")
     windows = [r for r in read_rows(unpacked / "samples.csv") if r["max_epochs"] == "1"]
     assert sorted((int(r["horizon"]), int(r["seed"])) for r in windows) == sorted(
-        (int(r["horizon"]), int(r["seed"])) for r in new)
+        (int(r["horizon"]), int(r["seed"])) for r in new
+    )
 
 
 def test_a_search_at_another_input_size_keeps_the_entry_tuned_at_the_first(tmp_path):
@@ -440,9 +645,30 @@ def test_a_search_at_another_input_size_keeps_the_entry_tuned_at_the_first(tmp_p
     data.mkdir()
     synthetic_ett().to_csv(data / "ETTh1.csv", index=False)
     table = tmp_path / "tuned.json"
-    common = ["--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--epochs", "1", "--trials", "1",
-              "--data-dir", str(data), "--device", "cpu", "--presets-file", str(table), "--protocol", "official",
-              "--trials-log", str(tmp_path / "t.csv"), "--study-file", str(tmp_path / "s.journal")]
+    common = [
+        "--dataset",
+        "ETTh1",
+        "--model",
+        "Linear",
+        "--horizon",
+        "12",
+        "--epochs",
+        "1",
+        "--trials",
+        "1",
+        "--data-dir",
+        str(data),
+        "--device",
+        "cpu",
+        "--presets-file",
+        str(table),
+        "--protocol",
+        "official",
+        "--trials-log",
+        str(tmp_path / "t.csv"),
+        "--study-file",
+        str(tmp_path / "s.journal"),
+    ]
     main(["tune", *common, "--input-size", "24", "--seed", "1"])
     main(["tune", *common, "--input-size", "48", "--seed", "2"])
     entries = json.loads(table.read_text())["Linear"]["ETTh1"]
@@ -450,7 +676,10 @@ def test_a_search_at_another_input_size_keeps_the_entry_tuned_at_the_first(tmp_p
     main(["tune", *common, "--input-size", "24", "--seed", "3", "--per-horizon"])
     entries = json.loads(table.read_text())["Linear"]["ETTh1"]
     assert [(e["input_size"], e["seed"], e["horizons"]) for e in entries] == [
-        (24, 1, "all"), (24, 3, [12]), (48, 2, "all")]
+        (24, 1, "all"),
+        (24, 3, [12]),
+        (48, 2, "all"),
+    ]
     lr = {e["seed"]: e["settings"]["learning_rate"] for e in entries}
     at = {h: get_preset("Linear", "ETTh1", h, "tuned", tuned_path=table, input_size=24) for h in (12, 24)}
     assert at[12].learning_rate == lr[3] and at[24].learning_rate == lr[1]  # the per-horizon entry wins at H=12
@@ -466,16 +695,53 @@ def test_bench_at_an_input_size_nothing_was_tuned_at_runs_the_official_row(tmp_p
     data.mkdir()
     synthetic_ett().to_csv(data / "ETTh1.csv", index=False)
     table = tmp_path / "tuned.json"
-    table.write_text(json.dumps({"Linear": {"ETTh1": {
-        "settings": {"learning_rate": 5e-3, "optimizer": "adamw", "lradj": "cosine"}, "input_size": 24,
-        "horizon": 12, "source": "tuned on validation, 8 trials, seed 2023", "val_mse": 0.5}}}))
+    table.write_text(
+        json.dumps(
+            {
+                "Linear": {
+                    "ETTh1": {
+                        "settings": {"learning_rate": 5e-3, "optimizer": "adamw", "lradj": "cosine"},
+                        "input_size": 24,
+                        "horizon": 12,
+                        "source": "tuned on validation, 8 trials, seed 2023",
+                        "val_mse": 0.5,
+                    }
+                }
+            }
+        )
+    )
     out = tmp_path / "r.csv"
     for input_size in ("48", "24"):
-        main(["bench", "--dataset", "ETTh1", "--model", "Linear", "--horizon", "12", "--input-size", input_size,
-              "--epochs", "1", "--data-dir", str(data), "--presets-file", str(table), "--out", str(out),
-              "--no-progress", "--device", "cpu", "--protocol", "official"])
+        main(
+            [
+                "bench",
+                "--dataset",
+                "ETTh1",
+                "--model",
+                "Linear",
+                "--horizon",
+                "12",
+                "--input-size",
+                input_size,
+                "--epochs",
+                "1",
+                "--data-dir",
+                str(data),
+                "--presets-file",
+                str(table),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--protocol",
+                "official",
+            ]
+        )
     assert [(r["input_size"], r["preset"], r["learning_rate"]) for r in read_results(out)] == [
-        ("48", "official", "0.001"), ("24", "tuned", "0.005")]
+        ("48", "official", "0.001"),
+        ("24", "tuned", "0.005"),
+    ]
 
 
 def test_the_shipped_table_says_what_each_entry_was_tuned_for():

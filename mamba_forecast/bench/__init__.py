@@ -10,6 +10,19 @@ from .runner import COLUMNS, Cell, read_results, run_cell, run_cells
 from .train import EarlyStopping, fit_and_test, type1_lr
 
 __all__ = [
-    "COLUMNS", "Cell", "EarlyStopping", "Preset", "ProtocolData", "fit_and_test", "get_preset", "known_models",
-    "prepare", "read_results", "run_cell", "run_cells", "time_features", "type1_lr", "window_batches",
+    "COLUMNS",
+    "Cell",
+    "EarlyStopping",
+    "Preset",
+    "ProtocolData",
+    "fit_and_test",
+    "get_preset",
+    "known_models",
+    "prepare",
+    "read_results",
+    "run_cell",
+    "run_cells",
+    "time_features",
+    "type1_lr",
+    "window_batches",
 ]

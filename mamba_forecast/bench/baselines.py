@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -52,29 +53,65 @@ class Baseline:
     tune_space: Mapping[str, tuple] = field(default_factory=dict)
 
 
-BASELINES: dict[str, Baseline] = {b.name: b for b in (
-    Baseline("PatchTST", multivariate=False,
-             tune_space={"hidden_size": (16, 64, 128), "dropout": (0.1, 0.2, 0.3)}),
-    Baseline("iTransformer", multivariate=True,
-             tune_space={"hidden_size": (128, 256, 512), "e_layers": (1, 2, 3)}),
-    Baseline("TSMixer", multivariate=True,
-             tune_space={"n_block": (1, 2, 4), "ff_dim": (32, 64, 256), "dropout": (0.1, 0.5, 0.9)}),
-    Baseline("DLinear", multivariate=False, window_norm=True, tune_space={"window_norm": (True, False)}),
-    Baseline("NHITS", multivariate=False, window_norm=True,
-             tune_space={"window_norm": (True, False), "dropout_prob_theta": (0.0, 0.1, 0.3)}),
-    Baseline("TimeMixer", multivariate=True, tune_space={"d_model": (16, 32, 64), "e_layers": (2, 4)}),
-    Baseline("SOFTS", multivariate=True, tune_space={"hidden_size": (128, 256, 512), "e_layers": (1, 2, 3)}),
-)}
+BASELINES: dict[str, Baseline] = {
+    b.name: b
+    for b in (
+        Baseline("PatchTST", multivariate=False, tune_space={"hidden_size": (16, 64, 128), "dropout": (0.1, 0.2, 0.3)}),
+        Baseline("iTransformer", multivariate=True, tune_space={"hidden_size": (128, 256, 512), "e_layers": (1, 2, 3)}),
+        Baseline(
+            "TSMixer",
+            multivariate=True,
+            tune_space={"n_block": (1, 2, 4), "ff_dim": (32, 64, 256), "dropout": (0.1, 0.5, 0.9)},
+        ),
+        Baseline("DLinear", multivariate=False, window_norm=True, tune_space={"window_norm": (True, False)}),
+        Baseline(
+            "NHITS",
+            multivariate=False,
+            window_norm=True,
+            tune_space={"window_norm": (True, False), "dropout_prob_theta": (0.0, 0.1, 0.3)},
+        ),
+        Baseline("TimeMixer", multivariate=True, tune_space={"d_model": (16, 32, 64), "e_layers": (2, 4)}),
+        Baseline("SOFTS", multivariate=True, tune_space={"hidden_size": (128, 256, 512), "e_layers": (1, 2, 3)}),
+    )
+}
 
 # Arguments of a NeuralForecast class that the harness sets itself or that do not describe the network.
-_HARNESS_ARGS = frozenset({
-    "h", "input_size", "n_series", "futr_exog_list", "hist_exog_list", "stat_exog_list", "exclude_insample_y",
-    "loss", "valid_loss", "max_steps", "learning_rate", "num_lr_decays", "early_stop_patience_steps",
-    "val_monitor", "val_check_steps", "batch_size", "valid_batch_size", "windows_batch_size",
-    "inference_windows_batch_size", "start_padding_enabled", "training_data_availability_threshold", "step_size",
-    "scaler_type", "random_seed", "drop_last_loader", "alias", "optimizer", "optimizer_kwargs", "lr_scheduler",
-    "lr_scheduler_kwargs", "dataloader_kwargs", "trainer_kwargs",
-})
+_HARNESS_ARGS = frozenset(
+    {
+        "h",
+        "input_size",
+        "n_series",
+        "futr_exog_list",
+        "hist_exog_list",
+        "stat_exog_list",
+        "exclude_insample_y",
+        "loss",
+        "valid_loss",
+        "max_steps",
+        "learning_rate",
+        "num_lr_decays",
+        "early_stop_patience_steps",
+        "val_monitor",
+        "val_check_steps",
+        "batch_size",
+        "valid_batch_size",
+        "windows_batch_size",
+        "inference_windows_batch_size",
+        "start_padding_enabled",
+        "training_data_availability_threshold",
+        "step_size",
+        "scaler_type",
+        "random_seed",
+        "drop_last_loader",
+        "alias",
+        "optimizer",
+        "optimizer_kwargs",
+        "lr_scheduler",
+        "lr_scheduler_kwargs",
+        "dataloader_kwargs",
+        "trainer_kwargs",
+    }
+)
 
 
 def baseline_names() -> tuple[str, ...]:
@@ -92,15 +129,20 @@ def nf_class(name: str) -> type:
     try:
         import neuralforecast.models as nf_models
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(f"the {name} baseline is NeuralForecast's: pip install 'mamba-forecast[neuralforecast]'") \
-            from exc
+        raise ImportError(
+            f"the {name} baseline is NeuralForecast's: install this package with its neuralforecast extra "
+            "(pip install '.[neuralforecast]' in a clone)"
+        ) from exc
     return getattr(nf_models, name)
 
 
 def _signature_defaults(name: str) -> dict[str, Any]:
-    parameters = inspect.signature(nf_class(name).__init__).parameters
-    return {k: p.default for k, p in parameters.items()
-            if k != "self" and p.default is not p.empty and p.kind is p.POSITIONAL_OR_KEYWORD}
+    parameters = inspect.signature(nf_class(name)).parameters
+    return {
+        k: p.default
+        for k, p in parameters.items()
+        if k != "self" and p.default is not p.empty and p.kind is p.POSITIONAL_OR_KEYWORD
+    }
 
 
 def default_learning_rate(name: str) -> float:
@@ -131,22 +173,26 @@ class NeuralForecastBaseline(nn.Module):
 
     def forward(self, x, hist_exog=None, futr_exog=None, stat_exog=None):  # x [B, L, N]
         B, L, N = x.shape
-        if self.window_norm:
-            mean = x.mean(1, keepdim=True)  # [B, 1, N]
-            std = x.std(1, keepdim=True, unbiased=False).clamp_min(self.eps)
-            x = (x - mean) / std
+        mean = x.mean(1, keepdim=True) if self.window_norm else x.new_zeros(())  # [B, 1, N]
+        std = x.std(1, keepdim=True, unbiased=False).clamp_min(self.eps) if self.window_norm else x.new_ones(())
+        x = (x - mean) / std
         y_in = x if self.multivariate else x.transpose(1, 2).reshape(B * N, L, 1)  # [B, L, N] | [B*N, L, 1]
-        batch = {"insample_y": y_in, "insample_mask": torch.ones_like(y_in), "futr_exog": None,
-                 "hist_exog": None, "stat_exog": None}
-        y = self.network.loss.domain_map(self.network(batch))  # [B, H, N] | [B*N, H, 1] (or without the 1)
+        batch = {
+            "insample_y": y_in,
+            "insample_mask": torch.ones_like(y_in),
+            "futr_exog": None,
+            "hist_exog": None,
+            "stat_exog": None,
+        }
+        loss: Any = self.network.loss  # NeuralForecast's loss module (its domain_map turns outputs into forecasts)
+        y = loss.domain_map(self.network(batch))  # [B, H, N] | [B*N, H, 1] (or without the 1)
         y = y.reshape(B, N, -1).transpose(1, 2) if not self.multivariate else y.reshape(B, -1, N)  # [B, H, N]
-        if self.window_norm:
-            y = y * std + mean
-        return y
+        return y * std + mean
 
 
-def build_baseline(name: str, input_size: int, horizon: int, n_series: int, *, seed: int = 1,
-                   **arguments) -> NeuralForecastBaseline:
+def build_baseline(
+    name: str, input_size: int, horizon: int, n_series: int, *, seed: int = 1, **arguments
+) -> NeuralForecastBaseline:
     """Baseline ``name`` for windows of ``input_size`` and ``horizon`` over ``n_series`` series, its weights drawn
     from ``seed`` (NeuralForecast seeds every generator with its ``random_seed`` when a model is built);
     ``arguments`` (tuned or ``--set`` values) replace :func:`network_arguments`' values. An argument the class does

@@ -46,8 +46,9 @@ class Seeds:
     def capped_while_improving(self) -> list[int]:
         """Seeds whose run ended at its epoch cap, not by early stopping: the cap came before ``patience`` epochs
         without a new best (the validation loss was still improving, or had improved too recently to tell)."""
-        return sorted(s for s, (best, run, cap, patience) in self.epochs.items()
-                      if run >= cap and run - best < patience)
+        return sorted(
+            s for s, (best, run, cap, patience) in self.epochs.items() if run >= cap and run - best < patience
+        )
 
 
 def device_kind(row: dict) -> str:
@@ -59,27 +60,43 @@ def track(row: dict) -> str:
     return "searched" if row.get("lookback") == "searched" else f"L={row['input_size']}"
 
 
-def summarise(rows: list[dict], *, protocol: str = "converge", device: str = "cpu",
-              presets: tuple[str, ...] = ("tuned", "default", "official")) -> dict[tuple, dict[str, Seeds]]:
+def summarise(
+    rows: list[dict],
+    *,
+    protocol: str = "converge",
+    device: str = "cpu",
+    presets: tuple[str, ...] = ("tuned", "default", "official"),
+) -> dict[tuple, dict[str, Seeds]]:
     """``{(dataset, track, horizon): {model: Seeds}}`` of the harness runs under ``protocol`` on ``device`` (the
     kind, "cpu" or "cuda"), without ``--set`` overrides or capped batches. Where one model has rows at several
     preset tables in one cell, the first of ``presets`` that has any wins."""
     cells: dict[tuple, dict[str, dict[str, Seeds]]] = {}
     for r in rows:
-        if (r.get("via", "harness") != "harness" or r.get("protocol", "official") != protocol
-                or device_kind(r) != device or "overrides" in r.get("notes", "")
-                or "max_train_batches" in r.get("notes", "") or r.get("preset") not in presets):
+        if (
+            r.get("via", "harness") != "harness"
+            or r.get("protocol", "official") != protocol
+            or device_kind(r) != device
+            or "overrides" in r.get("notes", "")
+            or "max_train_batches" in r.get("notes", "")
+            or r.get("preset") not in presets
+        ):
             continue
         key = (r["dataset"], track(r), int(r["horizon"]))
         seeds = cells.setdefault(key, {}).setdefault(r["model"], {}).setdefault(r["preset"], Seeds())
         seed = int(r["seed"])
         seeds.mse[seed] = float(r["mse"])
         seeds.mae[seed] = float(r["mae"])
-        seeds.epochs[seed] = (int(r["best_epoch"]), int(r["epochs_run"]), int(r["max_epochs"]),
-                              int(r.get("patience") or 3))
+        seeds.epochs[seed] = (
+            int(r["best_epoch"]),
+            int(r["epochs_run"]),
+            int(r["max_epochs"]),
+            int(r.get("patience") or 3),
+        )
         seeds.input_size.add(int(r["input_size"]))
-    return {key: {model: next(by[p] for p in presets if p in by) for model, by in models.items()}
-            for key, models in cells.items()}
+    return {
+        key: {model: next(by[p] for p in presets if p in by) for model, by in models.items()}
+        for key, models in cells.items()
+    }
 
 
 def verdict(a: Seeds, b: Seeds) -> str:

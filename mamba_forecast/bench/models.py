@@ -14,6 +14,7 @@ from .presets import LINEAR, Preset
 # Preset fields some architectures legitimately lack (TSM2 has no feed-forward width).
 _SILENT = {"d_ff"}
 
+
 def uses_calendar_tokens(name: str) -> bool:
     """Whether model ``name`` takes the protocol's 4 calendar tokens (x_mark) as hist_exog (its spec's
     ``bench.calendar_tokens``). The official S-Mamba code feeds them (its paper numbers include them), so every
@@ -42,8 +43,15 @@ def model_class(name: str):
     return LinearBaseline if name == LINEAR else get_spec(name).core
 
 
-def build_model(name: str, preset: Preset, n_series: int, input_size: int, horizon: int,
-                calendar_tokens: bool | None = None, seed: int = 2023) -> nn.Module:
+def build_model(
+    name: str,
+    preset: Preset,
+    n_series: int,
+    input_size: int,
+    horizon: int,
+    calendar_tokens: bool | None = None,
+    seed: int = 2023,
+) -> nn.Module:
     """Instantiate ``name`` with the preset's sizes; preset arguments the model does not take (its spec's
     architecture arguments) are dropped with a warning. A NeuralForecast baseline takes the preset's ``extra``
     (tuned or ``--set`` network arguments) over NeuralForecast's defaults, its weights drawn from ``seed``
@@ -55,8 +63,14 @@ def build_model(name: str, preset: Preset, n_series: int, input_size: int, horiz
         return cls(input_size, horizon)
     use_marks = uses_calendar_tokens(name) if calendar_tokens is None else calendar_tokens
     kwargs = dict(
-        d_model=preset.d_model, d_ff=preset.d_ff, e_layers=preset.e_layers, d_state=preset.d_state,
-        d_conv=preset.d_conv, expand=preset.expand, dropout=preset.dropout, use_norm=preset.use_norm,
+        d_model=preset.d_model,
+        d_ff=preset.d_ff,
+        e_layers=preset.e_layers,
+        d_state=preset.d_state,
+        d_conv=preset.d_conv,
+        expand=preset.expand,
+        dropout=preset.dropout,
+        use_norm=preset.use_norm,
         **preset.extra,
     )
     accepted = get_spec(name).arguments

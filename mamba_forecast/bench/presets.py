@@ -38,8 +38,10 @@ fits. The returned ``Preset.table`` says which was used: ``tuned``, ``default`` 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from ..datasets import preset_stand_in
 from ..models import get_spec, model_names
@@ -82,29 +84,65 @@ def _p(e, d, ds, lr, bs, ep, **kw) -> Preset:
 
 # S-Mamba, spec section 3.2: {dataset: {horizon: Preset}}
 _SMAMBA: dict[str, dict[int, Preset]] = {
-    "ETTh1": {96: _p(2, 256, 2, 7e-5, 32, 10), 192: _p(2, 256, 2, 7e-5, 32, 10),
-              336: _p(2, 256, 2, 5e-5, 32, 10), 720: _p(2, 256, 2, 5e-5, 32, 10)},
-    "ETTh2": {96: _p(2, 256, 2, 4e-5, 32, 10), 192: _p(2, 256, 2, 4e-5, 32, 10),
-              336: _p(2, 256, 2, 3e-5, 32, 10), 720: _p(2, 256, 2, 7e-5, 32, 10)},
-    "ETTm1": {96: _p(2, 256, 2, 5e-5, 32, 10), 192: _p(2, 128, 2, 5e-5, 32, 10),
-              336: _p(2, 128, 2, 5e-5, 32, 10), 720: _p(2, 128, 2, 5e-5, 32, 10)},
-    "ETTm2": {96: _p(2, 256, 2, 5e-5, 32, 10), 192: _p(2, 128, 2, 5e-5, 32, 10),
-              336: _p(2, 128, 2, 3e-5, 32, 10), 720: _p(2, 128, 2, 5e-5, 32, 10)},
-    "Exchange": {96: _p(2, 128, 32, 1e-4, 16, 10), 192: _p(2, 128, 32, 1e-4, 32, 10),
-                 336: _p(2, 128, 32, 5e-5, 32, 10), 720: _p(2, 128, 32, 5e-5, 32, 10)},
+    "ETTh1": {
+        96: _p(2, 256, 2, 7e-5, 32, 10),
+        192: _p(2, 256, 2, 7e-5, 32, 10),
+        336: _p(2, 256, 2, 5e-5, 32, 10),
+        720: _p(2, 256, 2, 5e-5, 32, 10),
+    },
+    "ETTh2": {
+        96: _p(2, 256, 2, 4e-5, 32, 10),
+        192: _p(2, 256, 2, 4e-5, 32, 10),
+        336: _p(2, 256, 2, 3e-5, 32, 10),
+        720: _p(2, 256, 2, 7e-5, 32, 10),
+    },
+    "ETTm1": {
+        96: _p(2, 256, 2, 5e-5, 32, 10),
+        192: _p(2, 128, 2, 5e-5, 32, 10),
+        336: _p(2, 128, 2, 5e-5, 32, 10),
+        720: _p(2, 128, 2, 5e-5, 32, 10),
+    },
+    "ETTm2": {
+        96: _p(2, 256, 2, 5e-5, 32, 10),
+        192: _p(2, 128, 2, 5e-5, 32, 10),
+        336: _p(2, 128, 2, 3e-5, 32, 10),
+        720: _p(2, 128, 2, 5e-5, 32, 10),
+    },
+    "Exchange": {
+        96: _p(2, 128, 32, 1e-4, 16, 10),
+        192: _p(2, 128, 32, 1e-4, 32, 10),
+        336: _p(2, 128, 32, 5e-5, 32, 10),
+        720: _p(2, 128, 32, 5e-5, 32, 10),
+    },
     "Weather": {h: _p(3, 512, 2, 5e-5, 32, 5) for h in HORIZONS},
     "ECL": {96: _p(3, 512, 16, 1e-3, 16, 5), **{h: _p(3, 512, 32, 5e-4, 16, 5) for h in (192, 336, 720)}},
-    "Traffic": {96: _p(4, 512, 32, 1e-3, 16, 10), 192: _p(4, 512, 32, 1e-3, 16, 10),
-                336: _p(4, 512, 32, 2e-3, 16, 10), 720: _p(4, 512, 32, 8e-4, 16, 10)},
+    "Traffic": {
+        96: _p(4, 512, 32, 1e-3, 16, 10),
+        192: _p(4, 512, 32, 1e-3, 16, 10),
+        336: _p(4, 512, 32, 2e-3, 16, 10),
+        720: _p(4, 512, 32, 8e-4, 16, 10),
+    },
     "Solar-Energy": {h: _p(2, 512, 32, 1e-4, 32, 10) for h in HORIZONS},
     # PEMS: horizons 12 / 24 / 48 / 96; the scripts turn the model-level normalisation off for PEMS04 and 07
-    "PEMS03": {12: _p(4, 512, 32, 1e-3, 32, 5), 24: _p(4, 512, 32, 1e-3, 32, 10),
-               48: _p(5, 512, 32, 1e-4, 32, 10), 96: _p(4, 512, 32, 1.5e-3, 32, 10)},
+    "PEMS03": {
+        12: _p(4, 512, 32, 1e-3, 32, 5),
+        24: _p(4, 512, 32, 1e-3, 32, 10),
+        48: _p(5, 512, 32, 1e-4, 32, 10),
+        96: _p(4, 512, 32, 1.5e-3, 32, 10),
+    },
     "PEMS04": {h: _p(4, 1024, 32, 3e-4, 32, 10, use_norm=False) for h in (12, 24, 48, 96)},
-    "PEMS07": {12: _p(2, 512, 32, 7e-4, 16, 10, use_norm=False), 24: _p(2, 512, 32, 7e-4, 32, 10, use_norm=False),
-               48: _p(4, 512, 32, 5e-4, 32, 10, use_norm=False), 96: _p(4, 512, 32, 5e-4, 16, 10, use_norm=False)},
-    "PEMS08": {12: _p(2, 512, 32, 1e-3, 32, 10), 24: _p(2, 512, 32, 7e-4, 32, 10),
-               48: _p(4, 256, 32, 1e-3, 16, 10), 96: _p(4, 256, 32, 1e-3, 16, 10)},
+    "PEMS07": {
+        12: _p(2, 512, 32, 7e-4, 16, 10, use_norm=False),
+        24: _p(2, 512, 32, 7e-4, 32, 10, use_norm=False),
+        48: _p(4, 512, 32, 5e-4, 32, 10, use_norm=False),
+        96: _p(4, 512, 32, 5e-4, 16, 10, use_norm=False),
+    },
+    "PEMS08": {
+        12: _p(2, 512, 32, 1e-3, 32, 10),
+        24: _p(2, 512, 32, 7e-4, 32, 10),
+        48: _p(4, 256, 32, 1e-3, 16, 10),
+        96: _p(4, 256, 32, 1e-3, 16, 10),
+    },
 }
 
 # Attention Mamba, spec section 4.3 (official rows: ECL, Weather, Solar).
@@ -117,16 +155,33 @@ _ATTENTION_MAMBA: dict[str, Preset] = {
 _ATTENTION_MAMBA_FALLBACK = "Weather"
 
 # TSM2, spec section 6.4 (third-party replication configuration).
-_TSM2_BATCH = {"ETTh1": 128, "ETTh2": 128, "ETTm1": 128, "ETTm2": 128, "Exchange": 32, "Weather": 64,
-               "ECL": 8, "Traffic": 4, "SML2010": 32}
+_TSM2_BATCH = {
+    "ETTh1": 128,
+    "ETTh2": 128,
+    "ETTm1": 128,
+    "ETTm2": 128,
+    "Exchange": 32,
+    "Weather": 64,
+    "ECL": 8,
+    "Traffic": 4,
+    "SML2010": 32,
+}
 _TSM2_DROPOUT = {"ECL": 0.2, "Traffic": 0.2}
 
 
 def _tsm2_rows(model: str, dataset: str, horizon: int, source: str | None) -> Preset:
     return Preset(
-        e_layers=2, d_model=32, d_ff=32, d_state=16, learning_rate=1e-4,
-        batch_size=_TSM2_BATCH.get(dataset, 32), epochs=10, d_conv=4,
-        expand=1 if dataset == "Traffic" else 2, dropout=_TSM2_DROPOUT.get(dataset, 0.3), input_size=512,
+        e_layers=2,
+        d_model=32,
+        d_ff=32,
+        d_state=16,
+        learning_rate=1e-4,
+        batch_size=_TSM2_BATCH.get(dataset, 32),
+        epochs=10,
+        d_conv=4,
+        expand=1 if dataset == "Traffic" else 2,
+        dropout=_TSM2_DROPOUT.get(dataset, 0.3),
+        input_size=512,
         extra={"patch_len": 16, "stride": 8},
         source=source or "no published setting: TSM2's third-party replication config",
     )
@@ -135,8 +190,10 @@ def _tsm2_rows(model: str, dataset: str, horizon: int, source: str | None) -> Pr
 def _attention_mamba_rows(model: str, dataset: str, horizon: int, source: str | None) -> Preset:
     if dataset in _ATTENTION_MAMBA:
         return replace(_ATTENTION_MAMBA[dataset], source=source or "no published setting: AttentionMamba's row")
-    return replace(_ATTENTION_MAMBA[_ATTENTION_MAMBA_FALLBACK],
-                   source=f"no official script for {dataset}: AttentionMamba Weather row")
+    return replace(
+        _ATTENTION_MAMBA[_ATTENTION_MAMBA_FALLBACK],
+        source=f"no official script for {dataset}: AttentionMamba Weather row",
+    )
 
 
 def _smamba_rows(model: str, dataset: str, horizon: int, source: str | None) -> Preset:
@@ -175,9 +232,17 @@ SEARCHED = "searched"  # the look-back of a tuned entry whose search chose it (t
 def _baseline_row(model: str) -> Preset:
     """A NeuralForecast baseline's row: the class's default learning rate, batch 32; no architecture fields of
     ours (its network arguments are NeuralForecast's defaults, :func:`.baselines.network_arguments`)."""
-    return Preset(e_layers=0, d_model=0, d_ff=0, d_state=0, learning_rate=default_learning_rate(model),
-                  batch_size=32, epochs=10, network=tuple(network_arguments(model)),
-                  source="NeuralForecast 3.3 defaults (mamba_forecast/bench/baselines.py)")
+    return Preset(
+        e_layers=0,
+        d_model=0,
+        d_ff=0,
+        d_state=0,
+        learning_rate=default_learning_rate(model),
+        batch_size=32,
+        epochs=10,
+        network=tuple(network_arguments(model)),
+        source="NeuralForecast 3.3 defaults (mamba_forecast/bench/baselines.py)",
+    )
 
 
 PRESET_TABLES = ("official", "tuned")  # what a cell asks for; ``Preset.table`` may also say "default"
@@ -190,8 +255,9 @@ def _entries(value, where: str) -> list[dict]:
     horizon held one entry, tuned at its ``input_size`` and ``horizon`` and applied to every horizon."""
     if isinstance(value, dict):
         if "input_size" not in value:
-            raise ValueError(f"{where}: the entry has no 'input_size' (the look-back it was tuned at); add it, or "
-                             "tune again")
+            raise ValueError(
+                f"{where}: the entry has no 'input_size' (the look-back it was tuned at); add it, or tune again"
+            )
         old = {k: v for k, v in value.items() if k != "horizon"}
         value = [{**old, "tuned_horizon": value.get("horizon"), "horizons": "all"}]
     if not isinstance(value, list):
@@ -200,9 +266,12 @@ def _entries(value, where: str) -> list[dict]:
         entry.setdefault("protocol", "official")  # entries from before the converge protocol
         horizons = entry.get("horizons")
         if not (isinstance(entry.get("input_size"), int) or entry.get("input_size") == SEARCHED) or not (
-                horizons == "all" or (isinstance(horizons, list) and all(isinstance(h, int) for h in horizons))):
-            raise ValueError(f"{where}: each entry needs an integer (or \"searched\") 'input_size' and 'horizons' (\"all\" or a list "
-                             f"of integers); got input_size={entry.get('input_size')!r}, horizons={horizons!r}")
+            horizons == "all" or (isinstance(horizons, list) and all(isinstance(h, int) for h in horizons))
+        ):
+            raise ValueError(
+                f"{where}: each entry needs an integer (or \"searched\") 'input_size' and 'horizons' (\"all\" or a "
+                f"list of integers); got input_size={entry.get('input_size')!r}, horizons={horizons!r}"
+            )
     return value
 
 
@@ -216,8 +285,9 @@ def read_tuned(path: str | Path | None = None) -> dict:
         return {}
     with open(path) as fh:
         table = json.load(fh)
-    return {model: {ds: _entries(v, f"{path} [{model}][{ds}]") for ds, v in per.items()}
-            for model, per in table.items()}
+    return {
+        model: {ds: _entries(v, f"{path} [{model}][{ds}]") for ds, v in per.items()} for model, per in table.items()
+    }
 
 
 def entry_slot(entry: dict) -> tuple:
@@ -229,8 +299,14 @@ def entry_slot(entry: dict) -> tuple:
 DEFAULT = "*"  # the tuned table's "dataset" of a model's default entry: for datasets without an entry of their own
 
 
-def tuned_entry(model: str, dataset: str, input_size: int | str, horizon: int,
-                tuned_path: str | Path | None = None, protocol: str = "official") -> dict | None:
+def tuned_entry(
+    model: str,
+    dataset: str,
+    input_size: int | str,
+    horizon: int,
+    tuned_path: str | Path | None = None,
+    protocol: str = "official",
+) -> dict | None:
     """The tuned entry of one cell, or ``None``: the table at ``tuned_path`` first, then the package's; in each,
     only entries tuned at ``input_size`` (a number or ``"searched"``) under ``protocol``, one listing ``horizon``
     before one for all horizons. Where no table has an entry for ``dataset``, the model's default entry
@@ -240,15 +316,18 @@ def tuned_entry(model: str, dataset: str, input_size: int | str, horizon: int,
     tables.append(read_tuned(TUNED_PRESETS_FILE))
     for name in (dataset, DEFAULT):
         for table in tables:
-            entries = [e for e in table.get(model, {}).get(name, [])
-                       if e["input_size"] == input_size and e["protocol"] == protocol]
+            entries = [
+                e
+                for e in table.get(model, {}).get(name, [])
+                if e["input_size"] == input_size and e["protocol"] == protocol
+            ]
             for entry in sorted(entries, key=lambda e: e["horizons"] == "all"):
                 if entry["horizons"] == "all" or horizon in entry["horizons"]:
                     return entry
     return None
 
 
-def apply_settings(preset: Preset, settings: dict, **changes) -> Preset:
+def apply_settings(preset: Preset, settings: Mapping[str, Any], **changes) -> Preset:
     """``preset`` with ``settings`` applied: preset fields replace theirs, anything else (and a baseline's network
     arguments, :attr:`Preset.network`) goes to ``extra``."""
     own = {k: v for k, v in settings.items() if k in _PRESET_FIELDS and k not in preset.network}
@@ -256,9 +335,15 @@ def apply_settings(preset: Preset, settings: dict, **changes) -> Preset:
     return replace(preset, **own, extra=extra, **changes)
 
 
-def get_preset(model: str, dataset: str, horizon: int, preset: str = "official",
-               tuned_path: str | Path | None = None, input_size: int | str | None = None,
-               protocol: str = "official") -> Preset:
+def get_preset(
+    model: str,
+    dataset: str,
+    horizon: int,
+    preset: str = "official",
+    tuned_path: str | Path | None = None,
+    input_size: int | str | None = None,
+    protocol: str = "official",
+) -> Preset:
     """The preset of one benchmark cell; raises ``KeyError`` for an unknown model.
 
     ``preset="tuned"`` applies the settings of the cell's tuned entry (:func:`tuned_entry`, at ``input_size``,
@@ -276,9 +361,11 @@ def get_preset(model: str, dataset: str, horizon: int, preset: str = "official",
             table = "default" if entry.get("default") else "tuned"
             return apply_settings(official, entry["settings"], source=entry["source"], table=table)
     if input_size == SEARCHED:
-        raise ValueError(f"input_size='searched': no tuned entry of {model} on {dataset} chose a look-back (under "
-                         f"the {protocol} protocol, horizon {horizon}); run `mamba-forecast tune --model {model} "
-                         f"--dataset {dataset} --input-size searched` first, or give a number")
+        raise ValueError(
+            f"input_size='searched': no tuned entry of {model} on {dataset} chose a look-back (under "
+            f"the {protocol} protocol, horizon {horizon}); run `mamba-forecast tune --model {model} "
+            f"--dataset {dataset} --input-size searched` first, or give a number"
+        )
     return official
 
 

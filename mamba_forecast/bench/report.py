@@ -71,9 +71,16 @@ def aggregate(rows: list[dict], published: dict) -> list[dict]:
     for r in rows:
         preset = r.get("preset") or "official"
         protocol = r.get("protocol") or "official"  # the papers' loop; shown where another protocol ran
-        key = (r["dataset"], r["model"], int(r["input_size"]), int(r["horizon"]), r.get("via", "harness"),
-               r.get("max_epochs", ""), preset if protocol == "official" else f"{preset} ({protocol})",
-               r.get("notes", ""))
+        key = (
+            r["dataset"],
+            r["model"],
+            int(r["input_size"]),
+            int(r["horizon"]),
+            r.get("via", "harness"),
+            r.get("max_epochs", ""),
+            preset if protocol == "official" else f"{preset} ({protocol})",
+            r.get("notes", ""),
+        )
         groups[key].append(r)
     out = []
     for (ds, model, L, H, via, max_ep, preset, notes), rs in sorted(groups.items(), key=lambda kv: kv[0][:7]):
@@ -90,19 +97,36 @@ def aggregate(rows: list[dict], published: dict) -> list[dict]:
         p_mse = pub["mse"] if pub else math.nan
         p_mae = pub["mae"] if pub else math.nan
         entry = dict(
-            dataset=ds, model=model, input_size=L, horizon=H, via=via, max_epochs=max_ep, notes=notes, preset=preset,
-            n_seeds=len(rs), seeds=",".join(r["seed"] for r in rs),
-            mse=float(mse.mean()), mse_std=float(mse.std()) if len(rs) > 1 else math.nan,
-            mae=float(mae.mean()), mae_std=float(mae.std()) if len(rs) > 1 else math.nan,
-            pub_mse=p_mse, pub_mae=p_mae, pub_note=pub_note, pub_source=pub.get("source", "") if pub else "",
+            dataset=ds,
+            model=model,
+            input_size=L,
+            horizon=H,
+            via=via,
+            max_epochs=max_ep,
+            notes=notes,
+            preset=preset,
+            n_seeds=len(rs),
+            seeds=",".join(r["seed"] for r in rs),
+            mse=float(mse.mean()),
+            mse_std=float(mse.std()) if len(rs) > 1 else math.nan,
+            mae=float(mae.mean()),
+            mae_std=float(mae.std()) if len(rs) > 1 else math.nan,
+            pub_mse=p_mse,
+            pub_mae=p_mae,
+            pub_note=pub_note,
+            pub_source=pub.get("source", "") if pub else "",
             # a value published at another input size is shown, never compared
             rel_mse=100 * (mse.mean() / p_mse - 1) if p_mse == p_mse and not pub_note else math.nan,
             rel_mae=100 * (mae.mean() / p_mae - 1) if p_mae == p_mae and not pub_note else math.nan,
-            epochs=",".join(f"{r['epochs_run']}/{r.get('max_epochs', '?')} ({r.get('best_epoch') or '?'})"
-                            .replace("(0)", "(?)") for r in rs),
+            epochs=",".join(
+                f"{r['epochs_run']}/{r.get('max_epochs', '?')} ({r.get('best_epoch') or '?'})".replace("(0)", "(?)")
+                for r in rs
+            ),
             sec_per_epoch=float(np.mean([_f(r["sec_per_epoch"]) for r in rs])),
             peak_mem_mb=float(np.max([_f(r["peak_mem_mb"]) for r in rs])),
-            params=rs[0].get("params", ""), device=rs[0].get("device", ""), machine=rs[0].get("machine", ""),
+            params=rs[0].get("params", ""),
+            device=rs[0].get("device", ""),
+            machine=rs[0].get("machine", ""),
         )
         out.append(entry)
     return out
@@ -120,10 +144,10 @@ def _results_table(entries: list[dict]) -> list[str]:
         pub_mse = _fmt(e["pub_mse"]) + (f" ({e['pub_note']})" if e["pub_note"] else "")
         via = e["via"] + (f" ({e['notes']})" if e["notes"] and "overrides" in e["notes"] else "")
         lines.append(
-            f"| {e['dataset']} | {e['model']} | {e['input_size']} | {e['horizon']} | {e['preset']} | {via} | {e['seeds']} | "
-            f"{mse} | {pub_mse} | {_pct(e['rel_mse'])} | {mae} | {_fmt(e['pub_mae'])} | {_pct(e['rel_mae'])} | "
-            f"{e['epochs']} | {e['sec_per_epoch']:.1f} | {e['peak_mem_mb']:.0f} | {e['params']} | "
-            f"{e['device']} |"
+            f"| {e['dataset']} | {e['model']} | {e['input_size']} | {e['horizon']} | {e['preset']} | {via} | "
+            f"{e['seeds']} | {mse} | {pub_mse} | {_pct(e['rel_mse'])} | {mae} | {_fmt(e['pub_mae'])} | "
+            f"{_pct(e['rel_mae'])} | {e['epochs']} | {e['sec_per_epoch']:.1f} | {e['peak_mem_mb']:.0f} | "
+            f"{e['params']} | {e['device']} |"
         )
     return lines
 
@@ -139,8 +163,14 @@ def _plot_forecasts(samples: Path, figures_dir: Path) -> list[tuple[str, str]]:
     by_dataset: dict[str, tuple] = {}
     for r in read_rows(samples):
         # prefer SMamba at H = 96 through the harness, the official preset, the first seed
-        rank = (r["model"] != "SMamba", r["horizon"] != "96", r["via"] != "harness",
-                (r["preset"] or "official") != "official", _f(r["seed"]), _f(r["input_size"]))
+        rank = (
+            r["model"] != "SMamba",
+            r["horizon"] != "96",
+            r["via"] != "harness",
+            (r["preset"] or "official") != "official",
+            _f(r["seed"]),
+            _f(r["input_size"]),
+        )
         if r["dataset"] not in by_dataset or rank < by_dataset[r["dataset"]][0]:
             by_dataset[r["dataset"]] = (rank, r)
     made = []
@@ -179,8 +209,7 @@ def _plot_relative(entries: list[dict], figures_dir: Path) -> str | None:
     x = np.arange(len(es))
     fig, ax = plt.subplots(figsize=(max(6.5, 0.9 * len(es) + 2), 3.8))
     ax.bar(x - 0.2, [e["rel_mse"] for e in es], 0.4, label="MSE", color="C0")
-    ax.bar(x + 0.2, [e["rel_mae"] for e in es], 0.4, label="MAE (where published)",
-           color="C1")
+    ax.bar(x + 0.2, [e["rel_mae"] for e in es], 0.4, label="MAE (where published)", color="C1")
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylabel("ours vs published (%)")
@@ -253,8 +282,18 @@ The harness (`mamba_forecast.bench`) reimplements the iTransformer / S-Mamba lon
 """
 
 
-def write_report(results, out, *, figures_dir=None, published=None, figures: bool = True, samples=None,
-                 sections=(), appendix=(), command: str = "mamba-forecast report") -> Path:
+def write_report(
+    results,
+    out,
+    *,
+    figures_dir=None,
+    published=None,
+    figures: bool = True,
+    samples=None,
+    sections=(),
+    appendix=(),
+    command: str = "mamba-forecast report",
+) -> Path:
     """Write the results page ``out`` (markdown) and, with ``figures``, its PNG figures.
 
     Args:
@@ -275,20 +314,29 @@ def write_report(results, out, *, figures_dir=None, published=None, figures: boo
     rows = read_results(results)
     published_table = read_published(published_path)
     entries = aggregate(rows, published_table)
-    lines = ["# Benchmarks", "",
-             f"Generated by `{command}` from `{results.as_posix()}` ({len(rows)} runs); rerun "
-             f"`mamba-forecast bench ...` then `{command}` to refresh.", ""]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{command}` from `{results.as_posix()}` ({len(rows)} runs); rerun "
+        f"`mamba-forecast bench ...` then `{command}` to refresh.",
+        "",
+    ]
     lines += ["## Results", ""]
     if not published_table:
-        lines += ["No published-results file was given (`--published`) or found, so no cell is compared with a "
-                  "published value.", ""]
+        lines += [
+            "No published-results file was given (`--published`) or found, so no cell is compared with a "
+            "published value.",
+            "",
+        ]
     else:
         sources = sorted({e["pub_source"] for e in entries if e["pub_source"]})
-        lines += ["Δ = ours / published − 1 (positive = worse), on the cells the published-results file "
-                  f"(`{published_path.name}`) has; a value published at another input size L is shown, flagged, "
-                  "and not compared. "
-                  + (f"Sources: {'; '.join(sources)}." if sources else "No cell here has a published value."),
-                  ""]
+        lines += [
+            "Δ = ours / published − 1 (positive = worse), on the cells the published-results file "
+            f"(`{published_path.name if published_path else ''}`) has; a value published at another input size L "
+            "is shown, flagged, and not compared. "
+            + (f"Sources: {'; '.join(sources)}." if sources else "No cell here has a published value."),
+            "",
+        ]
     lines += ["Epochs: run / max (best; `?` = not reported by NeuralForecast).", ""]
     lines += _results_table(entries) if entries else ["No results yet."]
     lines.append("")

@@ -24,11 +24,42 @@ from .records import append_csv_row, put_csv_row, read_rows
 from .train import DEFAULT_PROTOCOL, fit_and_test, get_protocol
 
 COLUMNS = [
-    "dataset", "model", "input_size", "horizon", "seed", "mse", "mae", "epochs_run", "best_epoch",
-    "max_epochs", "sec_per_epoch", "train_sec", "test_sec", "peak_mem_mb", "params", "n_test_windows",
-    "batch_size", "learning_rate", "d_model", "d_ff", "e_layers", "d_state", "calendar_tokens", "device",
-    "machine", "via", "timestamp", "notes", "preset", "val_mse", "optimizer", "lradj", "protocol", "patience",
-    "validation", "lookback",
+    "dataset",
+    "model",
+    "input_size",
+    "horizon",
+    "seed",
+    "mse",
+    "mae",
+    "epochs_run",
+    "best_epoch",
+    "max_epochs",
+    "sec_per_epoch",
+    "train_sec",
+    "test_sec",
+    "peak_mem_mb",
+    "params",
+    "n_test_windows",
+    "batch_size",
+    "learning_rate",
+    "d_model",
+    "d_ff",
+    "e_layers",
+    "d_state",
+    "calendar_tokens",
+    "device",
+    "machine",
+    "via",
+    "timestamp",
+    "notes",
+    "preset",
+    "val_mse",
+    "optimizer",
+    "lradj",
+    "protocol",
+    "patience",
+    "validation",
+    "lookback",
 ]
 # ``lookback``: the look-back asked for (a number, or "searched": the tuned entry's choice, run at ``input_size``)
 KEY = ("dataset", "model", "input_size", "horizon", "seed", "via", "max_epochs", "preset", "protocol", "lookback")
@@ -58,8 +89,15 @@ class Cell:
 
     def get_preset(self):
         table = "tuned" if self.preset == "default" else self.preset  # a resolved cell names the table used
-        return get_preset(self.model, canonical_name(self.dataset), self.horizon, table, self.tuned_path,
-                          input_size=self.lookback or self.input_size, protocol=self.protocol)
+        return get_preset(
+            self.model,
+            canonical_name(self.dataset),
+            self.horizon,
+            table,
+            self.tuned_path,
+            input_size=self.lookback or self.input_size,
+            protocol=self.protocol,
+        )
 
     def resolved(self) -> Cell:
         """The cell with its dataset's canonical name, its look-back and epochs filled in, and ``preset`` the table
@@ -69,14 +107,29 @@ class Cell:
         dataset = canonical_name(self.dataset)
         lookback = self.lookback or self.input_size or get_preset(self.model, dataset, self.horizon).input_size
         preset = replace(self, dataset=dataset, lookback=lookback).get_preset()
-        return replace(self, dataset=dataset, preset=preset.table, lookback=lookback,
-                       input_size=preset.input_size if lookback == SEARCHED else lookback,
-                       epochs=self.epochs or protocol.epochs(preset.epochs))
+        return replace(
+            self,
+            dataset=dataset,
+            preset=preset.table,
+            lookback=lookback,
+            input_size=preset.input_size if lookback == SEARCHED else lookback,
+            epochs=self.epochs or protocol.epochs(preset.epochs),
+        )
 
     def key(self) -> tuple:
         c = self.resolved()
-        return (c.dataset, c.model, str(c.input_size), str(c.horizon), str(c.seed), c.via, str(c.epochs), c.preset,
-                c.protocol, str(c.lookback))
+        return (
+            c.dataset,
+            c.model,
+            str(c.input_size),
+            str(c.horizon),
+            str(c.seed),
+            c.via,
+            str(c.epochs),
+            c.preset,
+            c.protocol,
+            str(c.lookback),
+        )
 
 
 def machine_description(device: torch.device) -> str:
@@ -159,8 +212,9 @@ def _peak_mem_mb(device: torch.device, since_reset: bool) -> tuple[float, str]:
     """The cell's peak memory in MiB and how it was measured (for the notes column; "" on CUDA)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, ""
-    if since_reset:
-        return _vm_hwm_mb(), "peak_mem = the cell's peak RSS (VmHWM reset at its start)"
+    peak = _vm_hwm_mb() if since_reset else None
+    if peak is not None:
+        return peak, "peak_mem = the cell's peak RSS (VmHWM reset at its start)"
     try:
         import resource
 
@@ -175,11 +229,25 @@ def save_sample(path, cell: Cell, data, result, variate: int = -1) -> None:
     in the samples CSV at ``path``; a rerun of the cell replaces its window."""
     if result.sample is None:
         return
-    hist, truth, fc = (" ".join(f"{v:.6f}" for v in result.sample[k][:, variate])
-                       for k in ("history", "truth", "forecast"))
-    row = dict(dataset=cell.dataset, model=cell.model, input_size=cell.input_size, horizon=cell.horizon,
-               seed=cell.seed, via=cell.via, max_epochs=cell.epochs, preset=cell.preset, protocol=cell.protocol,
-               lookback=cell.lookback, variate=data.columns[variate], history=hist, truth=truth, forecast=fc)
+    hist, truth, fc = (
+        " ".join(f"{v:.6f}" for v in result.sample[k][:, variate]) for k in ("history", "truth", "forecast")
+    )
+    row = dict(
+        dataset=cell.dataset,
+        model=cell.model,
+        input_size=cell.input_size,
+        horizon=cell.horizon,
+        seed=cell.seed,
+        via=cell.via,
+        max_epochs=cell.epochs,
+        preset=cell.preset,
+        protocol=cell.protocol,
+        lookback=cell.lookback,
+        variate=data.columns[variate],
+        history=hist,
+        truth=truth,
+        forecast=fc,
+    )
     put_csv_row(path, row, SAMPLE_COLUMNS, KEY)
 
 
@@ -206,7 +274,8 @@ def run_cell(
     training = protocol.settings(preset)  # epochs, patience, schedule; --set patience/lradj win over the protocol
     preset = apply_settings(preset, overrides or {}, input_size=cell.input_size)
     training.update({k: v for k, v in (overrides or {}).items() if k in training}, epochs=cell.epochs)
-    data = prepare(cell.dataset, cell.input_size, data_dir=data_dir)
+    input_size = int(cell.input_size or 0)  # resolved: the look-back run, a number
+    data = prepare(cell.dataset, input_size, data_dir=data_dir)
     data.check_windows(cell.horizon)
     use_marks = uses_calendar_tokens(cell.model) and data.calendar_tokens
     if dev.type == "cuda":
@@ -215,32 +284,54 @@ def run_cell(
     notes = []
     if cell.via == "harness":
         set_seed(cell.seed)
-        model = build_model(cell.model, preset, data.n_series, cell.input_size, cell.horizon, use_marks,
-                            seed=cell.seed)
+        model = build_model(cell.model, preset, data.n_series, input_size, cell.horizon, use_marks, seed=cell.seed)
         params = count_parameters(model)
-        log(f"{tag} {params:,} parameters on {dev}; {data.n_windows('train', cell.horizon)} train / "
+        log(
+            f"{tag} {params:,} parameters on {dev}; {data.n_windows('train', cell.horizon)} train / "
             f"{data.n_windows('val', cell.horizon)} val / {data.n_windows('test', cell.horizon)} test windows; "
-            f"{cell.protocol} protocol ({training})")
+            f"{cell.protocol} protocol ({training})"
+        )
         result = fit_and_test(
-            model, data, cell.horizon,
+            model,
+            data,
+            cell.horizon,
             forward_fn=lambda m, x, xm: forward(m, x, xm, use_marks),
-            batch_size=preset.batch_size, learning_rate=preset.learning_rate, optimizer=preset.optimizer,
-            validation=protocol.validation, device=dev, seed=cell.seed, max_train_batches=max_train_batches,
-            progress=progress, log=log, **training,
+            batch_size=preset.batch_size,
+            learning_rate=preset.learning_rate,
+            optimizer=preset.optimizer,
+            validation=protocol.validation,
+            device=dev,
+            seed=cell.seed,
+            max_train_batches=max_train_batches,
+            progress=progress,
+            log=log,
+            **training,
         )
     elif cell.via == "neuralforecast":
         if is_baseline(cell.model):
-            raise ValueError(f"--via neuralforecast runs our models through their NeuralForecast class; {cell.model} "
-                             "is NeuralForecast's own: run it with --via harness")
+            raise ValueError(
+                f"--via neuralforecast runs our models through their NeuralForecast class; {cell.model} "
+                "is NeuralForecast's own: run it with --via harness"
+            )
         if cell.protocol != "official":
-            raise ValueError("--via neuralforecast trains with NeuralForecast's loop set up like the official "
-                             "protocol; pass --protocol official")
+            raise ValueError(
+                "--via neuralforecast trains with NeuralForecast's loop set up like the official "
+                "protocol; pass --protocol official"
+            )
         from .via_neuralforecast import fit_and_test_neuralforecast
 
         set_seed(cell.seed)
         result, params = fit_and_test_neuralforecast(
-            cell.model, data, cell.horizon, replace(preset, epochs=cell.epochs), seed=cell.seed, device=dev,
-            use_marks=use_marks, max_train_batches=max_train_batches, progress=progress, log=log,
+            cell.model,
+            data,
+            cell.horizon,
+            replace(preset, epochs=training["epochs"]),
+            seed=cell.seed,
+            device=dev,
+            use_marks=use_marks,
+            max_train_batches=max_train_batches,
+            progress=progress,
+            log=log,
         )
         notes.append("NeuralForecast BaseModel training loop")
     else:
@@ -252,29 +343,57 @@ def run_cell(
     peak_mb, how = _peak_mem_mb(dev, peak_since_reset)
     ours = not is_baseline(cell.model)  # a baseline's sizes are NeuralForecast's, not the preset's fields
     row = dict(
-        dataset=cell.dataset, model=cell.model, input_size=cell.input_size, horizon=cell.horizon,
-        seed=cell.seed, mse=f"{result.mse:.6f}", mae=f"{result.mae:.6f}", epochs_run=result.epochs_run,
-        best_epoch=result.best_epoch, max_epochs=cell.epochs, sec_per_epoch=f"{result.sec_per_epoch:.2f}",
-        train_sec=f"{result.train_sec:.1f}", test_sec=f"{result.test_sec:.1f}",
-        peak_mem_mb=f"{peak_mb:.0f}", params=params, n_test_windows=result.n_test_windows,
-        batch_size=preset.batch_size, learning_rate=preset.learning_rate,
-        d_model=preset.d_model if ours else "", d_ff=preset.d_ff if ours else "",
-        e_layers=preset.e_layers if ours else "", d_state=preset.d_state if ours else "",
-        calendar_tokens=int(use_marks), device=str(dev), machine=machine_description(dev), via=cell.via,
-        timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        dataset=cell.dataset,
+        model=cell.model,
+        input_size=cell.input_size,
+        horizon=cell.horizon,
+        seed=cell.seed,
+        mse=f"{result.mse:.6f}",
+        mae=f"{result.mae:.6f}",
+        epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch,
+        max_epochs=cell.epochs,
+        sec_per_epoch=f"{result.sec_per_epoch:.2f}",
+        train_sec=f"{result.train_sec:.1f}",
+        test_sec=f"{result.test_sec:.1f}",
+        peak_mem_mb=f"{peak_mb:.0f}",
+        params=params,
+        n_test_windows=result.n_test_windows,
+        batch_size=preset.batch_size,
+        learning_rate=preset.learning_rate,
+        d_model=preset.d_model if ours else "",
+        d_ff=preset.d_ff if ours else "",
+        e_layers=preset.e_layers if ours else "",
+        d_state=preset.d_state if ours else "",
+        calendar_tokens=int(use_marks),
+        device=str(dev),
+        machine=machine_description(dev),
+        via=cell.via,
+        timestamp=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         notes="; ".join(notes + ([how] if how else [])),
-        preset=preset.table, val_mse=f"{result.val_loss:.6f}", optimizer=preset.optimizer, lradj=training["lradj"],
-        protocol=cell.protocol, patience=training["patience"], validation=protocol.validation,
+        preset=preset.table,
+        val_mse=f"{result.val_loss:.6f}",
+        optimizer=preset.optimizer,
+        lradj=training["lradj"],
+        protocol=cell.protocol,
+        patience=training["patience"],
+        validation=protocol.validation,
         lookback=cell.lookback,
     )
     if not ours:
         arguments = {**network_arguments(cell.model), **preset.extra}
-        row["notes"] = "; ".join(filter(None, [row["notes"], "NeuralForecast network: " + " ".join(
-            f"{k}={v}" for k, v in sorted(arguments.items()))]))
+        row["notes"] = "; ".join(
+            filter(
+                None,
+                [row["notes"], "NeuralForecast network: " + " ".join(f"{k}={v}" for k, v in sorted(arguments.items()))],
+            )
+        )
     if samples is not None:
         save_sample(samples, cell, data, result)
-    log(f"{tag} ({preset.table} preset, {cell.protocol} protocol) MSE {result.mse:.4f} MAE {result.mae:.4f}; "
-        f"{result.epochs_run} epochs of {cell.epochs} (best {result.best_epoch}), {result.sec_per_epoch:.1f} s/epoch")
+    log(
+        f"{tag} ({preset.table} preset, {cell.protocol} protocol) MSE {result.mse:.4f} MAE {result.mae:.4f}; "
+        f"{result.epochs_run} epochs of {cell.epochs} (best {result.best_epoch}), {result.sec_per_epoch:.1f} s/epoch"
+    )
     return row
 
 
@@ -325,14 +444,16 @@ def check_overrides(models, overrides: dict | None) -> None:
         if baselines:
             raise ValueError(
                 f"--set {key}=...: {key!r} sizes our models; NeuralForecast's {', '.join(baselines)} take their own "
-                f"arguments ({', '.join(sorted(model_arguments(baselines[0])))})")
+                f"arguments ({', '.join(sorted(model_arguments(baselines[0])))})"
+            )
         if key in preset_fields:
             continue
         missing = [m for m in models if m == LINEAR or key not in model_arguments(m)]
         if missing:
             raise ValueError(
                 f"--set {key}=...: {key!r} is not a preset field ({', '.join(sorted(preset_fields))}) nor an "
-                f"argument of {', '.join(missing)}; check the name (each model's arguments: its card in docs/models)")
+                f"argument of {', '.join(missing)}; check the name (each model's arguments: its card in docs/models)"
+            )
 
 
 def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[dict]:

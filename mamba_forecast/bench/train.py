@@ -37,7 +37,6 @@ import torch.nn as nn
 
 from .protocol import ProtocolData, n_batches, window_batches
 
-
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("type1", "cosine", "constant", "plateau")
 VALIDATIONS = ("shuffled", "full")
@@ -65,9 +64,11 @@ class Protocol:
 
     def settings(self, preset) -> dict:
         """The training settings of ``preset`` under this protocol: ``epochs``, ``patience``, ``lradj``."""
-        return {"epochs": self.epochs(preset.epochs),
-                "patience": self.patience if self.patience is not None else preset.patience,
-                "lradj": self.schedules.get(preset.lradj, preset.lradj)}
+        return {
+            "epochs": self.epochs(preset.epochs),
+            "patience": self.patience if self.patience is not None else preset.patience,
+            "lradj": self.schedules.get(preset.lradj, preset.lradj),
+        }
 
 
 PROTOCOLS = {
@@ -189,8 +190,12 @@ class Progress:
             self._bar.update(n)
         elif time.time() - self._last > 2.0 or self.n == self.total:
             self._last = time.time()
-            print(f"\r{self.desc}: {self.n}/{self.total} {time.time() - self.t0:.0f}s", end="", file=sys.stderr,
-                  flush=True)
+            print(
+                f"\r{self.desc}: {self.n}/{self.total} {time.time() - self.t0:.0f}s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self._bar is not None:
@@ -219,8 +224,20 @@ def _to(t, device):
 
 
 @torch.no_grad()
-def evaluate(model, forward_fn, data: ProtocolData, split: str, horizon: int, batch_size: int, device,
-             *, shuffle=False, drop_last=False, generator=None, keep_window: int | None = None):
+def evaluate(
+    model,
+    forward_fn,
+    data: ProtocolData,
+    split: str,
+    horizon: int,
+    batch_size: int,
+    device,
+    *,
+    shuffle=False,
+    drop_last=False,
+    generator=None,
+    keep_window: int | None = None,
+):
     """Mean-of-batch MSE (the validation criterion) and exact MSE / MAE over every window x H x N."""
     model.eval()
     values, marks = data.segment(split)
@@ -230,8 +247,9 @@ def evaluate(model, forward_fn, data: ProtocolData, split: str, horizon: int, ba
     batch_losses = []
     sample = None
     seen = 0
-    for x, xm, y in window_batches(values, marks, L, horizon, batch_size, shuffle=shuffle,
-                                   drop_last=drop_last, generator=generator):
+    for x, xm, y in window_batches(
+        values, marks, L, horizon, batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator
+    ):
         pred = forward_fn(model, _to(x, device), _to(xm, device)).float()
         y = y.to(device)
         diff = pred - y
@@ -314,8 +332,9 @@ def train(
         t0 = time.time()
         losses = []  # kept on the device: reading each one back would wait for every step (a GPU sync)
         bar = Progress(steps, f"epoch {epoch}/{epochs}", enabled=progress)
-        for i, (x, xm, y) in enumerate(window_batches(values, marks, L, horizon, batch_size, shuffle=True,
-                                                      drop_last=drop_last, generator=gen)):
+        for i, (x, xm, y) in enumerate(
+            window_batches(values, marks, L, horizon, batch_size, shuffle=True, drop_last=drop_last, generator=gen)
+        ):
             if i >= steps:
                 break
             optim.zero_grad(set_to_none=True)
@@ -330,8 +349,9 @@ def train(
         if validation == "full":
             val_loss = evaluate(model, forward_fn, data, "val", horizon, eval_batch_size, device)[1]
         else:
-            val_loss, _, _, _ = evaluate(model, forward_fn, data, "val", horizon, batch_size, device,
-                                         shuffle=True, drop_last=True, generator=gen)
+            val_loss, _, _, _ = evaluate(
+                model, forward_fn, data, "val", horizon, batch_size, device, shuffle=True, drop_last=True, generator=gen
+            )
             if math.isnan(val_loss):  # fewer validation windows than one batch: score every window
                 val_loss = evaluate(model, forward_fn, data, "val", horizon, batch_size, device)[1]
         sec = time.time() - t0
@@ -347,8 +367,12 @@ def train(
     train_sec = time.time() - t_train
     stopper.restore(model)
     return TrainResult(
-        epochs_run=len(history), best_epoch=stopper.best_epoch, best_val_loss=stopper.best,
-        sec_per_epoch=float(np.mean([h["sec"] for h in history])), train_sec=train_sec, history=history,
+        epochs_run=len(history),
+        best_epoch=stopper.best_epoch,
+        best_val_loss=stopper.best,
+        sec_per_epoch=float(np.mean([h["sec"] for h in history])),
+        train_sec=train_sec,
+        history=history,
     )
 
 
@@ -366,12 +390,20 @@ def fit_and_test(
     """:func:`train` (official loop, best validation epoch restored), then score every test window."""
     trained = train(model, data, horizon, forward_fn=forward_fn, device=device, **train_kwargs)
     t0 = time.time()
-    _, mse, mae, sample = evaluate(model, forward_fn, data, "test", horizon, test_batch_size, torch.device(device),
-                                   keep_window=sample_window)
+    _, mse, mae, sample = evaluate(
+        model, forward_fn, data, "test", horizon, test_batch_size, torch.device(device), keep_window=sample_window
+    )
     test_sec = time.time() - t0
     return FitResult(
-        mse=mse, mae=mae, epochs_run=trained.epochs_run, best_epoch=trained.best_epoch,
-        sec_per_epoch=trained.sec_per_epoch, train_sec=trained.train_sec, test_sec=test_sec,
-        n_test_windows=data.n_windows("test", horizon), history=trained.history, sample=sample,
+        mse=mse,
+        mae=mae,
+        epochs_run=trained.epochs_run,
+        best_epoch=trained.best_epoch,
+        sec_per_epoch=trained.sec_per_epoch,
+        train_sec=trained.train_sec,
+        test_sec=test_sec,
+        n_test_windows=data.n_windows("test", horizon),
+        history=trained.history,
+        sample=sample,
         val_loss=trained.best_val_loss,
     )

@@ -14,10 +14,11 @@ validation windows). Every trial trains under one protocol (:data:`~mamba_foreca
 ``converge`` by default, up to 100 epochs ended by early stopping; ``official`` with :data:`TUNE_EPOCHS`
 epochs) on top of the cell's official preset (sizes and batch stay the official ones). The sampler's seed is
 drawn from ``seed`` and the study's name (model, dataset, look-back, horizon, protocol), so two studies do not
-try the same random settings first, and its first :func:`startup_trials` trials are random draws. The winner is written to a tuned table (``presets_file``; the CLI's
-default is ``tuned_presets.json`` in the results folder) with its source, validation MSE, trial counts and seed,
-keyed by the look-back it was tuned at and the horizons it is for (every horizon, or with ``per_horizon`` only
-the one scored), and every trial is appended to a CSV log. With a study file (an Optuna journal) a search
+try the same random settings first, and its first :func:`startup_trials` trials are random draws. The winner is
+written to a tuned table (``presets_file``; the CLI's default is ``tuned_presets.json`` in the results folder)
+with its source, validation MSE, trial counts and seed, keyed by the look-back it was tuned at, the protocol and
+the horizons it is for (every horizon, or with ``per_horizon`` only the one scored), and every trial is appended
+to a CSV log. With a study file (an Optuna journal) a search
 that was cut off resumes where it stopped: finished trials count towards ``trials`` and are not run again. With
 ``jobs`` > 1 that journal is shared by as many worker processes (one GPU runs several small models at once); the
 trials are split between them, so the study still has exactly ``trials`` finished trials, and the winner is
@@ -49,8 +50,23 @@ TUNE_EPOCHS = 10  # epochs of a trial under the official protocol (its papers' 1
 LOOKBACKS = (96, 192, 336, 512, 720)  # the look-backs of a searched track
 # the schedules a search chooses from under each protocol (converge: none that decays while the model improves)
 SCHEDULES = {"official": ("type1", "cosine"), "converge": ("plateau", "constant")}
-TRIAL_COLUMNS = ["dataset", "model", "input_size", "horizon", "seed", "trial", "state", "val_mse", "epochs_run",
-                 "best_epoch", "sec", "settings", "timestamp", "protocol", "lookback"]
+TRIAL_COLUMNS = [
+    "dataset",
+    "model",
+    "input_size",
+    "horizon",
+    "seed",
+    "trial",
+    "state",
+    "val_mse",
+    "epochs_run",
+    "best_epoch",
+    "sec",
+    "settings",
+    "timestamp",
+    "protocol",
+    "lookback",
+]
 
 
 def _common(trial, protocol: str = "official") -> dict:
@@ -106,8 +122,10 @@ def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
     with locked(path):
         table = read_tuned(path)
         entries = [e for e in table.setdefault(model, {}).get(dataset, []) if entry_slot(e) != entry_slot(entry)]
-        table[model][dataset] = sorted(entries + [entry], key=lambda e: (
-            e["protocol"], str(e["input_size"]).zfill(8), e["horizons"] != "all", str(entry_slot(e)[1])))
+        table[model][dataset] = sorted(
+            entries + [entry],
+            key=lambda e: (e["protocol"], str(e["input_size"]).zfill(8), e["horizons"] != "all", str(entry_slot(e)[1])),
+        )
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         with open(tmp, "w") as fh:
             json.dump(table, fh, indent=1, sort_keys=True)
@@ -123,8 +141,9 @@ def _check_writable(name: str, flag: str, path) -> None:
     path = Path(path)
     target = path if path.exists() else next(p for p in path.absolute().parents if p.exists())
     if not os.access(target, os.W_OK):
-        raise ValueError(f"{name} ({flag}): cannot write {path} ({target} is read-only); pass {flag} with a "
-                         f"path you can write to")
+        raise ValueError(
+            f"{name} ({flag}): cannot write {path} ({target} is read-only); pass {flag} with a path you can write to"
+        )
 
 
 def tune(
@@ -175,10 +194,15 @@ def tune(
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     if jobs > 1 and study_file is None:
-        raise ValueError("jobs > 1 needs study_file: the worker processes share their trials through an Optuna "
-                         "journal (the CLI's --study-file)")
-    for name, flag, path in (("presets_file", "--presets-file", presets_file),
-                             ("trials_log", "--trials-log", trials_log), ("study_file", "--study-file", study_file)):
+        raise ValueError(
+            "jobs > 1 needs study_file: the worker processes share their trials through an Optuna "
+            "journal (the CLI's --study-file)"
+        )
+    for name, flag, path in (
+        ("presets_file", "--presets-file", presets_file),
+        ("trials_log", "--trials-log", trials_log),
+        ("study_file", "--study-file", study_file),
+    ):
         _check_writable(name, flag, path)
     rules = get_protocol(protocol)
     dataset = canonical_name(dataset)
@@ -186,8 +210,9 @@ def tune(
     searched = input_size == SEARCHED
     if epochs is None:
         epochs = TUNE_EPOCHS if protocol == "official" else rules.epochs(official.epochs)
-    base = replace(official, epochs=epochs,
-                   input_size=official.input_size if input_size in (None, SEARCHED) else input_size)
+    base = replace(
+        official, epochs=epochs, input_size=int(input_size) if input_size and not searched else official.input_size
+    )
     lookback = SEARCHED if searched else base.input_size
     tag = f"[tune {model} {dataset} L={lookback} H={horizon} {protocol}]"
     datas: dict[int, object] = {}
@@ -199,11 +224,14 @@ def tune(
 
     lookbacks: tuple[int, ...] = ()
     if searched:
-        lookbacks = tuple(n for n in LOOKBACKS if all(data_for(n).n_windows(s, horizon) > 0
-                                                      for s in ("train", "val", "test")))
+        lookbacks = tuple(
+            n for n in LOOKBACKS if all(data_for(n).n_windows(s, horizon) > 0 for s in ("train", "val", "test"))
+        )
         if not lookbacks:
-            raise ValueError(f"input_size='searched': {dataset} has no window in every split for any look-back of "
-                             f"{LOOKBACKS} at horizon {horizon}; give a shorter --input-size")
+            raise ValueError(
+                f"input_size='searched': {dataset} has no window in every split for any look-back of "
+                f"{LOOKBACKS} at horizon {horizon}; give a shorter --input-size"
+            )
     data = data_for(base.input_size if not searched else lookbacks[0])
     data.check_windows(horizon)
     dev = resolve_device(device)
@@ -230,11 +258,23 @@ def tune(
         state, result = "complete", None
         try:
             result = train(
-                net, trial_data, horizon, forward_fn=lambda m, x, xm: forward(m, x, xm, use_marks),
-                epochs=epochs, batch_size=preset.batch_size, learning_rate=preset.learning_rate,
-                patience=training["patience"], optimizer=preset.optimizer, lradj=training["lradj"],
-                validation=rules.validation, device=dev, seed=seed, max_train_batches=max_train_batches,
-                progress=progress, log=lambda *_: None, on_epoch=report,
+                net,
+                trial_data,
+                horizon,
+                forward_fn=lambda m, x, xm: forward(m, x, xm, use_marks),
+                epochs=epochs,
+                batch_size=preset.batch_size,
+                learning_rate=preset.learning_rate,
+                patience=training["patience"],
+                optimizer=preset.optimizer,
+                lradj=training["lradj"],
+                validation=rules.validation,
+                device=dev,
+                seed=seed,
+                max_train_batches=max_train_batches,
+                progress=progress,
+                log=lambda *_: None,
+                on_epoch=report,
             )
         except optuna.TrialPruned:
             state = "pruned"
@@ -244,17 +284,29 @@ def tune(
             raise
         finally:
             value = result.best_val_loss if result is not None else min(seen, default=float("nan"))
-            log(f"{tag} trial {trial.number}: {state}, val {value:.5f}, "
-                f"{time.time() - t0:.0f}s, {settings}")
+            log(f"{tag} trial {trial.number}: {state}, val {value:.5f}, {time.time() - t0:.0f}s, {settings}")
             if log_path is not None:
-                append_row(log_path, columns=TRIAL_COLUMNS, row=dict(
-                    dataset=dataset, model=model, input_size=preset.input_size, horizon=horizon, seed=seed,
-                    protocol=protocol, lookback=lookback,
-                    trial=trial.number, state=state, val_mse=f"{value:.6f}", epochs_run=len(seen),
-                    best_epoch=result.best_epoch if result else "",
-                    sec=f"{time.time() - t0:.1f}", settings=json.dumps(settings, sort_keys=True),
-                    timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                ))
+                append_row(
+                    log_path,
+                    columns=TRIAL_COLUMNS,
+                    row=dict(
+                        dataset=dataset,
+                        model=model,
+                        input_size=preset.input_size,
+                        horizon=horizon,
+                        seed=seed,
+                        protocol=protocol,
+                        lookback=lookback,
+                        trial=trial.number,
+                        state=state,
+                        val_mse=f"{value:.6f}",
+                        epochs_run=len(seen),
+                        best_epoch=result.best_epoch if result is not None else "",
+                        sec=f"{time.time() - t0:.1f}",
+                        settings=json.dumps(settings, sort_keys=True),
+                        timestamp=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                    ),
+                )
         return result.best_val_loss
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -270,8 +322,10 @@ def tune(
     if protocol != "official":
         study_name += f"-{protocol}"
     study = optuna.create_study(
-        study_name=study_name, storage=storage,
-        load_if_exists=True, direction="minimize",
+        study_name=study_name,
+        storage=storage,
+        load_if_exists=True,
+        direction="minimize",
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -283,10 +337,12 @@ def tune(
         sampler_seed, parallel = first + done, False
     else:
         sampler_seed, parallel = first + _worker[1] + 7919 * _worker[0], True
-    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=parallel,
-                                               n_startup_trials=startup_trials(trials))
+    study.sampler = optuna.samplers.TPESampler(
+        seed=sampler_seed, constant_liar=parallel, n_startup_trials=startup_trials(trials)
+    )
     remaining = max(0, trials - done)
     if _worker is not None:
+        assert study_file is not None  # a worker shares the study file (required with jobs > 1, checked above)
         _claim_trials(study, objective, trials, Path(study_file), stale=_worker[2])
         return None
     if done:
@@ -294,11 +350,26 @@ def tune(
     if jobs > 1 and remaining > 1:
         n = min(jobs, remaining)
         stale = frozenset(t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING)
-        _run_workers([(i, done, stale) for i in range(n)], dict(
-            model=model, dataset=dataset, horizon=horizon, trials=trials, seed=seed, data_dir=data_dir,
-            frame=frame, device=device, input_size=input_size, epochs=epochs, protocol=protocol,
-            max_train_batches=max_train_batches,
-            trials_log=trials_log, study_file=study_file))
+        _run_workers(
+            [(i, done, stale) for i in range(n)],
+            dict(
+                model=model,
+                dataset=dataset,
+                horizon=horizon,
+                trials=trials,
+                seed=seed,
+                data_dir=data_dir,
+                frame=frame,
+                device=device,
+                input_size=input_size,
+                epochs=epochs,
+                protocol=protocol,
+                max_train_batches=max_train_batches,
+                trials_log=trials_log,
+                study_file=study_file,
+            ),
+        )
+        assert storage is not None  # jobs > 1 needs study_file, checked above
         study = optuna.load_study(study_name=study.study_name, storage=storage)
     elif remaining:
         study.optimize(objective, n_trials=remaining)
@@ -306,11 +377,12 @@ def tune(
     completed = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
     pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)
     best = study.best_trial
+    best_value = best.value if best.value is not None else math.nan  # a complete trial has its value
     settings = {**best.params, "epochs": epochs}
     chosen = f" (chose {settings['input_size']})" if searched else ""
     entry = {
         "settings": settings,
-        "val_mse": round(float(best.value), 6),
+        "val_mse": round(float(best_value), 6),
         "trials": len(states),
         "completed": completed,
         "pruned": pruned,
@@ -320,13 +392,12 @@ def tune(
         "tuned_horizon": horizon,
         "horizons": [horizon] if per_horizon else "all",
         "source": f"tuned on validation, {len(states)} trials, seed {seed}, {protocol} protocol ({dataset} "
-                  f"L={lookback}{chosen} "
-                  f"H={horizon}, for {f'H={horizon} only' if per_horizon else 'every horizon'}; "
-                  f"val MSE {best.value:.4f})",
-        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        f"L={lookback}{chosen} "
+        f"H={horizon}, for {f'H={horizon} only' if per_horizon else 'every horizon'}; "
+        f"val MSE {best.value:.4f})",
+        "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    log(f"{tag} best trial {best.number}: val {best.value:.5f} {settings} "
-        f"({completed} complete, {pruned} pruned)")
+    log(f"{tag} best trial {best.number}: val {best.value:.5f} {settings} ({completed} complete, {pruned} pruned)")
     if presets_file is not None:
         write_tuned(Path(presets_file), model, dataset, entry)
     return entry
@@ -342,9 +413,11 @@ def _claim_trials(study, objective, trials: int, study_file: Path, stale: frozen
     TrialState = optuna.trial.TrialState
     while True:
         with locked(study_file.with_name(study_file.name + ".claim")):  # not <journal>.lock: Optuna's own
-            claimed = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                          or (t.state == TrialState.RUNNING and t.number not in stale)
-                          for t in study.get_trials(deepcopy=False))
+            claimed = sum(
+                t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                or (t.state == TrialState.RUNNING and t.number not in stale)
+                for t in study.get_trials(deepcopy=False)
+            )
             if claimed >= trials:
                 return
             trial = study.ask()
@@ -360,8 +433,7 @@ def _claim_trials(study, objective, trials: int, study_file: Path, stale: frozen
 
 
 def _worker_main(share: tuple[int, int, frozenset], kwargs: dict) -> None:
-    tune(**kwargs, presets_file=None, log=lambda msg: print(f"[worker {share[0]}] {msg}", flush=True),
-         _worker=share)
+    tune(**kwargs, presets_file=None, log=lambda msg: print(f"[worker {share[0]}] {msg}", flush=True), _worker=share)
 
 
 def _run_workers(shares: list[tuple[int, int, frozenset]], kwargs: dict) -> None:
@@ -378,13 +450,16 @@ def _run_workers(shares: list[tuple[int, int, frozenset]], kwargs: dict) -> None
         p.join()
     failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
     if failed:
-        raise RuntimeError(f"tune: worker(s) {failed} of {n} failed (exit codes "
-                           f"{[procs[i].exitcode for i in failed]}); finished trials are kept in the study file "
-                           f"and a rerun resumes them")
+        raise RuntimeError(
+            f"tune: worker(s) {failed} of {n} failed (exit codes "
+            f"{[procs[i].exitcode for i in failed]}); finished trials are kept in the study file "
+            f"and a rerun resumes them"
+        )
 
 
-def choose_default(trials_log: str | Path, model: str, *, protocol: str = "official", input_size: int = 96,
-                   min_datasets: int = 3) -> dict | None:
+def choose_default(
+    trials_log: str | Path, model: str, *, protocol: str = "official", input_size: int = 96, min_datasets: int = 3
+) -> dict | None:
     """The default entry of ``model`` for datasets it was not tuned on, chosen on validation from the searches in
     ``trials_log``: among the settings whose trials completed on the most datasets (all but one at least, and
     ``min_datasets``), the one whose validation MSE is closest to each dataset's best, on average (relative gap).
@@ -392,8 +467,14 @@ def choose_default(trials_log: str | Path, model: str, *, protocol: str = "offic
 
     The entry (dataset ``"*"`` in a tuned table: :data:`~mamba_forecast.bench.presets.DEFAULT`) holds the
     settings, the datasets, each gap and its mean, and says how it was chosen in ``source``."""
-    rows = [r for r in read_rows(trials_log) if r["model"] == model and r["state"] == "complete"
-            and (r.get("protocol") or "official") == protocol and str(r["input_size"]) == str(input_size)]
+    rows = [
+        r
+        for r in read_rows(trials_log)
+        if r["model"] == model
+        and r["state"] == "complete"
+        and (r.get("protocol") or "official") == protocol
+        and str(r["input_size"]) == str(input_size)
+    ]
     best: dict[str, float] = {}
     for r in rows:
         best[r["dataset"]] = min(best.get(r["dataset"], math.inf), float(r["val_mse"]))
@@ -420,7 +501,7 @@ def choose_default(trials_log: str | Path, model: str, *, protocol: str = "offic
         "tuned_horizon": 96,
         "horizons": "all",
         "source": f"default for a dataset without a tuned entry: the settings closest to each search's best on "
-                  f"validation ({mean_gap:.2%} on average over {', '.join(datasets)}; {protocol} protocol, "
-                  f"L={input_size})",
-        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        f"validation ({mean_gap:.2%} on average over {', '.join(datasets)}; {protocol} protocol, "
+        f"L={input_size})",
+        "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,23 +49,37 @@ def long_frame(data: ProtocolData, end: int, use_marks: bool) -> pd.DataFrame:
 
 def _schedule(preset: Preset, steps_per_epoch: int) -> dict:
     """The preset's optimiser and per-epoch schedule as NeuralForecast arguments (stepped per optimisation step)."""
-    out = {}
+    out: dict[str, Any] = {}
     if preset.optimizer == "adamw":
         out.update(optimizer=torch.optim.AdamW, optimizer_kwargs={"weight_decay": 0.01})
     if preset.lradj == "type1":
-        out.update(lr_scheduler=torch.optim.lr_scheduler.StepLR,
-                   lr_scheduler_kwargs={"step_size": steps_per_epoch, "gamma": 0.5})
+        out.update(
+            lr_scheduler=torch.optim.lr_scheduler.StepLR,
+            lr_scheduler_kwargs={"step_size": steps_per_epoch, "gamma": 0.5},
+        )
     elif preset.lradj == "cosine":
-        out.update(lr_scheduler=torch.optim.lr_scheduler.CosineAnnealingLR,
-                   lr_scheduler_kwargs={"T_max": preset.epochs * steps_per_epoch})
+        out.update(
+            lr_scheduler=torch.optim.lr_scheduler.CosineAnnealingLR,
+            lr_scheduler_kwargs={"T_max": preset.epochs * steps_per_epoch},
+        )
     else:  # constant
         out.update(lr_scheduler=torch.optim.lr_scheduler.StepLR, lr_scheduler_kwargs={"step_size": 1, "gamma": 1.0})
     return out
 
 
-def fit_and_test_neuralforecast(model_name: str, data: ProtocolData, horizon: int, preset: Preset, *, seed: int,
-                                device: torch.device, use_marks: bool, max_train_batches=None, progress=True,
-                                log=print) -> tuple[FitResult, int]:
+def fit_and_test_neuralforecast(
+    model_name: str,
+    data: ProtocolData,
+    horizon: int,
+    preset: Preset,
+    *,
+    seed: int,
+    device: torch.device,
+    use_marks: bool,
+    max_train_batches=None,
+    progress=True,
+    log=print,
+) -> tuple[FitResult, int]:
     try:
         from neuralforecast import NeuralForecast
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -89,29 +104,49 @@ def fit_and_test_neuralforecast(model_name: str, data: ProtocolData, horizon: in
         steps_per_epoch = min(steps_per_epoch, max_train_batches)
     df = long_frame(data, b_test[1], use_marks)
     architecture = dict(
-        d_model=preset.d_model, d_ff=preset.d_ff, e_layers=preset.e_layers, d_state=preset.d_state,
-        d_conv=preset.d_conv, expand=preset.expand, dropout=preset.dropout, use_norm=preset.use_norm,
+        d_model=preset.d_model,
+        d_ff=preset.d_ff,
+        e_layers=preset.e_layers,
+        d_state=preset.d_state,
+        d_conv=preset.d_conv,
+        expand=preset.expand,
+        dropout=preset.dropout,
+        use_norm=preset.use_norm,
         **preset.extra,
     )
     takes = cls.spec.arguments  # e.g. TSM2 has no d_ff
     kwargs = dict(
-        h=horizon, input_size=data.input_size, n_series=data.n_series,
+        h=horizon,
+        input_size=data.input_size,
+        n_series=data.n_series,
         **{k: v for k, v in architecture.items() if k in takes},
-        learning_rate=preset.learning_rate, max_steps=preset.epochs * steps_per_epoch,
-        val_check_steps=steps_per_epoch, early_stop_patience_steps=preset.patience,
-        batch_size=data.n_series, windows_batch_size=preset.batch_size, valid_batch_size=data.n_series,
-        inference_windows_batch_size=256, scaler_type="identity", random_seed=seed,
-        loss=MSE(), valid_loss=MSE(),
+        learning_rate=preset.learning_rate,
+        max_steps=preset.epochs * steps_per_epoch,
+        val_check_steps=steps_per_epoch,
+        early_stop_patience_steps=preset.patience,
+        batch_size=data.n_series,
+        windows_batch_size=preset.batch_size,
+        valid_batch_size=data.n_series,
+        inference_windows_batch_size=256,
+        scaler_type="identity",
+        random_seed=seed,
+        loss=MSE(),
+        valid_loss=MSE(),
         **_schedule(preset, steps_per_epoch),
-        accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
-        enable_progress_bar=progress, enable_model_summary=False, logger=False,
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=1,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        logger=False,
     )
     if use_marks:
         kwargs["hist_exog_list"] = CALENDAR
     model = cls(**kwargs)
     nf = NeuralForecast(models=[model], freq=pd.infer_freq(data.dates[:50]) or "h")
-    log(f"[via neuralforecast] {model_name}: max_steps {kwargs['max_steps']}, val every {steps_per_epoch} steps, "
-        f"{n_val} val / {n_test} test target rows")
+    log(
+        f"[via neuralforecast] {model_name}: max_steps {kwargs['max_steps']}, val every {steps_per_epoch} steps, "
+        f"{n_val} val / {n_test} test target rows"
+    )
     t0 = time.time()
     cv = nf.cross_validation(df=df, val_size=n_val, test_size=n_test, n_windows=None, step_size=1, refit=False)
     total = time.time() - t0
@@ -128,11 +163,20 @@ def fit_and_test_neuralforecast(model_name: str, data: ProtocolData, horizon: in
     if len(t):
         cut_idx = int(np.searchsorted(data.dates, t["cutoff"].iloc[0]))
         hist = data.values[cut_idx - data.input_size + 1 : cut_idx + 1]
-        sample = {"history": hist, "truth": np.tile(t["y"].to_numpy()[:, None], (1, data.n_series)),
-                  "forecast": np.tile(t[pred_col].to_numpy()[:, None], (1, data.n_series))}
+        sample = {
+            "history": hist,
+            "truth": np.tile(t["y"].to_numpy()[:, None], (1, data.n_series)),
+            "forecast": np.tile(t[pred_col].to_numpy()[:, None], (1, data.n_series)),
+        }
     result = FitResult(
-        mse=float(np.mean(diff**2)), mae=float(np.mean(np.abs(diff))), epochs_run=epochs_run, best_epoch=0,
-        sec_per_epoch=total / epochs_run, train_sec=total, test_sec=0.0, n_test_windows=int(n_windows),
+        mse=float(np.mean(diff**2)),
+        mae=float(np.mean(np.abs(diff))),
+        epochs_run=epochs_run,
+        best_epoch=0,
+        sec_per_epoch=total / epochs_run,
+        train_sec=total,
+        test_sec=0.0,
+        n_test_windows=int(n_windows),
         sample=sample,
     )
     if n_windows != data.n_windows("test", horizon):
