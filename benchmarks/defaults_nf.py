@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mamba_forecast.bench.protocol import prepare
-from mamba_forecast.cli import _overrides
+from mamba_forecast.bench_commands import _overrides
 
 QUIET = dict(enable_progress_bar=False, logger=False, enable_model_summary=False, accelerator="cpu", devices=1)
 COLUMNS = [

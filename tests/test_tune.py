@@ -15,7 +15,7 @@ from mamba_forecast.bench.protocol import ProtocolData
 from mamba_forecast.bench.records import append_csv_row, read_rows
 from mamba_forecast.bench.runner import COLUMNS, SAMPLE_COLUMNS, append_row, read_results
 from mamba_forecast.bench.train import epoch_lr, fit_and_test, train
-from mamba_forecast.cli import _overrides
+from mamba_forecast.bench_commands import _overrides
 from mamba_forecast.datasets import recording_break, split_borders
 
 optuna = pytest.importorskip("optuna")
