@@ -330,6 +330,13 @@ def _add_tune(sub) -> None:
         help="training protocol of every trial (default converge; see `bench --help`)",
     )
     p.add_argument(
+        "--only",
+        default=None,
+        metavar="SETTINGS",
+        help="comma-separated settings to search alone, the others kept as the cell's preset has them; e.g. "
+        "`--input-size searched --only input_size` tries each look-back once (default: the whole space)",
+    )
+    p.add_argument(
         "--epochs",
         type=int,
         default=None,
@@ -393,6 +400,7 @@ def _run_tune(args) -> int:
         input_size=args.input_size,
         epochs=args.epochs,
         protocol=args.protocol,
+        only=tuple(_csv_list(args.only or "")),
         max_train_batches=args.max_train_batches,
         per_horizon=args.per_horizon,
         presets_file=args.presets_file or _results_path(args, TUNED_FILE),

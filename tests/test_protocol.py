@@ -513,3 +513,88 @@ def test_the_shipped_defaults_train_every_model_at_a_rate_that_learns():
         for protocol in PROTOCOLS:
             preset = get_preset(model, "ETTm2", 96, "tuned", input_size=96, protocol=protocol)
             assert preset.table == "default" and preset.learning_rate >= 5e-5, (model, protocol)
+
+
+def test_a_look_back_sweep_tries_each_look_back_once_and_keeps_the_cell_s_other_settings(ett_dir, tmp_path):
+    """`tune --input-size searched --only input_size`: the look-back chosen on validation, nothing else searched;
+    the entry carries the settings the cell had (here the default entry's) so bench reruns exactly the winner."""
+    import json
+
+    from mamba_forecast.bench.presets import DEFAULT
+    from mamba_forecast.bench.tune import write_tuned
+    from mamba_forecast.cli import main
+
+    table = tmp_path / "tuned.json"
+    default = {
+        "settings": {"learning_rate": 3e-3, "optimizer": "adamw"},
+        "default": True,
+        "input_size": 96,
+        "protocol": "converge",
+        "tuned_horizon": 96,
+        "horizons": "all",
+        "source": "default ...",
+    }
+    write_tuned(table, "Linear", DEFAULT, default)
+    main(
+        [
+            "tune",
+            "--dataset",
+            "ETTh1",
+            "--model",
+            "Linear",
+            "--horizon",
+            "12",
+            "--input-size",
+            "searched",
+            "--only",
+            "input_size",
+            "--trials",
+            "20",
+            "--epochs",
+            "2",
+            "--data-dir",
+            str(ett_dir),
+            "--device",
+            "cpu",
+            "--presets-file",
+            str(table),
+            "--trials-log",
+            str(tmp_path / "t.csv"),
+            "--study-file",
+            str(tmp_path / "s.journal"),
+        ]
+    )
+    trials = pd.read_csv(tmp_path / "t.csv")
+    assert sorted(trials["input_size"]) == [96, 192, 336, 512]  # each look-back with windows, once, none pruned
+    assert set(trials["state"]) == {"complete"}
+    (entry,) = [e for e in json.loads(table.read_text())["Linear"]["ETTh1"]]
+    best = trials.loc[trials["val_mse"].idxmin()]
+    assert entry["settings"]["input_size"] == best["input_size"]
+    assert (entry["settings"]["learning_rate"], entry["settings"]["optimizer"]) == (3e-3, "adamw")
+    assert "only input_size searched" in entry["source"]
+    with pytest.raises(ValueError, match="only: Linear has no setting d_state to search"):
+        main(
+            [
+                "tune",
+                "--dataset",
+                "ETTh1",
+                "--model",
+                "Linear",
+                "--horizon",
+                "12",
+                "--only",
+                "d_state",
+                "--trials",
+                "1",
+                "--epochs",
+                "1",
+                "--data-dir",
+                str(ett_dir),
+                "--presets-file",
+                str(table),
+                "--trials-log",
+                str(tmp_path / "t.csv"),
+                "--study-file",
+                str(tmp_path / "s.journal"),
+            ]
+        )

@@ -87,17 +87,37 @@ def model_choices(model: str) -> dict[str, tuple]:
     return {k: tuple(c.values) for k, c in get_spec(model).bench.tune_space.items()}
 
 
-def search_space(model: str, protocol: str = "official", lookbacks: tuple[int, ...] = ()):
+def search_space(model: str, protocol: str = "official", lookbacks: tuple[int, ...] = (), only: tuple[str, ...] = ()):
     """Model ``model``'s search under ``protocol``: :func:`_common` plus :func:`model_choices`, and the look-back
-    from ``lookbacks`` when given, as a function of an Optuna trial returning preset fields / model arguments."""
+    from ``lookbacks`` when given, as a function of an Optuna trial returning preset fields / model arguments.
+    ``only``: search these settings alone (the others stay as the cell's preset has them)."""
     choices = model_choices(model)
     if lookbacks:
         choices = {"input_size": tuple(lookbacks), **choices}
+    if only:
+        unknown = sorted(set(only) - set(choices) - {"learning_rate", "optimizer", "lradj"})
+        if unknown:
+            raise ValueError(
+                f"only: {model} has no setting {', '.join(unknown)} to search; its settings: "
+                f"learning_rate, optimizer, lradj, {', '.join(choices)}"
+            )
 
     def space(trial) -> dict:
-        return {**_common(trial, protocol), **{k: trial.suggest_categorical(k, list(v)) for k, v in choices.items()}}
+        common = {} if only and not {"learning_rate", "optimizer", "lradj"} & set(only) else _common(trial, protocol)
+        own = {k: trial.suggest_categorical(k, list(v)) for k, v in choices.items() if not only or k in only}
+        return {k: v for k, v in {**common, **own}.items() if not only or k in only}
 
     return space
+
+
+def grid(model: str, protocol: str, lookbacks: tuple[int, ...], only: tuple[str, ...]) -> dict[str, list] | None:
+    """The full grid of a search over categorical settings only (``only`` naming neither the learning rate nor a
+    continuous setting), for Optuna's grid sampler; None otherwise."""
+    choices = {"input_size": tuple(lookbacks), **model_choices(model)} if lookbacks else model_choices(model)
+    choices = {**choices, "optimizer": OPTIMIZERS, "lradj": SCHEDULES[protocol]}
+    if not only or any(k not in choices for k in only):
+        return None
+    return {k: list(choices[k]) for k in only}
 
 
 def startup_trials(trials: int) -> int:
@@ -159,6 +179,7 @@ def tune(
     input_size: int | str | None = None,
     epochs: int | None = None,
     protocol: str = DEFAULT_PROTOCOL,
+    only: tuple[str, ...] = (),
     max_train_batches: int | None = None,
     presets_file: str | Path | None = None,
     per_horizon: bool = False,
@@ -178,7 +199,11 @@ def tune(
     ``input_size="searched"`` makes the look-back a setting of the search (:data:`LOOKBACKS`, those with windows
     in every split at ``horizon``); the entry is then keyed ``"searched"`` and its settings hold the look-back.
     ``protocol``: how every trial trains (``epochs``: its cap, default the protocol's, :data:`TUNE_EPOCHS` under
-    ``official``); the entry counts only for cells under the same protocol.
+    ``official``); the entry counts only for cells under the same protocol. ``only``: search these settings alone,
+    from the cell's preset (its tuned or default entry under ``protocol``, at the official look-back, read from
+    ``presets_file`` and the package's table), whose settings the entry keeps; when they are all categorical
+    (``("input_size",)`` with a searched look-back, say) every combination is tried once, without pruning, and
+    ``trials`` is at most their number.
 
     ``jobs`` > 1 runs the trials in that many processes sharing ``study_file`` (required then); each proposes
     from its own sampler seed, so the search is no longer reproducible trial by trial, but the study has exactly
@@ -207,6 +232,16 @@ def tune(
     rules = get_protocol(protocol)
     dataset = canonical_name(dataset)
     official: Preset = get_preset(model, dataset, horizon, "official")
+    carried: dict = {}  # with ``only``: the cell's settings that the search leaves alone, kept in the entry
+    if only:
+        start = get_preset(model, dataset, horizon, "tuned", presets_file, protocol=protocol)
+        carried = {
+            "learning_rate": start.learning_rate,
+            "optimizer": start.optimizer,
+            "lradj": start.lradj,
+            **start.extra,
+        }
+        official = apply_settings(official, carried)
     searched = input_size == SEARCHED
     if epochs is None:
         epochs = TUNE_EPOCHS if protocol == "official" else rules.epochs(official.epochs)
@@ -236,7 +271,10 @@ def tune(
     data.check_windows(horizon)
     dev = resolve_device(device)
     use_marks = uses_calendar_tokens(model) and data.calendar_tokens
-    space = search_space(model, protocol, lookbacks)
+    space = search_space(model, protocol, lookbacks, only)
+    combos = grid(model, protocol, lookbacks, only)
+    if combos is not None:
+        trials = min(trials, math.prod(len(v) for v in combos.values()))
     log_path = Path(trials_log) if trials_log else None
 
     def objective(trial):
@@ -321,12 +359,16 @@ def tune(
     study_name = f"{model}-{dataset}-L{lookback}-H{horizon}-s{seed}-e{epochs}"
     if protocol != "official":
         study_name += f"-{protocol}"
+    if only:
+        study_name += "-only-" + "+".join(only)
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
         load_if_exists=True,
         direction="minimize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        pruner=optuna.pruners.NopPruner()
+        if combos is not None
+        else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done = sum(t.state in finished for t in study.trials)
@@ -337,8 +379,12 @@ def tune(
         sampler_seed, parallel = first + done, False
     else:
         sampler_seed, parallel = first + _worker[1] + 7919 * _worker[0], True
-    study.sampler = optuna.samplers.TPESampler(
-        seed=sampler_seed, constant_liar=parallel, n_startup_trials=startup_trials(trials)
+    study.sampler = (
+        optuna.samplers.GridSampler(combos, seed=sampler_seed)
+        if combos is not None
+        else optuna.samplers.TPESampler(
+            seed=sampler_seed, constant_liar=parallel, n_startup_trials=startup_trials(trials)
+        )
     )
     remaining = max(0, trials - done)
     if _worker is not None:
@@ -364,6 +410,7 @@ def tune(
                 input_size=input_size,
                 epochs=epochs,
                 protocol=protocol,
+                only=only,
                 max_train_batches=max_train_batches,
                 trials_log=trials_log,
                 study_file=study_file,
@@ -378,8 +425,9 @@ def tune(
     pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)
     best = study.best_trial
     best_value = best.value if best.value is not None else math.nan  # a complete trial has its value
-    settings = {**best.params, "epochs": epochs}
+    settings = {**carried, **best.params, "epochs": epochs}
     chosen = f" (chose {settings['input_size']})" if searched else ""
+    narrowed = ", only {} searched".format("+".join(only)) if only else ""
     entry = {
         "settings": settings,
         "val_mse": round(float(best_value), 6),
@@ -392,7 +440,7 @@ def tune(
         "tuned_horizon": horizon,
         "horizons": [horizon] if per_horizon else "all",
         "source": f"tuned on validation, {len(states)} trials, seed {seed}, {protocol} protocol ({dataset} "
-        f"L={lookback}{chosen} "
+        f"L={lookback}{chosen}{narrowed} "
         f"H={horizon}, for {f'H={horizon} only' if per_horizon else 'every horizon'}; "
         f"val MSE {best.value:.4f})",
         "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
