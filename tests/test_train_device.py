@@ -1,0 +1,147 @@
+"""How the harness's loop runs on a device: segments copied once, windows gathered there, and the precision and
+compile switches of ``train`` / ``fit_and_test`` (the protocol itself is tested in test_bench.py and
+test_protocol.py)."""
+
+import math
+
+import pytest
+import torch
+
+from conftest import synthetic_ett
+from mamba_forecast.bench import prepare
+from mamba_forecast.bench.models import LinearBaseline
+from mamba_forecast.bench.protocol import window_batches
+from mamba_forecast.bench.train import PRECISIONS, fit_and_test, train
+
+
+def linear_forward(model, x, xm):
+    return model(x)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return prepare("ETTh1", 24, frame=synthetic_ett(n_rows=900))
+
+
+def quiet(**kw):
+    return dict(progress=False, log=lambda *_: None, **kw)
+
+
+def test_a_segment_is_copied_to_a_device_once_and_windows_are_gathered_there(data):
+    # "meta" stands in for an accelerator: tensors there have shapes and a device but no data
+    values, marks = data.segment("train", "meta")
+    assert values.device.type == marks.device.type == "meta"
+    again = data.segment("train", torch.device("meta"))
+    assert again[0] is values and again[1] is marks  # the copy is kept, not made per call
+    cpu_values, _ = data.segment("train")
+    assert cpu_values.device.type == "cpu" and cpu_values.shape == values.shape
+    batches = list(window_batches(values, marks, 24, 12, 16, shuffle=True, drop_last=True, generator=None))
+    assert batches and all(t.device.type == "meta" for b in batches for t in b)
+    x, xm, y = batches[0]
+    n = data.n_series
+    assert (x.shape, xm.shape, y.shape) == ((16, 24, n), (16, 24, 4), (16, 12, n))
+
+
+def test_the_shuffled_order_is_the_cpu_generators_permutation(data):
+    values, marks = data.segment("train")
+    n = values.shape[0] - 24 - 12 + 1
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(7))
+    gen = torch.Generator().manual_seed(7)
+    batches = list(window_batches(values, marks, 24, 12, 32, shuffle=True, drop_last=True, generator=gen))
+    for k, (x, xm, y) in enumerate(batches):
+        for j, i in enumerate(order[32 * k : 32 * (k + 1)].tolist()):
+            assert torch.equal(x[j], values[i : i + 24]) and torch.equal(xm[j], marks[i : i + 24])
+            assert torch.equal(y[j], values[i + 24 : i + 36])
+
+
+def test_bf16_mixed_runs_the_forward_passes_under_autocast_and_the_loss_in_fp32(data):
+    seen = []
+
+    def forward(model, x, xm):
+        return model(x)
+
+    def record(layer, inputs, out):  # the linear map, where autocast takes effect
+        seen.append((torch.is_autocast_enabled("cpu"), out.dtype, layer.training))
+
+    assert PRECISIONS == ("fp32", "bf16-mixed")
+    runs = {}
+    for precision in PRECISIONS:
+        torch.manual_seed(0)
+        seen.clear()
+        model = LinearBaseline(24, 12)
+        model.proj.register_forward_hook(record)
+        runs[precision] = fit_and_test(
+            model,
+            data,
+            12,
+            forward_fn=forward,
+            epochs=2,
+            batch_size=16,
+            learning_rate=1e-2,
+            precision=precision,
+            **quiet(),
+        )
+        training, scoring = {s for s in seen if s[2]}, {s for s in seen if not s[2]}
+        if precision == "fp32":
+            assert training == {(False, torch.float32, True)} and scoring == {(False, torch.float32, False)}
+        else:  # training, validation and the test all under autocast
+            assert training == {(True, torch.bfloat16, True)} and scoring == {(True, torch.bfloat16, False)}
+    fp32, bf16 = runs["fp32"], runs["bf16-mixed"]
+    assert math.isfinite(bf16.mse) and math.isfinite(bf16.val_loss)
+    assert bf16.mse == pytest.approx(fp32.mse, rel=0.05)  # the same training, rounded to bf16 in the forward
+    assert bf16.sample["forecast"].dtype == fp32.sample["forecast"].dtype  # float32 either way
+
+
+@pytest.mark.parametrize(
+    "switch, error, message",
+    [
+        ({"precision": "bf16"}, ValueError, "precision must be one of fp32, bf16-mixed"),
+        ({"precision": "16-mixed"}, ValueError, "precision must be one of"),
+        ({"compile": "yes please"}, RuntimeError, "Invalid backend"),  # torch.compile lists its backends
+        ({"compile": 1}, TypeError, "compile must be True, False or a torch.compile backend name"),
+    ],
+)
+def test_a_bad_switch_is_refused_before_training(data, switch, error, message):
+    model = LinearBaseline(24, 12)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    epochs = []
+    with pytest.raises(error, match=message):
+        train(
+            model,
+            data,
+            12,
+            forward_fn=linear_forward,
+            epochs=1,
+            batch_size=16,
+            learning_rate=1e-2,
+            on_epoch=lambda e, v: epochs.append(e),
+            **switch,
+            **quiet(),
+        )
+    assert not epochs and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_compiled_training_matches_eager(data):
+    """``compile`` runs the forward passes through torch.compile (here its ``aot_eager`` backend, quick to compile
+    on a CPU); weights stay on the model, so the restored best epoch and the test score match eager training."""
+    torch._dynamo.reset()
+    results = {}
+    for compile_ in (False, "aot_eager"):
+        torch.manual_seed(0)
+        model = LinearBaseline(24, 12)
+        results[compile_] = fit_and_test(
+            model,
+            data,
+            12,
+            forward_fn=linear_forward,
+            epochs=2,
+            batch_size=16,
+            learning_rate=1e-2,
+            validation="full",
+            compile=compile_,
+            **quiet(),
+        )
+    eager, compiled = results[False], results["aot_eager"]
+    assert compiled.mse == pytest.approx(eager.mse, rel=1e-6)
+    assert compiled.val_loss == pytest.approx(eager.val_loss, rel=1e-6)
+    assert [h["train_loss"] for h in compiled.history] == pytest.approx([h["train_loss"] for h in eager.history])
