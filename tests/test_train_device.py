@@ -11,7 +11,7 @@ from conftest import synthetic_ett
 from mamba_forecast.bench import prepare
 from mamba_forecast.bench.models import LinearBaseline
 from mamba_forecast.bench.protocol import window_batches
-from mamba_forecast.bench.train import PRECISIONS, fit_and_test, train
+from mamba_forecast.bench.train import COMPILE_MODES, PRECISIONS, compiled, fit_and_test, make_optimizer, train
 
 
 def linear_forward(model, x, xm):
@@ -98,7 +98,7 @@ def test_bf16_mixed_runs_the_forward_passes_under_autocast_and_the_loss_in_fp32(
         ({"precision": "bf16"}, ValueError, "precision must be one of fp32, bf16-mixed"),
         ({"precision": "16-mixed"}, ValueError, "precision must be one of"),
         ({"compile": "yes please"}, RuntimeError, "Invalid backend"),  # torch.compile lists its backends
-        ({"compile": 1}, TypeError, "compile must be True, False or a torch.compile backend name"),
+        ({"compile": 1}, TypeError, "compile must be True, False, an inductor mode"),
     ],
 )
 def test_a_bad_switch_is_refused_before_training(data, switch, error, message):
@@ -145,3 +145,36 @@ def test_compiled_training_matches_eager(data):
     assert compiled.mse == pytest.approx(eager.mse, rel=1e-6)
     assert compiled.val_loss == pytest.approx(eager.val_loss, rel=1e-6)
     assert [h["train_loss"] for h in compiled.history] == pytest.approx([h["train_loss"] for h in eager.history])
+
+
+def test_compile_takes_inductor_modes_and_backend_names(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: calls.append(kw) or model)
+    model = LinearBaseline(4, 2)
+    assert compiled(model, False) is model and not calls
+    for switch in (True, "reduce-overhead", "aot_eager"):
+        compiled(model, switch)
+    assert calls == [{}, {"mode": "reduce-overhead"}, {"backend": "aot_eager"}]
+    assert "reduce-overhead" in COMPILE_MODES and "max-autotune" in COMPILE_MODES
+
+
+def test_the_fused_optimiser_is_asked_for_on_cuda_only(monkeypatch, data):
+    seen = []
+    monkeypatch.setattr(
+        "mamba_forecast.bench.train.make_optimizer",
+        lambda name, params, lr, fused=False: seen.append(fused) or make_optimizer(name, params, lr, fused),
+    )
+    train(
+        LinearBaseline(24, 12),
+        data,
+        12,
+        forward_fn=linear_forward,
+        epochs=1,
+        batch_size=16,
+        learning_rate=1e-2,
+        max_train_batches=1,
+        **quiet(),
+    )
+    assert seen == [False]  # on the CPU the update stays torch's default (foreach or per-tensor), bit for bit
+    assert make_optimizer("adam", LinearBaseline(4, 2).parameters(), 1e-3, fused=True).defaults["fused"] is True
+    assert make_optimizer("adamw", LinearBaseline(4, 2).parameters(), 1e-3).defaults["fused"] is None
