@@ -702,13 +702,26 @@ def test_autotune_candidates_fit_their_register_budget():
         block_n, chunk = ts._state_and_chunk(d_state, length)
         for per_warp in (ts._FWD_TILE_PER_WARP, ts._BWD_TILE_PER_WARP):
             candidates = ts._candidates(channels, d_state, length, per_warp)
-            assert candidates and len(candidates) <= 2 * len(ts._WARPS)
+            assert candidates and len(candidates) <= 3
             for block_d, warps in candidates:
                 assert warps in ts._WARPS and block_d in ts._BLOCKS_D and block_d <= max(2, 2 * channels - 1)
                 # every tile fits its warps' budget unless even two channels are too many (d_state 256 and up)
                 assert block_d * block_n * chunk <= per_warp * warps or (block_d, warps) == (2, 8)
             kept = ts._prune(per_warp)(configs, {"n_ch": channels, "n_st": d_state, "length": length})
             assert sorted((c.kwargs["BLOCK_D"], c.num_warps) for c in kept) == sorted(candidates)
+
+
+@pytest.mark.parametrize(
+    "env, expected", [({}, True), ({"MAMBA_FORECAST_TRITON_AUTOTUNE": "0"}, False), ({"TRITON_INTERPRET": "1"}, False)]
+)
+def test_autotune_is_on_by_default_and_off_under_the_interpreter_or_the_switch(env, expected):
+    pytest.importorskip("triton")
+    base = {k: v for k, v in os.environ.items() if k not in ("MAMBA_FORECAST_TRITON_AUTOTUNE", "TRITON_INTERPRET")}
+    env = dict(base, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **env)
+    code = "from mamba_forecast.ssm import triton_scan as ts; print(ts._AUTOTUNE)"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(expected)
 
 
 # ------------------------------------------------------------------------------------------------------ GPU

@@ -17,7 +17,7 @@ _BWD_TILE_PER_WARP = 256
 _NUM_WARPS = 4  # the fixed choice under the interpreter
 _FWD_TILE = _FWD_TILE_PER_WARP * _NUM_WARPS
 _BWD_TILE = _BWD_TILE_PER_WARP * _NUM_WARPS
-_WARPS = (2, 4, 8)
+_WARPS = (4, 8)
 _BLOCKS_D = (2, 4, 8, 16, 32, 64)
 
 
@@ -43,15 +43,15 @@ def _blocks(channels: int, d_state: int, length: int, tile: int) -> tuple[int, i
 
 
 def _candidates(channels: int, d_state: int, length: int, tile_per_warp: int) -> list[tuple[int, int]]:
-    """The (channels block, warps) pairs autotune times for one shape: for each warp count the largest channel
-    block whose tile fits ``tile_per_warp`` elements per warp, and half of it (more programs, for a small batch).
-    Blocks wider than the channels are left out, and so are warp counts too small for two channels."""
+    """The (channels block, warps) pairs autotune times for one shape: the largest channel block whose tile fits
+    ``tile_per_warp`` elements per warp at 4 warps, half of it (twice the programs, for a small batch), and the
+    largest at 8 warps; blocks wider than the channels left out. Few, because each one is compiled once per
+    specialisation (dtype, d_state, options) before it is timed."""
     block_n, chunk = _state_and_chunk(d_state, length)
     widest = max(2, _pow2(channels))
     pairs = []
-    for warps in _WARPS:
+    for warps, keep in ((4, 2), (8, 1)):
         fits = [b for b in _BLOCKS_D if b * block_n * chunk <= tile_per_warp * warps and b <= widest]
-        if fits:
-            pairs += [(fits[-1], warps)] + ([(fits[-2], warps)] if len(fits) > 1 else [])
-    # a d_state so large that even two channels overflow every warp count: the smallest tile, 8 warps
-    return sorted(set(pairs)) or [(2, _WARPS[-1])]
+        pairs += [(b, warps) for b in fits[-keep:]]
+    # a d_state so large that even two channels overflow 8 warps: the smallest tile, 8 warps
+    return sorted(set(pairs)) or [(2, 8)]

@@ -23,13 +23,15 @@ to run, as with mamba-ssm's kernel); all others are deterministic.
 
 Block sizes. The chunk follows d_state and the length (the same in both kernels). The channel block and the
 number of warps are chosen on the device by ``triton.autotune``, once per (channels, d_state, length) and dtypes
-in a process, among at most six candidates whose tiles stay in registers (``_candidates``); under Triton's
-interpreter autotune is bypassed and the fixed choice of ``_blocks`` runs.
+in a process, among at most three candidates whose tiles stay in registers (``_candidates``); under Triton's
+interpreter, or with ``MAMBA_FORECAST_TRITON_AUTOTUNE=0``, the fixed choice of ``_blocks`` runs instead.
 
 Unlike mamba-ssm's kernel, the gradient of the returned last state is propagated.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import triton
@@ -53,8 +55,6 @@ try:  # triton >= 3.2 reads its settings through ``knobs``
 
     INTERPRET = bool(_knobs.runtime.interpret)
 except Exception:  # noqa: BLE001  # pragma: no cover - older triton
-    import os
-
     INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
@@ -302,8 +302,9 @@ def _scan_bwd_kernel(
 
 
 # Triton's interpreter (tests on a CPU) runs the fixed choice of _blocks: autotune's timing means nothing there and
-# would take minutes
-_AUTOTUNE = not INTERPRET
+# would take minutes. MAMBA_FORECAST_TRITON_AUTOTUNE=0 does the same on a GPU (no compiling and timing of
+# candidates at the first call of each shape, e.g. for tests that run many shapes once).
+_AUTOTUNE = not INTERPRET and os.environ.get("MAMBA_FORECAST_TRITON_AUTOTUNE", "1") != "0"
 _scan_fwd_tuned = _autotuned(_scan_fwd_kernel, _FWD_TILE_PER_WARP)
 # dB and dC are summed with atomic adds: autotune zeroes them before each timed run and before the real one
 _scan_bwd_tuned = _autotuned(_scan_bwd_kernel, _BWD_TILE_PER_WARP, reset_to_zero=["dB_ptr", "dC_ptr"])
