@@ -178,3 +178,56 @@ def test_the_fused_optimiser_is_asked_for_on_cuda_only(monkeypatch, data):
     assert seen == [False]  # on the CPU the update stays torch's default (foreach or per-tensor), bit for bit
     assert make_optimizer("adam", LinearBaseline(4, 2).parameters(), 1e-3, fused=True).defaults["fused"] is True
     assert make_optimizer("adamw", LinearBaseline(4, 2).parameters(), 1e-3).defaults["fused"] is None
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_on_cuda_no_window_crosses_from_the_host(data):
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        train(
+            LinearBaseline(24, 12),
+            data,
+            12,
+            forward_fn=linear_forward,
+            epochs=1,
+            batch_size=16,
+            learning_rate=1e-2,
+            device="cuda",
+            **quiet(),
+        )
+    steps = data.n_windows("train", 12) // 16
+    copies = [e.name for e in prof.events() if e.device_type == DeviceType.CUDA and "HtoD" in e.name]
+    # the model, the segments and each pass's order: a handful, not three per batch
+    assert 0 < len(copies) < steps / 2, (len(copies), steps)
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_training_on_cuda_follows_the_cpu_run(data, precision):
+    """The same windows in the same order: the CUDA run differs from the CPU's by rounding only."""
+    runs = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        runs[device] = fit_and_test(
+            LinearBaseline(24, 12),
+            data,
+            12,
+            forward_fn=linear_forward,
+            epochs=2,
+            batch_size=16,
+            learning_rate=1e-2,
+            validation="full",
+            device=device,
+            precision=precision,
+            **quiet(),
+        )
+    tol = 1e-3 if precision == "fp32" else 5e-2
+    assert runs["cuda"].mse == pytest.approx(runs["cpu"].mse, rel=tol)
+    assert runs["cuda"].val_loss == pytest.approx(runs["cpu"].val_loss, rel=tol)
