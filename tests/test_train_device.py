@@ -29,12 +29,13 @@ def quiet(**kw):
 
 def test_a_segment_is_copied_to_a_device_once_and_windows_are_gathered_there(data):
     # "meta" stands in for an accelerator: tensors there have shapes and a device but no data
-    values, marks = data.segment("train", "meta")
+    values, marks = data.device_segment("train", "meta")
     assert values.device.type == marks.device.type == "meta"
-    again = data.segment("train", torch.device("meta"))
+    again = data.device_segment("train", torch.device("meta"))
     assert again[0] is values and again[1] is marks  # the copy is kept, not made per call
-    cpu_values, _ = data.segment("train")
+    cpu_values, _ = data.device_segment("train", "cpu")
     assert cpu_values.device.type == "cpu" and cpu_values.shape == values.shape
+    assert torch.equal(cpu_values, data.segment("train")[0])
     batches = list(window_batches(values, marks, 24, 12, 16, shuffle=True, drop_last=True, generator=None))
     assert batches and all(t.device.type == "meta" for b in batches for t in b)
     x, xm, y = batches[0]

@@ -71,16 +71,16 @@ class ProtocolData:
                 f"horizon={horizon} ({sizes}); use a shorter horizon or input_size for this dataset."
             )
 
-    def segment(self, split: str, device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(values [rows, N], marks [rows, 4])`` of ``split``; on ``device`` when given.
-
-        On the CPU these are views of the arrays. On another device the copy is made at the first call and kept
-        (the segments of a benchmark set are a few MiB), so windows are gathered where the model runs and no
-        batch crosses from the host.
-        """
+    def segment(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         start, end = self.borders[split]
-        values, marks = torch.from_numpy(self.values[start:end]), torch.from_numpy(self.marks[start:end])
-        if device is None or torch.device(device).type == "cpu":
+        return torch.from_numpy(self.values[start:end]), torch.from_numpy(self.marks[start:end])
+
+    def device_segment(self, split: str, device: str | torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`segment` on ``device``. Off the CPU the copy is made at the first call and kept (a benchmark
+        set's segments are a few MiB), so windows are gathered where the model runs and no batch crosses from the
+        host."""
+        values, marks = self.segment(split)
+        if torch.device(device).type == "cpu":
             return values, marks
         key = (split, str(torch.device(device)))
         if key not in self._on_device:

@@ -290,7 +290,7 @@ def evaluate(
     """
     model.eval()
     device = torch.device(device)
-    values, marks = data.segment(split, device)
+    values, marks = data.device_segment(split, device)
     L = data.input_size
     sq = torch.zeros((), dtype=torch.float64, device=device)
     ab = torch.zeros((), dtype=torch.float64, device=device)
@@ -377,7 +377,7 @@ def train(
     criterion = nn.MSELoss()
     gen = torch.Generator().manual_seed(seed)
     stopper = EarlyStopping(patience)
-    values, marks = data.segment("train", device)
+    values, marks = data.device_segment("train", device)
     L = data.input_size
     n_train = data.n_windows("train", horizon)
     steps = n_batches(n_train, batch_size, drop_last=True)
