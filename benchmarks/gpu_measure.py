@@ -16,7 +16,8 @@
   seconds, test MSE / MAE, epochs, per-epoch seconds and peak memory. The data is the bundled ETTh1 copy unless
   ``--data-dir`` names a folder.
 
-Each prints one JSON object; errors are reported per shape / configuration, so one failure does not lose the rest.
+Each prints one JSON object; errors are reported per shape / configuration, so one failure does not lose the rest,
+and ``seconds`` (a child's spec) stops it starting another shape or configuration after that long.
 """
 
 from __future__ import annotations
@@ -70,11 +71,15 @@ def _scan_shape(backend: str, shape: list, reps: int, device: str) -> dict:
     return row
 
 
-def measure_scan(backend: str, shapes: list, reps: int, device: str) -> dict:
+def measure_scan(backend: str, shapes: list, reps: int, device: str, seconds: float | None = None) -> dict:
     import torch
 
+    end = time.monotonic() + seconds if seconds else None
     rows = []
     for shape in shapes:
+        if end is not None and time.monotonic() > end:
+            rows.append({"backend": backend, "shape": list(shape), "error": "skipped: out of time"})
+            continue
         try:
             rows.append(_scan_shape(backend, shape, reps, device))
         except Exception as exc:  # noqa: BLE001 - reported per shape
@@ -100,14 +105,20 @@ def _kernels_per_step(step) -> tuple[int | None, float | None]:
         return None, None
 
 
-def measure_steps(backend: str, configs: list, batch: int, reps: int, device: str) -> dict:
+def measure_steps(
+    backend: str, configs: list, batch: int, reps: int, device: str, seconds: float | None = None
+) -> dict:
     import torch
     from models import CONFIGS  # benchmarks/models.py
 
     import mamba_forecast.models as forecasters
 
+    end = time.monotonic() + seconds if seconds else None
     rows = []
     for name in configs:
+        if end is not None and time.monotonic() > end:
+            rows.append({"config": name, "backend": backend, "error": "skipped: out of time"})
+            continue
         model_name, official_batch, input_size, h, n_series, kwargs = CONFIGS[name]
         b = batch or official_batch
         try:
