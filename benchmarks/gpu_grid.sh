@@ -44,7 +44,9 @@ data="${MAMBA_FORECAST_DATA:-$PWD/.data}"
 results="$out/bench_results.csv"
 cp results/bench_results.csv "$results"   # finished cells are skipped; new rows are appended
 touch "$out/samples.csv"                  # new cells' test windows (merge_results.py adds them to results/)
-common=(--data-dir "$data" --device "$device" --results-dir results
+# Issue #13's grid was tuned and scored under the papers' protocol: its searches (journal, study names) and cells
+# resume only under --protocol official (tune and bench default to converge now)
+common=(--data-dir "$data" --device "$device" --results-dir results --protocol official
         --presets-file mamba_forecast/bench/tuned_presets.json)
 
 # --- which scan runs here: the default (mamba-ssm's kernel when it imports), else Triton, else torch

@@ -19,6 +19,7 @@ block's convolution and fused-path plumbing, and importing the package without t
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import subprocess
@@ -242,7 +243,45 @@ def _worker() -> None:
     report["fast_vs_slow"] = max(
         [rel_err(fast[0], slow[0]), rel_err(fast[1], slow[1])] + [rel_err(fast[2][k], slow[2][k]) for k in slow[2]]
     )
+    report["autotuned"] = _autotuned_case(selective_scan)
     print(json.dumps(report))
+
+
+def _autotuned_case(selective_scan) -> dict:
+    """The device's launch path, ``triton.autotune`` over the candidate configurations, run by the interpreter:
+    autotune's timing is replaced by one that runs each candidate once and calls the later ones faster, so the
+    chosen channel block differs from the interpreter's fixed one and dB, dC (summed with atomic adds) must be
+    zeroed between the timed runs."""
+    from mamba_forecast.ssm import triton_scan as ts
+
+    timed = []
+
+    def bench(kernel_call, quantiles):
+        kernel_call()
+        timed.append(1)
+        return [-float(len(timed))] * len(quantiles)
+
+    for tuned in (ts._scan_fwd_tuned, ts._scan_bwd_tuned):
+        tuned._do_bench = bench
+    ts._AUTOTUNE = True
+    try:
+        inputs = make_inputs(2, 5, 37, 16, seed=3)
+        out, last, grads = run_scan(selective_scan, inputs, "triton", **FULL)
+    finally:
+        ts._AUTOTUNE = False
+    out_r, last_r, grads_r = run_scan(selective_scan, {k: v.double() for k, v in inputs.items()}, "reference", **FULL)
+    return {
+        "timed": len(timed),
+        "chosen": [
+            (t.best_config.kwargs["BLOCK_D"], t.best_config.num_warps) for t in (ts._scan_fwd_tuned, ts._scan_bwd_tuned)
+        ],
+        "candidates": [
+            ts._candidates(5, 16, 37, ts._FWD_TILE_PER_WARP),
+            ts._candidates(5, 16, 37, ts._BWD_TILE_PER_WARP),
+        ],
+        "fixed": [ts._blocks(5, 16, 37, ts._FWD_TILE)[0], ts._blocks(5, 16, 37, ts._BWD_TILE)[0]],
+        "errors": [rel_err(out, out_r), rel_err(last, last_r)] + [rel_err(grads[k], grads_r[k]) for k in grads_r],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -315,6 +354,15 @@ def test_triton_runs_on_cpu_only_under_the_interpreter(interpreted):
 
 def test_interpreter_speed_up_changes_nothing(interpreted):
     assert interpreted["fast_vs_slow"] < 1e-7
+
+
+def test_autotuned_launch_matches_the_reference(interpreted):
+    r = interpreted["autotuned"]
+    fwd, bwd = (set(map(tuple, c)) for c in r["candidates"])
+    assert r["timed"] == len(fwd) + len(bwd)  # every candidate ran once, forward and backward
+    assert r["chosen"] == [list(max(fwd, key=lambda c: (c[1], c[0]))), list(max(bwd, key=lambda c: (c[1], c[0])))]
+    assert r["chosen"][0][0] != r["fixed"][0] and r["chosen"][1][0] != r["fixed"][1]
+    assert max(r["errors"]) < FP32_TOL  # dB and dC zeroed between the timed runs: not summed four times
 
 
 # ------------------------------------------------------------------------------------ backend choice (no triton)
@@ -567,16 +615,18 @@ def test_import_without_triton():
 
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="compiles the real kernels")
 @pytest.mark.parametrize(
-    "dtype, channels, d_state, length, options",
+    "dtype, channels, d_state, length, options, every_candidate",
     [
-        ("fp32", 512, 16, 321, (True, True, True, True)),
-        ("bf16", 512, 64, 96, (True, True, True, True)),
-        ("fp64", 64, 2, 11, (False, False, False, False)),
+        ("fp32", 512, 16, 321, (True, True, True, True), True),
+        ("bf16", 512, 64, 96, (True, True, True, True), False),
+        ("fp64", 64, 2, 11, (False, False, False, False), False),
     ],
 )
-def test_kernels_compile_for_sm90_without_a_gpu(dtype, channels, d_state, length, options):
+def test_kernels_compile_for_sm90_without_a_gpu(dtype, channels, d_state, length, options, every_candidate):
     """The interpreter runs the kernels' Python; this compiles them to sm_90 machine code (H100/H200), which
-    catches what only the compiler rejects (types, layouts, unsupported ops). No GPU is needed."""
+    catches what only the compiler rejects (types, layouts, unsupported ops). No GPU is needed. The interpreter's
+    fixed block sizes always; at the acceptance shape (32, 321, 512, 16) also every configuration autotune may
+    time on the device."""
     triton = pytest.importorskip("triton")
     try:
         from triton.backends.compiler import GPUTarget
@@ -602,11 +652,16 @@ def test_kernels_compile_for_sm90_without_a_gpu(dtype, channels, d_state, length
         "dz_ptr",
     }
     has_d, has_z, has_bias, softplus = options
-    for kernel, tile in (
-        (triton_scan._scan_fwd_kernel, triton_scan._FWD_TILE),
-        (triton_scan._scan_bwd_kernel, triton_scan._BWD_TILE),
+    runs = []
+    for kernel, tile, per_warp in (
+        (triton_scan._scan_fwd_kernel, triton_scan._FWD_TILE, triton_scan._FWD_TILE_PER_WARP),
+        (triton_scan._scan_bwd_kernel, triton_scan._BWD_TILE, triton_scan._BWD_TILE_PER_WARP),
     ):
-        block_d, block_n, chunk = triton_scan._blocks(channels, d_state, length, tile)
+        fixed = (triton_scan._blocks(channels, d_state, length, tile)[0], triton_scan._NUM_WARPS)
+        tuned = triton_scan._candidates(channels, d_state, length, per_warp) if every_candidate else []
+        runs += [(kernel, block_d, warps) for block_d, warps in dict.fromkeys([fixed, *tuned])]
+    for kernel, block_d, warps in runs:
+        block_n, chunk = triton_scan._state_and_chunk(d_state, length)
         constexprs = dict(
             HAS_D=has_d,
             HAS_Z=has_z,
@@ -632,9 +687,41 @@ def test_kernels_compile_for_sm90_without_a_gpu(dtype, channels, d_state, length
         compiled = triton.compile(
             ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
             target=GPUTarget("cuda", 90, 32),
-            options={"num_warps": triton_scan._NUM_WARPS},
+            options={"num_warps": warps},
         )
-        assert compiled.asm.get("cubin"), kernel.__name__
+        assert compiled.asm.get("cubin"), (kernel.__name__, block_d, warps)
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="reads the module outside the interpreter")
+def test_autotune_candidates_fit_their_register_budget():
+    pytest.importorskip("triton")
+    from mamba_forecast.ssm import triton_scan as ts
+
+    configs = [ts.triton.Config({"BLOCK_D": b}, num_warps=w) for w in ts._WARPS for b in ts._BLOCKS_D]
+    for channels, d_state, length in itertools.product([1, 5, 128, 512], [1, 2, 16, 33, 64, 256], [1, 11, 321]):
+        block_n, chunk = ts._state_and_chunk(d_state, length)
+        for per_warp in (ts._FWD_TILE_PER_WARP, ts._BWD_TILE_PER_WARP):
+            candidates = ts._candidates(channels, d_state, length, per_warp)
+            assert candidates and len(candidates) <= 3
+            for block_d, warps in candidates:
+                assert warps in ts._WARPS and block_d in ts._BLOCKS_D and block_d <= max(2, 2 * channels - 1)
+                # every tile fits its warps' budget unless even two channels are too many (d_state 256 and up)
+                assert block_d * block_n * chunk <= per_warp * warps or (block_d, warps) == (2, 8)
+            kept = ts._prune(per_warp)(configs, {"n_ch": channels, "n_st": d_state, "length": length})
+            assert sorted((c.kwargs["BLOCK_D"], c.num_warps) for c in kept) == sorted(candidates)
+
+
+@pytest.mark.parametrize(
+    "env, expected", [({}, True), ({"MAMBA_FORECAST_TRITON_AUTOTUNE": "0"}, False), ({"TRITON_INTERPRET": "1"}, False)]
+)
+def test_autotune_is_on_by_default_and_off_under_the_interpreter_or_the_switch(env, expected):
+    pytest.importorskip("triton")
+    base = {k: v for k, v in os.environ.items() if k not in ("MAMBA_FORECAST_TRITON_AUTOTUNE", "TRITON_INTERPRET")}
+    env = dict(base, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **env)
+    code = "from mamba_forecast.ssm import triton_scan as ts; print(ts._AUTOTUNE)"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(expected)
 
 
 # ------------------------------------------------------------------------------------------------------ GPU

@@ -50,6 +50,8 @@ class ProtocolData:
     std: np.ndarray
     borders: dict[str, tuple[int, int]] = field(default_factory=dict)
     calendar_tokens: bool = True  # whether the official pipeline feeds the calendar tokens (not Solar, PEMS)
+    # segments already copied to an accelerator, by (split, device): one copy per run, not one per batch
+    _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def n_series(self) -> int:
@@ -72,6 +74,18 @@ class ProtocolData:
     def segment(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         start, end = self.borders[split]
         return torch.from_numpy(self.values[start:end]), torch.from_numpy(self.marks[start:end])
+
+    def device_segment(self, split: str, device: str | torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`segment` on ``device``. Off the CPU the copy is made at the first call and kept (a benchmark
+        set's segments are a few MiB), so windows are gathered where the model runs and no batch crosses from the
+        host."""
+        values, marks = self.segment(split)
+        if torch.device(device).type == "cpu":
+            return values, marks
+        key = (split, str(torch.device(device)))
+        if key not in self._on_device:
+            self._on_device[key] = (values.to(device), marks.to(device))
+        return self._on_device[key]
 
 
 def prepare(
@@ -123,20 +137,22 @@ def window_batches(
 ):
     """Yield ``(x [B, L, N], x_mark [B, L, 4] | None, y [B, H, N])`` over all stride-1 windows of a segment.
 
-    Gathers windows by index instead of a DataLoader (no worker processes; much faster for small models).
+    Gathers windows by index instead of a DataLoader (no worker processes; much faster for small models), on the
+    segment's device. The order is drawn on ``generator`` (a CPU generator: the same permutation on every
+    device) and copied to that device once per pass.
     """
     n = values.shape[0] - input_size - horizon + 1
     if n <= 0:
         return
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    x_off = torch.arange(input_size)
-    y_off = torch.arange(input_size, input_size + horizon)
+    order = order.to(values.device)
+    steps = torch.arange(input_size + horizon, device=values.device)
     stop = n - n % batch_size if drop_last else n
     for s in range(0, stop, batch_size):
-        idx = order[s : s + batch_size]
-        x = values[idx[:, None] + x_off]
-        y = values[idx[:, None] + y_off]
-        xm = marks[idx[:, None] + x_off] if marks is not None else None
+        rows = order[s : s + batch_size, None] + steps  # [B, L + H]: every row of each window
+        x = values[rows[:, :input_size]]
+        y = values[rows[:, input_size:]]
+        xm = marks[rows[:, :input_size]] if marks is not None else None
         yield x, xm, y
 
 

@@ -21,15 +21,23 @@ MSE and MAE over windows x H x N. :func:`train` is the loop up to the restored b
 test segment (the tuner calls it); :func:`fit_and_test` is :func:`train` followed by the test score. Besides
 ``Adam``, the loop offers ``AdamW`` (weight decay 0.01), a per-epoch cosine schedule over the epoch cap and a
 constant rate, as options the tuner can choose.
+
+On an accelerator the loop keeps the device busy: each segment is copied to the device once per run and windows
+are gathered there (no host-to-device copy per batch, which would also wait for the queued work), losses and
+evaluation sums stay on the device until the epoch ends, and evaluation runs in large batches. Two switches
+change how, not what, it computes: ``precision="bf16-mixed"`` runs the forward passes under bf16 autocast (the
+loss and the scan's state stay fp32) and ``compile`` runs the model through ``torch.compile``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -38,6 +46,7 @@ import torch.nn as nn
 from .protocol import ProtocolData, n_batches, window_batches
 
 OPTIMIZERS = ("adam", "adamw")
+PRECISIONS = ("fp32", "bf16-mixed")
 LR_SCHEDULES = ("type1", "cosine", "constant", "plateau")
 VALIDATIONS = ("shuffled", "full")
 PLATEAU_EPOCHS = 2  # "plateau": halve the rate after this many epochs in a row without a new best
@@ -106,11 +115,13 @@ def epoch_lr(lr0: float, epoch: int, epochs: int, lradj: str = "type1") -> float
     raise ValueError(f"lradj must be one of {LR_SCHEDULES}, got {lradj!r}")
 
 
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params, lr: float, fused: bool = False) -> torch.optim.Optimizer:
+    """``fused``: torch's single-kernel implementation (the same update; one or two launches per step on a GPU
+    instead of a dozen multi-tensor kernels). The loop asks for it on CUDA only, so CPU results are unchanged."""
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, fused=fused or None)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.01, fused=fused or None)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
 
 
@@ -219,8 +230,42 @@ class FitResult:
     val_loss: float = math.nan  # the restored epoch's validation criterion
 
 
-def _to(t, device):
-    return None if t is None else t.to(device, non_blocking=True)
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}; bf16-mixed runs the forward "
+            "passes under torch.autocast(dtype=torch.bfloat16) (CUDA, or CPU, where it is slower than fp32)."
+        )
+    return precision
+
+
+def autocast(precision: str, device: torch.device):
+    """The forward passes' context: bf16 autocast for ``"bf16-mixed"``, nothing for ``"fp32"``."""
+    if check_precision(precision) == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compiled(model: nn.Module, compile: bool | str) -> nn.Module:
+    """``model``, or ``torch.compile(model)``: ``compile=True`` is inductor's default mode; a string is one of
+    inductor's modes (:data:`COMPILE_MODES`; ``"reduce-overhead"`` replays CUDA graphs) or another backend's
+    name (``"aot_eager"``, ...). The compiled module shares ``model``'s parameters, so weights, state dicts and
+    the restored best epoch stay on ``model``."""
+    if compile is False:
+        return model
+    if compile is True:
+        return cast(nn.Module, torch.compile(model))  # an OptimizedModule; torch types it as a plain callable
+    if isinstance(compile, str) and compile in COMPILE_MODES:
+        return cast(nn.Module, torch.compile(model, mode=compile))
+    if isinstance(compile, str) and compile:
+        return cast(nn.Module, torch.compile(model, backend=compile))
+    raise TypeError(
+        f"compile must be True, False, an inductor mode ({', '.join(COMPILE_MODES)}) or a torch.compile backend "
+        f"name such as 'aot_eager', got {compile!r}"
+    )
 
 
 @torch.no_grad()
@@ -237,12 +282,18 @@ def evaluate(
     drop_last=False,
     generator=None,
     keep_window: int | None = None,
+    precision: str = "fp32",
 ):
-    """Mean-of-batch MSE (the validation criterion) and exact MSE / MAE over every window x H x N."""
+    """Mean-of-batch MSE (the validation criterion) and exact MSE / MAE over every window x H x N.
+
+    The sums stay on the device and are read once at the end (reading each batch's would wait for it).
+    """
     model.eval()
-    values, marks = data.segment(split)
+    device = torch.device(device)
+    values, marks = data.device_segment(split, device)
     L = data.input_size
-    sq = ab = 0.0
+    sq = torch.zeros((), dtype=torch.float64, device=device)
+    ab = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
     batch_losses = []
     sample = None
@@ -250,19 +301,25 @@ def evaluate(
     for x, xm, y in window_batches(
         values, marks, L, horizon, batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator
     ):
-        pred = forward_fn(model, _to(x, device), _to(xm, device)).float()
-        y = y.to(device)
-        diff = pred - y
-        batch_losses.append(float((diff**2).mean()))
-        sq += float((diff.double() ** 2).sum())
-        ab += float(diff.double().abs().sum())
+        with autocast(precision, device):
+            pred = forward_fn(model, x, xm)
+        diff = pred.float() - y
+        batch_losses.append((diff**2).mean())
+        sq += (diff.double() ** 2).sum()
+        ab += diff.double().abs().sum()
         count += diff.numel()
         if keep_window is not None and sample is None and seen <= keep_window < seen + x.shape[0]:
             j = keep_window - seen
-            sample = {"history": x[j].numpy(), "truth": y[j].cpu().numpy(), "forecast": pred[j].cpu().numpy()}
+            sample = {
+                "history": x[j].cpu().numpy(),
+                "truth": y[j].cpu().numpy(),
+                "forecast": pred[j].float().cpu().numpy(),
+            }
         seen += x.shape[0]
-    mean_batch = float(np.mean(batch_losses)) if batch_losses else math.nan
-    return mean_batch, sq / max(count, 1), ab / max(count, 1), sample
+    # float32 batch means averaged in float64, as np.mean over the per-batch floats
+    mean_batch = float(np.mean(torch.stack(batch_losses).double().cpu().numpy())) if batch_losses else math.nan
+    total = max(count, 1)
+    return mean_batch, float(sq) / total, float(ab) / total, sample
 
 
 @dataclass
@@ -292,6 +349,8 @@ def train(
     device: str | torch.device = "cpu",
     seed: int = 2023,
     max_train_batches: int | None = None,
+    precision: str = "fp32",
+    compile: bool | str = False,
     progress: bool = True,
     log=print,
     on_epoch=None,
@@ -300,20 +359,25 @@ def train(
 
     Reads only the train and validation segments. ``validation``: ``"shuffled"`` (the official loader) or
     ``"full"`` (every window in order, scored in batches of ``eval_batch_size``; see the module docstring).
+    ``precision``: ``"fp32"`` or ``"bf16-mixed"`` (bf16 autocast around the forward passes; the loss is taken in
+    fp32). ``compile``: ``True``, an inductor mode or a backend name runs the model through ``torch.compile``
+    (:func:`compiled`). On CUDA the optimiser is torch's fused implementation.
     ``on_epoch(epoch, val_loss)`` is called after each epoch's validation (the tuner reports to Optuna there, and
     may raise to prune the run).
     """
     if validation not in VALIDATIONS:
         raise ValueError(f"validation must be one of {VALIDATIONS}, got {validation!r}")
+    check_precision(precision)
+    net = compiled(model, compile)
     data.check_windows(horizon)
     device = torch.device(device)
     model.to(device)
-    optim = make_optimizer(optimizer, model.parameters(), learning_rate)
+    optim = make_optimizer(optimizer, model.parameters(), learning_rate, fused=device.type == "cuda")
     schedule = LearningRate(learning_rate, epochs, lradj)
     criterion = nn.MSELoss()
     gen = torch.Generator().manual_seed(seed)
     stopper = EarlyStopping(patience)
-    values, marks = data.segment("train")
+    values, marks = data.device_segment("train", device)
     L = data.input_size
     n_train = data.n_windows("train", horizon)
     steps = n_batches(n_train, batch_size, drop_last=True)
@@ -338,8 +402,9 @@ def train(
             if i >= steps:
                 break
             optim.zero_grad(set_to_none=True)
-            pred = forward_fn(model, _to(x, device), _to(xm, device))
-            loss = criterion(pred, y.to(device))
+            with autocast(precision, device):
+                pred = forward_fn(net, x, xm)
+            loss = criterion(pred.float(), y)
             loss.backward()
             optim.step()
             losses.append(loss.detach())
@@ -347,13 +412,23 @@ def train(
         bar.close()
         train_loss = float(torch.stack(losses).mean())
         if validation == "full":
-            val_loss = evaluate(model, forward_fn, data, "val", horizon, eval_batch_size, device)[1]
+            val_loss = evaluate(net, forward_fn, data, "val", horizon, eval_batch_size, device, precision=precision)[1]
         else:
             val_loss, _, _, _ = evaluate(
-                model, forward_fn, data, "val", horizon, batch_size, device, shuffle=True, drop_last=True, generator=gen
+                net,
+                forward_fn,
+                data,
+                "val",
+                horizon,
+                batch_size,
+                device,
+                shuffle=True,
+                drop_last=True,
+                generator=gen,
+                precision=precision,
             )
             if math.isnan(val_loss):  # fewer validation windows than one batch: score every window
-                val_loss = evaluate(model, forward_fn, data, "val", horizon, batch_size, device)[1]
+                val_loss = evaluate(net, forward_fn, data, "val", horizon, batch_size, device, precision=precision)[1]
         sec = time.time() - t0
         history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss, "sec": sec})
         log(f"epoch {epoch}: lr {lr:.3g} train {train_loss:.5f} val {val_loss:.5f} ({sec:.1f}s)")
@@ -385,13 +460,26 @@ def fit_and_test(
     device: str | torch.device = "cpu",
     test_batch_size: int = 256,
     sample_window: int = 0,
+    precision: str = "fp32",
+    compile: bool | str = False,
     **train_kwargs,
 ) -> FitResult:
-    """:func:`train` (official loop, best validation epoch restored), then score every test window."""
-    trained = train(model, data, horizon, forward_fn=forward_fn, device=device, **train_kwargs)
+    """:func:`train` (official loop, best validation epoch restored), then score every test window (with the same
+    ``precision`` and ``compile``)."""
+    trained = train(
+        model, data, horizon, forward_fn=forward_fn, device=device, precision=precision, compile=compile, **train_kwargs
+    )
     t0 = time.time()
     _, mse, mae, sample = evaluate(
-        model, forward_fn, data, "test", horizon, test_batch_size, torch.device(device), keep_window=sample_window
+        compiled(model, compile),  # torch.compile's cache is shared: the graphs compiled in training are reused
+        forward_fn,
+        data,
+        "test",
+        horizon,
+        test_batch_size,
+        torch.device(device),
+        keep_window=sample_window,
+        precision=precision,
     )
     test_sec = time.time() - t0
     return FitResult(

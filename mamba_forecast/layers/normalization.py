@@ -16,12 +16,12 @@ def instance_normalize(x: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor,
     Returns:
         ``(x_normalised [B, L, N], mean [B, 1, N], stdev [B, 1, N])``.
     """
-    mean = x.mean(dim=1, keepdim=True).detach()
-    centred = x - mean
-    stdev = torch.sqrt(torch.var(centred, dim=1, keepdim=True, unbiased=False) + eps)
-    return centred / stdev, mean, stdev
+    var, mean = torch.var_mean(x, dim=1, keepdim=True, unbiased=False)
+    mean = mean.detach()
+    stdev = torch.sqrt(var + eps)
+    return (x - mean) / stdev, mean, stdev
 
 
 def instance_denormalize(y: torch.Tensor, mean: torch.Tensor, stdev: torch.Tensor) -> torch.Tensor:
     """Undo :func:`instance_normalize` on a forecast ``y [B, h, N, n_outputs]`` (every output is rescaled)."""
-    return y * stdev.unsqueeze(-1) + mean.unsqueeze(-1)
+    return torch.addcmul(mean.unsqueeze(-1), y, stdev.unsqueeze(-1))

@@ -38,6 +38,9 @@ class AdaptivePoolAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = F.gelu(adaptive_pool(self.query(x), self.pooled))  # [B, D/4, D/4]
         k = F.gelu(adaptive_pool(self.key(x), self.pooled))  # [B, D/4, D/4]
-        scores = torch.softmax(q @ k.transpose(1, 2) * self.scale, dim=-1)  # [B, D/4, D/4]
-        w = self.to_features(scores)  # [B, D/4, D]
-        return self.to_tokens(w.transpose(1, 2)).transpose(1, 2)  # [B, T, D]
+        # the scale inside the batched product, and LP2 applied along the pooled axis as one batched product with
+        # its bias: no separate scaling, and no copy of a transposed operand
+        scores = torch.baddbmm(q.new_empty(()), q, k.transpose(1, 2), beta=0, alpha=self.scale)  # [B, D/4, D/4]
+        w = self.to_features(torch.softmax(scores, dim=-1))  # [B, D/4, D]
+        lp2 = self.to_tokens
+        return torch.baddbmm(lp2.bias[:, None], lp2.weight.expand(len(w), -1, -1), w)  # [B, T, D]

@@ -254,5 +254,7 @@ class InvertedForecaster(Forecaster):
         tokens = self.embed(x, hist_exog, futr_exog, stat_exog)  # [B, T, D]
         for layer in self.layers:
             tokens = layer(tokens)  # [B, T, D]
-        out = self.head(self.norm(tokens[:, :n]))  # [B, N, h * n_outputs]
+        # norm and head on every token, then keep the variates' rows: slicing first would copy the slice for the
+        # norm (and zero-fill and copy its gradient), which costs more than the few exogenous rows
+        out = self.head(self.norm(tokens))[:, :n]  # [B, N, h * n_outputs]
         return out.view(batch, n, self.h, self.n_outputs).transpose(1, 2)  # [B, h, N, n_outputs]

@@ -21,47 +21,61 @@ reverse: it recomputes the chunk's states from its start state, runs the adjoint
 The gradients of B and C sum over channel blocks with atomic adds (so their last bits may vary from run
 to run, as with mamba-ssm's kernel); all others are deterministic.
 
+Block sizes. The chunk follows d_state and the length (the same in both kernels). The channel block and the
+number of warps are chosen on the device by ``triton.autotune``, once per (channels, d_state, length) and dtypes
+in a process, among at most three candidates whose tiles stay in registers (``_candidates``); under Triton's
+interpreter, or with ``MAMBA_FORECAST_TRITON_AUTOTUNE=0``, the fixed choice of ``_blocks`` runs instead.
+
 Unlike mamba-ssm's kernel, the gradient of the returned last state is propagated.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
+
+from .triton_blocks import (
+    _BLOCKS_D,
+    _BWD_TILE,
+    _BWD_TILE_PER_WARP,
+    _FWD_TILE,
+    _FWD_TILE_PER_WARP,
+    _NUM_WARPS,
+    _WARPS,
+    _blocks,
+    _candidates,
+    _state_and_chunk,
+)
 
 try:  # triton >= 3.2 reads its settings through ``knobs``
     from triton import knobs as _knobs
 
     INTERPRET = bool(_knobs.runtime.interpret)
 except Exception:  # noqa: BLE001  # pragma: no cover - older triton
-    import os
-
     INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
-# Work per program: a [channels block, d_state block, chunk] tile of each of a few fp32 tensors. Sized so that
-# ptxas keeps everything in registers for sm_90 with 4 warps (about 120 to 150 registers per thread, no spills,
-# for d_state 16 and 64; checked by compiling ahead of time without a GPU). Not yet tuned on a GPU.
-_MAX_CHUNK = 32
-_FWD_TILE = 2048
-_BWD_TILE = 1024
-_NUM_WARPS = 4
+
+def _prune(tile_per_warp: int):
+    def prune(configs, named_args, **_):
+        keep = set(_candidates(named_args["n_ch"], named_args["n_st"], named_args["length"], tile_per_warp))
+        return [c for c in configs if (c.kwargs["BLOCK_D"], c.num_warps) in keep]
+
+    return prune
 
 
-def _pow2(x: int) -> int:
-    return 1 << max(0, (int(x) - 1).bit_length())
-
-
-def _blocks(channels: int, d_state: int, length: int, tile: int) -> tuple[int, int, int]:
-    """(channels block, d_state block, chunk length): powers of two, at least 2 (no size-1 axes in the tiles).
-
-    The chunk depends on d_state and the length only, so the forward and the backward (smaller tile, so fewer
-    channels per program) walk the same chunks: 32 steps up to 16 states, 16 up to 32, 8 beyond.
-    """
-    block_n = max(2, _pow2(d_state))
-    chunk = min(max(8, min(_MAX_CHUNK, 512 // block_n)), max(2, _pow2(length)))
-    block_d = max(2, min(_pow2(channels), tile // (block_n * chunk)))
-    return block_d, block_n, chunk
+def _autotuned(kernel, tile_per_warp: int, **options):
+    """``kernel`` under ``triton.autotune``: at the first call for a (channels, d_state, length), and the inputs'
+    dtypes, it times the candidate channel blocks and warp counts on the device and keeps the fastest."""
+    configs = [triton.Config({"BLOCK_D": b}, num_warps=w) for w in _WARPS for b in _BLOCKS_D]
+    return triton.autotune(
+        configs=configs,
+        key=["n_ch", "n_st", "length"],
+        prune_configs_by={"early_config_prune": _prune(tile_per_warp)},
+        **options,
+    )(kernel)
 
 
 @triton.jit
@@ -287,6 +301,26 @@ def _scan_bwd_kernel(
         tl.store(dbias_ptr + row_d, dbias, mask=md)
 
 
+# Triton's interpreter (tests on a CPU) runs the fixed choice of _blocks: autotune's timing means nothing there and
+# would take minutes. MAMBA_FORECAST_TRITON_AUTOTUNE=0 does the same on a GPU (no compiling and timing of
+# candidates at the first call of each shape, e.g. for tests that run many shapes once).
+_AUTOTUNE = not INTERPRET and os.environ.get("MAMBA_FORECAST_TRITON_AUTOTUNE", "1") != "0"
+_scan_fwd_tuned = _autotuned(_scan_fwd_kernel, _FWD_TILE_PER_WARP)
+# dB and dC are summed with atomic adds: autotune zeroes them before each timed run and before the real one
+_scan_bwd_tuned = _autotuned(_scan_bwd_kernel, _BWD_TILE_PER_WARP, reset_to_zero=["dB_ptr", "dC_ptr"])
+
+
+def _launch(kernel, tuned, tile: int, shape: tuple[int, int, int, int], args: tuple, flags: dict) -> None:
+    """Run ``kernel`` over (batch rows, channel blocks): on the device ``tuned`` picks the channel block and the
+    warps; under the interpreter, the fixed choice of :func:`_blocks` with 4 warps."""
+    batch, channels, d_state, length = shape
+    if _AUTOTUNE:
+        tuned[lambda meta: (batch, triton.cdiv(channels, meta["BLOCK_D"]))](*args, **flags)
+    else:
+        block_d = _blocks(channels, d_state, length, tile)[0]
+        kernel[(batch, triton.cdiv(channels, block_d))](*args, **flags, BLOCK_D=block_d, num_warps=_NUM_WARPS)
+
+
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
@@ -321,14 +355,13 @@ class _TritonScan(torch.autograd.Function):
         bias_c = delta_bias.to(acc).contiguous() if delta_bias is not None else None
         batch, channels, length = u.shape
         d_state = A.shape[1]
-        block_d, block_n, chunk = _blocks(channels, d_state, length, _FWD_TILE)
+        block_n, chunk = _state_and_chunk(d_state, length)
         n_chunks = triton.cdiv(length, chunk)
         out = torch.empty_like(u)
         starts = u.new_empty(batch, channels, n_chunks, d_state, dtype=acc)
         last = u.new_empty(batch, channels, d_state, dtype=acc)
         if length > 0:
-            grid = (batch, triton.cdiv(channels, block_d))
-            _scan_fwd_kernel[grid](
+            args = (
                 u,
                 delta,
                 A_c,
@@ -344,16 +377,17 @@ class _TritonScan(torch.autograd.Function):
                 d_state,
                 length,
                 n_chunks,
+            )
+            flags = dict(
                 HAS_D=D is not None,
                 HAS_Z=z is not None,
                 HAS_BIAS=delta_bias is not None,
                 SOFTPLUS=bool(delta_softplus),
                 ACC=_TL[acc],
-                BLOCK_D=block_d,
                 BLOCK_N=block_n,
                 CHUNK=chunk,
-                num_warps=_NUM_WARPS,
             )
+            _launch(_scan_fwd_kernel, _scan_fwd_tuned, _FWD_TILE, (batch, channels, d_state, length), args, flags)
         else:
             last.zero_()
         ctx.save_for_backward(u, delta, A_c, B, C, D_c, z, bias_c, starts)
@@ -389,11 +423,9 @@ class _TritonScan(torch.autograd.Function):
         dD = u.new_empty(batch, channels, dtype=acc) if D_c is not None else None
         dbias = u.new_empty(batch, channels, dtype=acc) if bias_c is not None else None
         if length > 0:
-            # the same chunks as the forward (their start states were saved); a smaller channel block
-            block_d, block_n, _ = _blocks(channels, d_state, length, _BWD_TILE)
-            grid = (batch, triton.cdiv(channels, block_d))
+            # the same chunks as the forward (their start states were saved)
             dummy = A_c
-            _scan_bwd_kernel[grid](
+            args = (
                 u,
                 delta,
                 A_c,
@@ -417,17 +449,18 @@ class _TritonScan(torch.autograd.Function):
                 d_state,
                 length,
                 n_chunks,
+            )
+            flags = dict(
                 HAS_D=D_c is not None,
                 HAS_Z=z is not None,
                 HAS_BIAS=bias_c is not None,
                 SOFTPLUS=bool(delta_softplus),
                 HAS_DLAST=dlast is not None,
                 ACC=_TL[acc],
-                BLOCK_D=block_d,
-                BLOCK_N=block_n,
+                BLOCK_N=_state_and_chunk(d_state, length)[0],
                 CHUNK=chunk,
-                num_warps=_NUM_WARPS,
             )
+            _launch(_scan_bwd_kernel, _scan_bwd_tuned, _BWD_TILE, (batch, channels, d_state, length), args, flags)
         else:
             du.zero_()
             ddelta.zero_()
