@@ -142,6 +142,26 @@ def _protocols() -> tuple[str, ...]:
     return ("converge", "official")  # mamba_forecast.bench.train.PROTOCOLS (not imported here: torch)
 
 
+def _add_compute_arguments(p) -> None:
+    """``--precision`` and ``--compile``: how, not what, the harness loop computes."""
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16-mixed"),  # mamba_forecast.bench.train.PRECISIONS (not imported here: torch)
+        help="fp32 (default) or bf16-mixed: the forward passes under bf16 autocast, the loss and the scan in "
+        "fp32 (a GPU speed-up; slower than fp32 on a CPU); recorded in each row",
+    )
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="MODE|BACKEND",
+        help="run the model through torch.compile: alone, inductor's default mode; or an inductor mode "
+        "(reduce-overhead, max-autotune, ...) or another backend's name (aot_eager, ...)",
+    )
+
+
 def _model_list(text: str) -> str:
     """``--model`` of ``bench``: comma-separated registered models, checked before any data is read."""
     for name in _csv_list(text):
@@ -227,6 +247,7 @@ def _add_bench(sub) -> None:
     )
     p.add_argument("--max-train-batches", type=int, default=None, help="cap batches per epoch (smoke tests)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    _add_compute_arguments(p)
     p.add_argument("--no-resume", action="store_true", help="rerun cells already in the CSV")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_bench)
@@ -263,6 +284,8 @@ def _run_bench(args) -> int:
             preset=args.preset,
             tuned_path=tuned,
             protocol=protocol,
+            precision=args.precision,
+            compile=args.compile,
         )
         for d in datasets
         for m in _csv_list(args.model)
@@ -374,6 +397,7 @@ def _add_tune(sub) -> None:
     )
     p.add_argument("--max-train-batches", type=int, default=None, help="cap batches per epoch (smoke tests)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    _add_compute_arguments(p)
     p.set_defaults(func=_run_tune)
 
 
@@ -402,6 +426,8 @@ def _run_tune(args) -> int:
         protocol=args.protocol,
         only=tuple(_csv_list(args.only or "")),
         max_train_batches=args.max_train_batches,
+        precision=args.precision,
+        compile=args.compile,
         per_horizon=args.per_horizon,
         presets_file=args.presets_file or _results_path(args, TUNED_FILE),
         trials_log=args.trials_log or _results_path(args, TRIALS_FILE),

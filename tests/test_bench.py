@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +178,54 @@ def test_cli_bench_appends_and_resume_skips_done_cells(data_dir, tmp_path, capsy
         ("ETTh1", "Linear", "7"),
     ]
     assert len(samples[1]["history"].split()) == 24 and len(samples[1]["forecast"].split()) == 12
+
+
+def test_cli_bench_precision_is_part_of_a_cell_and_compile_is_noted(data_dir, tmp_path):
+    out = tmp_path / "results.csv"
+    _bench(data_dir, out)
+    # a row from before the precision column existed ran in fp32: drop the column, resume still skips the cell
+    rows = read_rows(out)
+    pd.DataFrame(rows).drop(columns="precision").to_csv(out, index=False)
+    _bench(data_dir, out)
+    assert len(read_results(out)) == 1 and read_results(out)[0]["precision"] == "fp32"
+    _bench(data_dir, out, "--precision", "bf16-mixed", "--compile", "eager")  # another cell: it runs
+    old, bf16 = read_results(out)
+    assert (old["precision"], bf16["precision"]) == ("fp32", "bf16-mixed")
+    assert math.isfinite(float(bf16["mse"])) and bf16["mse"] != old["mse"]
+    assert "torch.compile=eager" in bf16["notes"] and "torch.compile" not in old["notes"]
+    assert sorted(r["precision"] for r in read_rows(tmp_path / "samples.csv")) == ["bf16-mixed", "fp32"]
+    with pytest.raises(SystemExit):
+        _bench(data_dir, out, "--precision", "fp16")
+
+
+def test_put_csv_row_replaces_a_row_written_before_a_key_column_existed(tmp_path):
+    from mamba_forecast.bench.records import put_csv_row
+
+    path = tmp_path / "samples.csv"
+    append_csv_row(path, {"cell": "a", "value": "1"}, ["cell", "value"])  # an old file: no precision column
+    put_csv_row(
+        path,
+        {"cell": "a", "precision": "fp32", "value": "2"},
+        ["cell", "precision", "value"],
+        ("cell", "precision"),
+        defaults={"precision": "fp32"},
+    )
+    put_csv_row(
+        path,
+        {"cell": "a", "precision": "bf16-mixed", "value": "3"},
+        ["cell", "precision", "value"],
+        ("cell", "precision"),
+        defaults={"precision": "fp32"},
+    )
+    assert [(r["precision"], r["value"]) for r in read_rows(path)] == [("fp32", "2"), ("bf16-mixed", "3")]
+
+
+def test_via_neuralforecast_refuses_the_harness_compute_switches(data_dir, tmp_path):
+    from mamba_forecast.bench.runner import Cell, run_cell
+
+    cell = Cell("ETTh1", "SMamba", 12, input_size=24, epochs=1, via="neuralforecast", protocol="official")
+    with pytest.raises(ValueError, match="--precision and --compile"):
+        run_cell(replace(cell, precision="bf16-mixed"), data_dir=data_dir, device="cpu", progress=False)
 
 
 def test_tiny_smamba_end_to_end(data_dir, tmp_path):
@@ -518,9 +567,13 @@ def test_bench_and_tune_take_any_csv(tmp_path):
             str(tmp_path / "study.journal"),
             "--device",
             "cpu",
+            "--precision",
+            "bf16-mixed",
         ]
     )
     assert row["dataset"] in json.loads(presets.read_text())["Linear"]
+    (trial,) = read_rows(tmp_path / "trials.csv")
+    assert trial["precision"] == "bf16-mixed" and math.isfinite(float(trial["val_mse"]))
 
 
 @pytest.mark.parametrize(

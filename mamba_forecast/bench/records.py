@@ -99,13 +99,21 @@ def append_csv_row(path: str | os.PathLike, row: dict, columns: list[str]) -> No
         _append_unlocked(path, row, columns)
 
 
-def put_csv_row(path: str | os.PathLike, row: dict, columns: list[str], key: tuple[str, ...]) -> None:
-    """Like :func:`append_csv_row`, but a row with the same values of ``key`` is replaced, not kept beside it."""
+def put_csv_row(
+    path: str | os.PathLike, row: dict, columns: list[str], key: tuple[str, ...], defaults: dict | None = None
+) -> None:
+    """Like :func:`append_csv_row`, but a row with the same values of ``key`` is replaced, not kept beside it.
+    ``defaults``: the value an empty key column stands for (in rows written before the column existed)."""
     path = Path(path)
-    ident = tuple(str(row.get(k, "")) for k in key)
+    defaults = defaults or {}
+
+    def ident(r: dict) -> tuple:
+        return tuple(str(r.get(k) or defaults.get(k, "")) for k in key)
+
+    new = ident(row)
     with locked(path):
         rows = read_rows(path)
-        kept = [r for r in rows if tuple(r.get(k, "") for k in key) != ident]
+        kept = [r for r in rows if ident(r) != new]
         if len(kept) < len(rows):
             _replace_with(path, columns, kept)
         _append_unlocked(path, row, columns)

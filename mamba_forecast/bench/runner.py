@@ -60,11 +60,26 @@ COLUMNS = [
     "patience",
     "validation",
     "lookback",
+    "precision",
 ]
 # ``lookback``: the look-back asked for (a number, or "searched": the tuned entry's choice, run at ``input_size``)
-KEY = ("dataset", "model", "input_size", "horizon", "seed", "via", "max_epochs", "preset", "protocol", "lookback")
+# ``precision``: fp32 | bf16-mixed (the forward passes' autocast); torch.compile is not part of a cell's key (it
+# changes how the same function is computed) and is recorded in the notes
+KEY = (
+    "dataset",
+    "model",
+    "input_size",
+    "horizon",
+    "seed",
+    "via",
+    "max_epochs",
+    "preset",
+    "protocol",
+    "lookback",
+    "precision",
+)
 # what rows written before a column existed ran with
-_OLD_ROWS = {"preset": "official", "protocol": "official", "validation": "shuffled"}
+_OLD_ROWS = {"preset": "official", "protocol": "official", "validation": "shuffled", "precision": "fp32"}
 # one row per cell in the samples file: the cell's key, then its test window (space-separated values)
 SAMPLE_COLUMNS = [*KEY, "variate", "history", "truth", "forecast"]
 
@@ -86,6 +101,8 @@ class Cell:
     tuned_path: str | None = None  # a tuned table read over the package's (its entries win); None: the package's
     protocol: str = DEFAULT_PROTOCOL  # training protocol: converge | official (mamba_forecast.bench.train)
     lookback: int | str | None = None  # filled by resolved(): the look-back asked for (a number or "searched")
+    precision: str = "fp32"  # fp32 | bf16-mixed: bf16 autocast around the forward passes (mamba_forecast.bench.train)
+    compile: bool | str = False  # torch.compile: True, an inductor mode or a backend name; not part of the key
 
     def get_preset(self):
         table = "tuned" if self.preset == "default" else self.preset  # a resolved cell names the table used
@@ -129,6 +146,7 @@ class Cell:
             c.preset,
             c.protocol,
             str(c.lookback),
+            c.precision,
         )
 
 
@@ -173,8 +191,9 @@ def read_results(path: str | os.PathLike) -> list[dict]:
 
 
 def row_key(row: dict) -> tuple:
-    """A results row's cell key (the CSV's text values of :data:`KEY`)."""
-    return tuple(str(row.get(k, "")) for k in KEY)
+    """A results row's cell key (the CSV's text values of :data:`KEY`; a column the row predates counts as what
+    such rows ran with)."""
+    return tuple(str(row.get(k) or _OLD_ROWS.get(k, "")) for k in KEY)
 
 
 def done_keys(path) -> set[tuple]:
@@ -243,12 +262,13 @@ def save_sample(path, cell: Cell, data, result, variate: int = -1) -> None:
         preset=cell.preset,
         protocol=cell.protocol,
         lookback=cell.lookback,
+        precision=cell.precision,
         variate=data.columns[variate],
         history=hist,
         truth=truth,
         forecast=fc,
     )
-    put_csv_row(path, row, SAMPLE_COLUMNS, KEY)
+    put_csv_row(path, row, SAMPLE_COLUMNS, KEY, defaults=_OLD_ROWS)
 
 
 def run_cell(
@@ -303,6 +323,8 @@ def run_cell(
             device=dev,
             seed=cell.seed,
             max_train_batches=max_train_batches,
+            precision=cell.precision,
+            compile=cell.compile,
             progress=progress,
             log=log,
             **training,
@@ -317,6 +339,11 @@ def run_cell(
             raise ValueError(
                 "--via neuralforecast trains with NeuralForecast's loop set up like the official "
                 "protocol; pass --protocol official"
+            )
+        if cell.precision != "fp32" or cell.compile:
+            raise ValueError(
+                "--precision and --compile switch the harness loop; with --via neuralforecast train in "
+                "NeuralForecast's loop at its defaults (pass precision to the model's trainer_kwargs yourself)"
             )
         from .via_neuralforecast import fit_and_test_neuralforecast
 
@@ -338,6 +365,8 @@ def run_cell(
         raise ValueError(f"unknown via {cell.via!r} (harness | neuralforecast)")
     if max_train_batches:
         notes.append(f"max_train_batches={max_train_batches}")
+    if cell.compile:
+        notes.append(f"torch.compile={cell.compile}")
     if overrides:
         notes.append("overrides " + " ".join(f"{k}={v}" for k, v in overrides.items()))
     peak_mb, how = _peak_mem_mb(dev, peak_since_reset)
@@ -379,6 +408,7 @@ def run_cell(
         patience=training["patience"],
         validation=protocol.validation,
         lookback=cell.lookback,
+        precision=cell.precision,
     )
     if not ours:
         arguments = {**network_arguments(cell.model), **preset.extra}

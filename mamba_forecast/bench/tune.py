@@ -66,6 +66,7 @@ TRIAL_COLUMNS = [
     "timestamp",
     "protocol",
     "lookback",
+    "precision",
 ]
 
 
@@ -181,6 +182,8 @@ def tune(
     protocol: str = DEFAULT_PROTOCOL,
     only: tuple[str, ...] = (),
     max_train_batches: int | None = None,
+    precision: str = "fp32",
+    compile: bool | str = False,
     presets_file: str | Path | None = None,
     per_horizon: bool = False,
     trials_log: str | Path | None = None,
@@ -204,6 +207,9 @@ def tune(
     ``presets_file`` and the package's table), whose settings the entry keeps; when they are all categorical
     (``("input_size",)`` with a searched look-back, say) every combination is tried once, without pruning, and
     ``trials`` is at most their number.
+
+    ``precision`` and ``compile``: how every trial computes (:func:`~mamba_forecast.bench.train.train`); the
+    trials log records the precision.
 
     ``jobs`` > 1 runs the trials in that many processes sharing ``study_file`` (required then); each proposes
     from its own sampler seed, so the search is no longer reproducible trial by trial, but the study has exactly
@@ -310,6 +316,8 @@ def tune(
                 device=dev,
                 seed=seed,
                 max_train_batches=max_train_batches,
+                precision=precision,
+                compile=compile,
                 progress=progress,
                 log=lambda *_: None,
                 on_epoch=report,
@@ -335,6 +343,7 @@ def tune(
                         seed=seed,
                         protocol=protocol,
                         lookback=lookback,
+                        precision=precision,
                         trial=trial.number,
                         state=state,
                         val_mse=f"{value:.6f}",
@@ -412,6 +421,8 @@ def tune(
                 protocol=protocol,
                 only=only,
                 max_train_batches=max_train_batches,
+                precision=precision,
+                compile=compile,
                 trials_log=trials_log,
                 study_file=study_file,
             ),
