@@ -81,3 +81,14 @@ def test_the_page_compares_the_best_of_ours_with_the_best_baseline(choosing, tmp
     assert "* **L=96**: the best of our four wins on 1 of 1 datasets with all four horizons run (ETTh1: win)." in text
     assert "* ETTh1 L=96 H=96 SMamba (seeds 2023)" in text  # stopped at its cap while still improving
     assert "| FMamba | ours | 3 | 0.4196 | 0.4096-0.4296 |" in text
+    # each of ours against the best baseline of every cell it ran in, for the model cards
+    fmamba = text.split("### FMamba against the best baseline")[1].split("###")[0]
+    assert (
+        "| ETTh1 | L=96 | 96 | 3 | 0.4196 | 0.4096-0.4296 | PatchTST | 0.4696 | 0.4596-0.4796 | -10.6% | win |"
+        in fmamba
+    )
+    assert fmamba.count("| ETTh1 |") == 4  # one row per horizon
+    smamba = text.split("### SMamba against the best baseline")[1].split("###")[0]
+    assert "| ETTh1 | L=96 | 96 | 1 | 0.3000 | one seed | PatchTST |" in smamba and "tie (one seed)" in smamba
+    tsm2 = text.split("### TSM2 against the best baseline")[1].split("##")[0]
+    assert "Not compared with a NeuralForecast model yet." in tsm2
