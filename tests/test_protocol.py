@@ -324,7 +324,7 @@ def test_seeds_move_a_baseline_s_weights(ett_dir, tmp_path):
 # -- the search ---------------------------------------------------------------------------------------------------
 
 optuna = pytest.importorskip("optuna")
-from mamba_forecast.bench import tune as tuning  # noqa: E402
+from mamba_forecast.bench import spaces as tuning  # noqa: E402
 
 
 def test_each_study_draws_its_own_first_settings():

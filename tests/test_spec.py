@@ -343,7 +343,7 @@ def test_cli_unknown_model_message(capsys):
 def test_demo_and_harness_read_the_registry(toy):
     from mamba_forecast.bench.models import build_model, uses_calendar_tokens
     from mamba_forecast.bench.presets import get_preset, known_models
-    from mamba_forecast.bench.tune import search_space
+    from mamba_forecast.bench.spaces import search_space
     from mamba_forecast.demo import demo_config, neural_models
 
     assert neural_models()[-1] == "Toy" and demo_config("Toy") == {"width": 8}

@@ -6,15 +6,18 @@ test split is never read: ``train`` touches only the train and validation segmen
 split exists during the search. Optuna's TPE sampler proposes the settings and its median pruner stops a trial
 whose validation loss after an epoch is worse than the median of earlier trials at that epoch.
 
-The search space is :func:`search_space`: the model's own choices (its spec's ``bench.tune_space``, or a
-NeuralForecast baseline's ``tune_space``) on top of :func:`_common` (learning rate, optimiser and schedule), so
+The search space is :func:`~mamba_forecast.bench.spaces.search_space`: the model's own choices (its spec's
+``bench.tune_space``, or a NeuralForecast baseline's ``tune_space``) on top of the shared ones (learning rate,
+optimiser and schedule), so
 every model, ours and NeuralForecast's, gets the same kind of search and the same budget; with
-``input_size="searched"`` the look-back is one more choice (:data:`LOOKBACKS`; all of them score the same
+``input_size="searched"`` the look-back is one more choice (:data:`~mamba_forecast.bench.spaces.LOOKBACKS`; all
+of them score the same
 validation windows). Every trial trains under one protocol (:data:`~mamba_forecast.bench.train.PROTOCOLS`:
 ``converge`` by default, up to 100 epochs ended by early stopping; ``official`` with :data:`TUNE_EPOCHS`
 epochs) on top of the cell's official preset (sizes and batch stay the official ones). The sampler's seed is
 drawn from ``seed`` and the study's name (model, dataset, look-back, horizon, protocol), so two studies do not
-try the same random settings first, and its first :func:`startup_trials` trials are random draws. The winner is
+try the same random settings first, and its first
+:func:`~mamba_forecast.bench.spaces.startup_trials` trials are random draws. The winner is
 written to a tuned table (``presets_file``; the CLI's default is ``tuned_presets.json`` in the results folder)
 with its source, validation MSE, trial counts and seed, keyed by the look-back it was tuned at, the protocol and
 the horizons it is for (every horizon, or with ``per_horizon`` only the one scored), and every trial is appended
@@ -32,24 +35,19 @@ import json
 import math
 import os
 import time
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
 from ..datasets import canonical_name
-from ..models import get_spec
-from .baselines import BASELINES, is_baseline
 from .models import build_model, forward, uses_calendar_tokens
-from .presets import LINEAR, SEARCHED, Preset, apply_settings, entry_slot, get_preset, known_models, read_tuned
+from .presets import SEARCHED, Preset, apply_settings, entry_slot, get_preset, known_models, read_tuned
 from .protocol import prepare
 from .records import locked, read_rows
 from .runner import append_row, resolve_device, set_seed
-from .train import DEFAULT_PROTOCOL, OPTIMIZERS, get_protocol, train
+from .spaces import LOOKBACKS, grid, search_space, startup_trials, study_seed
+from .train import DEFAULT_PROTOCOL, get_protocol, train
 
 TUNE_EPOCHS = 10  # epochs of a trial under the official protocol (its papers' 10-epoch budget)
-LOOKBACKS = (96, 192, 336, 512, 720)  # the look-backs of a searched track
-# the schedules a search chooses from under each protocol (converge: none that decays while the model improves)
-SCHEDULES = {"official": ("type1", "cosine"), "converge": ("plateau", "constant")}
 TRIAL_COLUMNS = [
     "dataset",
     "model",
@@ -68,70 +66,6 @@ TRIAL_COLUMNS = [
     "lookback",
     "precision",
 ]
-
-
-def _common(trial, protocol: str = "official") -> dict:
-    return {
-        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
-        "optimizer": trial.suggest_categorical("optimizer", list(OPTIMIZERS)),
-        "lradj": trial.suggest_categorical("lradj", list(SCHEDULES[protocol])),
-    }
-
-
-def model_choices(model: str) -> dict[str, tuple]:
-    """The choices of model ``model``'s own part of the search (its spec's ``bench.tune_space``, or a
-    NeuralForecast baseline's ``tune_space``)."""
-    if model == LINEAR:
-        return {}
-    if is_baseline(model):
-        return dict(BASELINES[model].tune_space)
-    return {k: tuple(c.values) for k, c in get_spec(model).bench.tune_space.items()}
-
-
-def search_space(model: str, protocol: str = "official", lookbacks: tuple[int, ...] = (), only: tuple[str, ...] = ()):
-    """Model ``model``'s search under ``protocol``: :func:`_common` plus :func:`model_choices`, and the look-back
-    from ``lookbacks`` when given, as a function of an Optuna trial returning preset fields / model arguments.
-    ``only``: search these settings alone (the others stay as the cell's preset has them)."""
-    choices = model_choices(model)
-    if lookbacks:
-        choices = {"input_size": tuple(lookbacks), **choices}
-    if only:
-        unknown = sorted(set(only) - set(choices) - {"learning_rate", "optimizer", "lradj"})
-        if unknown:
-            raise ValueError(
-                f"only: {model} has no setting {', '.join(unknown)} to search; its settings: "
-                f"learning_rate, optimizer, lradj, {', '.join(choices)}"
-            )
-
-    def space(trial) -> dict:
-        common = {} if only and not {"learning_rate", "optimizer", "lradj"} & set(only) else _common(trial, protocol)
-        own = {k: trial.suggest_categorical(k, list(v)) for k, v in choices.items() if not only or k in only}
-        return {k: v for k, v in {**common, **own}.items() if not only or k in only}
-
-    return space
-
-
-def grid(model: str, protocol: str, lookbacks: tuple[int, ...], only: tuple[str, ...]) -> dict[str, list] | None:
-    """The full grid of a search over categorical settings only (``only`` naming neither the learning rate nor a
-    continuous setting), for Optuna's grid sampler; None otherwise."""
-    choices = {"input_size": tuple(lookbacks), **model_choices(model)} if lookbacks else model_choices(model)
-    choices = {**choices, "optimizer": OPTIMIZERS, "lradj": SCHEDULES[protocol]}
-    if not only or any(k not in choices for k in only):
-        return None
-    return {k: list(choices[k]) for k in only}
-
-
-def startup_trials(trials: int) -> int:
-    """How many of a search's ``trials`` are random draws before the sampler models the results: a quarter,
-    between 1 and 5 (a 20-trial search learns from 5 draws for 15 trials)."""
-    return max(1, min(5, trials // 4))
-
-
-def study_seed(seed: int, study_name: str) -> int:
-    """The sampler's seed of one study: ``seed`` mixed with the study's name, so studies of other datasets,
-    models or look-backs draw other random settings first (with one seed for all, every study tried the same
-    start-up configurations)."""
-    return (seed * 1_000_003 + zlib.crc32(study_name.encode())) % 2**31
 
 
 def write_tuned(path: Path, model: str, dataset: str, entry: dict) -> None:
