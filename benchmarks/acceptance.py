@@ -53,6 +53,8 @@ def plain_harness(rows: list[dict], seed: str | None = ACCEPT_SEED, preset: str 
             continue
         if r.get("protocol", "official") != "official":  # the grids are the papers' protocol
             continue
+        if (r.get("precision") or "fp32") != "fp32":  # the grids ran in fp32
+            continue
         if seed is not None and r["seed"] != seed:
             continue
         if (r.get("preset") or "official") != preset:
@@ -132,6 +134,7 @@ def _seed_spread(rows: list[dict], ds: str, model: str, preset: str, L: int = 96
         and (r.get("preset") or "official") == preset
         and "overrides" not in r.get("notes", "")
         and r.get("protocol", "official") == "official"
+        and (r.get("precision") or "fp32") == "fp32"
     ]
 
 

@@ -45,6 +45,21 @@ def test_summarise_keeps_one_protocol_and_device_kind_and_no_overridden_runs():
     assert summarise(rows, protocol="official")[("ETTh1", "L=96", 96)]["SMamba"].mse == {2025: 0.30}
 
 
+def test_a_bf16_run_is_never_another_seed_of_the_fp32_cell(tmp_path):
+    from mamba_forecast.bench.report import aggregate
+    from mamba_forecast.bench.runner import read_results
+
+    results = tmp_path / "bench_results.csv"
+    for r in (row("SMamba", 2023, 0.40), row("SMamba", 2024, 0.42), row("SMamba", 2023, 0.90, precision="bf16-mixed")):
+        append_row(results, r)
+    rows = read_results(results)
+    assert summarise(rows)[("ETTh1", "L=96", 96)]["SMamba"].mse == {2023: 0.40, 2024: 0.42}
+    assert summarise(rows, precision="bf16-mixed")[("ETTh1", "L=96", 96)]["SMamba"].mse == {2023: 0.90}
+    entries = {e["preset"]: e for e in aggregate(rows, {})}
+    assert set(entries) == {"default (converge)", "default (converge, bf16-mixed)"}
+    assert entries["default (converge)"]["n_seeds"] == 2
+
+
 def test_a_run_that_hit_its_cap_before_early_stopping_is_flagged():
     s = Seeds(
         mse={1: 0.4, 2: 0.4, 3: 0.4, 4: 0.4},

@@ -66,16 +66,18 @@ def summarise(
     protocol: str = "converge",
     device: str = "cpu",
     presets: tuple[str, ...] = ("tuned", "default", "official"),
+    precision: str = "fp32",
 ) -> dict[tuple, dict[str, Seeds]]:
     """``{(dataset, track, horizon): {model: Seeds}}`` of the harness runs under ``protocol`` on ``device`` (the
-    kind, "cpu" or "cuda"), without ``--set`` overrides or capped batches. Where one model has rows at several
-    preset tables in one cell, the first of ``presets`` that has any wins."""
+    kind, "cpu" or "cuda") at ``precision``, without ``--set`` overrides or capped batches. Where one model has
+    rows at several preset tables in one cell, the first of ``presets`` that has any wins."""
     cells: dict[tuple, dict[str, dict[str, Seeds]]] = {}
     for r in rows:
         if (
             r.get("via", "harness") != "harness"
             or r.get("protocol", "official") != protocol
             or device_kind(r) != device
+            or (r.get("precision") or "fp32") != precision
             or "overrides" in r.get("notes", "")
             or "max_train_batches" in r.get("notes", "")
             or r.get("preset") not in presets

@@ -71,6 +71,8 @@ def aggregate(rows: list[dict], published: dict) -> list[dict]:
     for r in rows:
         preset = r.get("preset") or "official"
         protocol = r.get("protocol") or "official"  # the papers' loop; shown where another protocol ran
+        if (r.get("precision") or "fp32") != "fp32":  # a bf16-mixed run is its own row, never another seed
+            protocol = f"{protocol}, {r['precision']}"
         key = (
             r["dataset"],
             r["model"],
