@@ -456,7 +456,8 @@ def choose_default(
     """The default entry of ``model`` for datasets it was not tuned on, chosen on validation from the searches in
     ``trials_log``: among the settings whose trials completed on the most datasets (all but one at least, and
     ``min_datasets``), the one whose validation MSE is closest to each dataset's best, on average (relative gap).
-    Uses only validation scores (the log holds no test score); ``None`` where too few datasets were searched.
+    Uses only validation scores (the log holds no test score) of fp32 trials; ``None`` where too few datasets were
+    searched.
 
     The entry (dataset ``"*"`` in a tuned table: :data:`~mamba_forecast.bench.presets.DEFAULT`) holds the
     settings, the datasets, each gap and its mean, and says how it was chosen in ``source``."""
@@ -466,6 +467,7 @@ def choose_default(
         if r["model"] == model
         and r["state"] == "complete"
         and (r.get("protocol") or "official") == protocol
+        and (r.get("precision") or "fp32") == "fp32"
         and str(r["input_size"]) == str(input_size)
     ]
     best: dict[str, float] = {}
