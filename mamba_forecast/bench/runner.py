@@ -244,12 +244,13 @@ def _peak_mem_mb(device: torch.device, since_reset: bool) -> tuple[float, str]:
 
 
 def save_sample(path, cell: Cell, data, result, variate: int = -1) -> None:
-    """Put one test window of the last variate (OT) of ``cell``, in z-scored units (look-back, truth, forecast),
-    in the samples CSV at ``path``; a rerun of the cell replaces its window."""
+    """Put one test window of the last variate (OT) of ``cell``, in z-scored units to 4 decimals (look-back,
+    truth, forecast: a figure's worth, and the file stays small), in the samples CSV at ``path``; a rerun of the
+    cell replaces its window."""
     if result.sample is None:
         return
     hist, truth, fc = (
-        " ".join(f"{v:.6f}" for v in result.sample[k][:, variate]) for k in ("history", "truth", "forecast")
+        " ".join(f"{v:.4f}" for v in result.sample[k][:, variate]) for k in ("history", "truth", "forecast")
     )
     row = dict(
         dataset=cell.dataset,
