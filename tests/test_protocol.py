@@ -598,3 +598,59 @@ def test_a_look_back_sweep_tries_each_look_back_once_and_keeps_the_cell_s_other_
                 str(tmp_path / "s.journal"),
             ]
         )
+
+
+def _two_recordings(n1=2400, n2=1300):
+    from test_tune import two_recordings
+
+    return two_recordings(n1=n1, n2=n2)
+
+
+def test_a_searched_track_scores_every_look_back_on_the_same_test_windows():
+    """SML2010's test segment is its second recording, whose first rows are look-back only: at L=720 it has 624 fewer
+    windows than at L=96. A searched track scores every model on the windows the longest look-back has."""
+    df = _two_recordings()
+    data = {n: prepare("SML2010", n, frame=df) for n in (96, 336, 720)}
+    lookbacks = data[96].lookbacks_with_windows(96)
+    assert lookbacks == (96, 192, 336, 512, 720)
+    assert data[96].n_windows("test", 96) - data[720].n_windows("test", 96) == 720 - 96
+    for n, d in data.items():
+        common = d.common_test(lookbacks)
+        assert common.n_windows("test", 96) == data[720].n_windows("test", 96)
+        # the same target rows: the first window's forecast starts where L=720's does
+        assert common.borders["test"][0] + n == data[720].borders["test"][0] + 720
+        assert common.borders["test"][1] == d.borders["test"][1]
+        assert common.borders["train"] == d.borders["train"] and common.borders["val"] == d.borders["val"]
+    assert data[96].borders["test"][0] == 2400  # the data it was cut from is left as it was
+    # a split that borrows its look-back (7:1:2, ETT) already scores the same targets at every look-back
+    ett = prepare("ETTh1", 96, frame=synthetic_ett(n_rows=3000))
+    assert ett.common_test(ett.lookbacks_with_windows(96)) is ett
+    # a look-back with no window in some split is not one of the track's choices
+    short = prepare("SML2010", 96, frame=_two_recordings(n1=2400, n2=700))
+    assert short.lookbacks_with_windows(96) == (96, 192, 336, 512)
+
+
+def test_a_searched_bench_cell_is_scored_on_the_track_s_common_windows(tmp_path, monkeypatch):
+    import json
+
+    from mamba_forecast.bench import runner
+
+    df = _two_recordings()
+    monkeypatch.setattr(runner, "prepare", lambda name, n, data_dir=None: prepare(name, n, frame=df))
+    table = tmp_path / "tuned.json"
+    entry = {
+        "input_size": "searched",
+        "horizons": "all",
+        "protocol": "converge",
+        "settings": {"input_size": 192},
+        "val_mse": 1.0,
+        "trials": 5,
+        "seed": 2023,
+        "source": "test",
+    }
+    table.write_text(json.dumps({"Linear": {"SML2010": [entry]}}))
+    cell = Cell("SML2010", "Linear", 96, 2023, epochs=1, input_size="searched", tuned_path=str(table))
+    row = runner.run_cell(cell, device="cpu", progress=False, log=lambda *_: None)
+    assert (row["lookback"], int(row["input_size"])) == ("searched", 192)
+    assert int(row["n_test_windows"]) == prepare("SML2010", 720, frame=df).n_windows("test", 96)
+    assert "windows every searched look-back has" in row["notes"]

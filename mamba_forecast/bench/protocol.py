@@ -8,12 +8,15 @@
 * calendar tokens (``timeF`` with freq ``'h'`` for every dataset, as the official scripts do):
   HourOfDay, DayOfWeek, DayOfMonth, DayOfYear, each scaled to [-0.5, 0.5]; every model gets them (as extra
   tokens), so the four models see the same inputs;
-* MSE / MAE on the z-scored scale over every test window x H x N (no window dropped).
+* MSE / MAE on the z-scored scale over every test window x H x N (no window dropped). On the searched look-back
+  track every model is scored on the same test windows, those every look-back of the search has
+  (:meth:`ProtocolData.common_test`): a split whose test targets start later at a longer look-back (SML2010's second
+  recording, PEMS) scores the windows the longest look-back has, whatever look-back a model chose.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,7 @@ import torch
 from ..datasets import canonical_name, get_spec, load_benchmark, n_windows, recording_break, split_borders
 
 SPLITS = ("train", "val", "test")
+LOOKBACKS = (96, 192, 336, 512, 720)  # the look-backs of a searched track
 
 
 def time_features(dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
@@ -50,6 +54,7 @@ class ProtocolData:
     std: np.ndarray
     borders: dict[str, tuple[int, int]] = field(default_factory=dict)
     calendar_tokens: bool = True  # whether the official pipeline feeds the calendar tokens (not Solar, PEMS)
+    recording_start: int | None = None  # first row of the second recording ("recordings" splits), else None
     # segments already copied to an accelerator, by (split, device): one copy per run, not one per batch
     _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -59,6 +64,26 @@ class ProtocolData:
 
     def n_windows(self, split: str, horizon: int) -> int:
         return n_windows(self.borders[split], self.input_size, horizon)
+
+    def borders_at(self, input_size: int) -> dict[str, tuple[int, int]]:
+        """The split borders this dataset has at look-back ``input_size``."""
+        return split_borders(self.name, len(self.values), input_size, recording_start=self.recording_start)
+
+    def lookbacks_with_windows(self, horizon: int, lookbacks: tuple[int, ...] = LOOKBACKS) -> tuple[int, ...]:
+        """Those of ``lookbacks`` that leave a window of ``horizon`` in every split (a searched track's choices)."""
+        return tuple(n for n in lookbacks if all(n_windows(self.borders_at(n)[s], n, horizon) > 0 for s in SPLITS))
+
+    def common_test(self, lookbacks: tuple[int, ...]) -> ProtocolData:
+        """This data with its test segment cut to the windows whose targets every look-back of ``lookbacks`` scores,
+        so that models run at different look-backs are scored on the same windows. Unchanged where the test
+        targets start at the same row at every look-back (the 7:1:2 and ETT splits borrow their look-back)."""
+        first = max(
+            [self.borders["test"][0] + self.input_size] + [self.borders_at(n)["test"][0] + n for n in lookbacks]
+        )
+        borders = {**self.borders, "test": (first - self.input_size, self.borders["test"][1])}
+        if borders == self.borders:
+            return self
+        return replace(self, borders=borders)
 
     def check_windows(self, horizon: int) -> None:
         """Raise ``ValueError`` when a split has no window of ``input_size + horizon`` rows."""
@@ -121,6 +146,7 @@ def prepare(
         std=std,
         borders=borders,
         calendar_tokens=spec.calendar_tokens,
+        recording_start=start,
     )
 
 

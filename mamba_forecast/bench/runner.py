@@ -298,11 +298,19 @@ def run_cell(
     input_size = int(cell.input_size or 0)  # resolved: the look-back run, a number
     data = prepare(cell.dataset, input_size, data_dir=data_dir)
     data.check_windows(cell.horizon)
+    notes = []
+    if cell.lookback == SEARCHED:  # every model of the track scored on the same windows, whatever look-back it chose
+        full = data.n_windows("test", cell.horizon)
+        data = data.common_test(data.lookbacks_with_windows(cell.horizon))
+        if data.n_windows("test", cell.horizon) < full:
+            notes.append(
+                f"test: the {data.n_windows('test', cell.horizon)} windows every searched look-back has "
+                f"(of {full} at L={input_size})"
+            )
     use_marks = uses_calendar_tokens(cell.model) and data.calendar_tokens
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     peak_since_reset = dev.type == "cpu" and _reset_peak_rss()
-    notes = []
     if cell.via == "harness":
         set_seed(cell.seed)
         model = build_model(cell.model, preset, data.n_series, input_size, cell.horizon, use_marks, seed=cell.seed)

@@ -11,7 +11,6 @@ from .baselines import BASELINES, is_baseline
 from .presets import LINEAR
 from .train import OPTIMIZERS
 
-LOOKBACKS = (96, 192, 336, 512, 720)  # the look-backs of a searched track
 # the schedules a search chooses from under each protocol (converge: none that decays while the model improves)
 SCHEDULES = {"official": ("type1", "cosine"), "converge": ("plateau", "constant")}
 

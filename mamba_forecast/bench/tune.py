@@ -10,7 +10,7 @@ The search space is :func:`~mamba_forecast.bench.spaces.search_space`: the model
 ``bench.tune_space``, or a NeuralForecast baseline's ``tune_space``) on top of the shared ones (learning rate,
 optimiser and schedule), so
 every model, ours and NeuralForecast's, gets the same kind of search and the same budget; with
-``input_size="searched"`` the look-back is one more choice (:data:`~mamba_forecast.bench.spaces.LOOKBACKS`; all
+``input_size="searched"`` the look-back is one more choice (:data:`~mamba_forecast.bench.protocol.LOOKBACKS`; all
 of them score the same
 validation windows). Every trial trains under one protocol (:data:`~mamba_forecast.bench.train.PROTOCOLS`:
 ``converge`` by default, up to 100 epochs ended by early stopping; ``official`` with :data:`TUNE_EPOCHS`
@@ -41,10 +41,10 @@ from pathlib import Path
 from ..datasets import canonical_name
 from .models import build_model, forward, uses_calendar_tokens
 from .presets import SEARCHED, Preset, apply_settings, entry_slot, get_preset, known_models, read_tuned
-from .protocol import prepare
+from .protocol import LOOKBACKS, prepare
 from .records import locked, read_rows
 from .runner import append_row, resolve_device, set_seed
-from .spaces import LOOKBACKS, grid, search_space, startup_trials, study_seed
+from .spaces import grid, search_space, startup_trials, study_seed
 from .train import DEFAULT_PROTOCOL, get_protocol, train
 
 TUNE_EPOCHS = 10  # epochs of a trial under the official protocol (its papers' 10-epoch budget)
@@ -199,9 +199,7 @@ def tune(
 
     lookbacks: tuple[int, ...] = ()
     if searched:
-        lookbacks = tuple(
-            n for n in LOOKBACKS if all(data_for(n).n_windows(s, horizon) > 0 for s in ("train", "val", "test"))
-        )
+        lookbacks = data_for(base.input_size).lookbacks_with_windows(horizon, LOOKBACKS)
         if not lookbacks:
             raise ValueError(
                 f"input_size='searched': {dataset} has no window in every split for any look-back of "
