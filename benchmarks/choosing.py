@@ -1,6 +1,6 @@
 """The page ``docs/choosing.md``: our four models next to NeuralForecast's forecasters, verdicts by seed separation.
 
-    python benchmarks/choosing.py            # results/bench_results.csv -> docs/choosing.md
+    python benchmarks/choosing.py            # results/bench_results.csv -> docs/choosing.md and the model cards
 
 It answers a user's question, "should I pick one of these over the forecasters I already have?", from the
 harness runs under the converge protocol (``mamba-forecast bench --protocol converge``, the default): the same
@@ -8,7 +8,7 @@ splits, z-scoring, windows, early stopping and test windows for every model, on 
 look-back track (``L=96``, or ``searched``: the look-back chosen on validation) and horizon, each model's mean
 test MSE over its seeds with their range; the best of our four against the best baseline is a win or a loss only
 where the seed ranges separate (:mod:`mamba_forecast.bench.compare`), a tie otherwise. It is the only writer of
-the page.
+the page, and of the section "Against NeuralForecast's models" of each model card (``docs/models/``).
 """
 
 from __future__ import annotations
@@ -109,6 +109,73 @@ def per_model(cells: dict, name: str) -> list[str]:
             f"{theirs[1].mean:.4f} | {_range(theirs[1])} | {100 * (mine.mean / theirs[1].mean - 1):+.1f}% | {v} |"
         )
     return lines if len(lines) > 2 else ["Not compared with a NeuralForecast model yet."]
+
+
+CARDS = {"SMamba": "smamba", "AttentionMamba": "attention_mamba", "FMamba": "fmamba", "TSM2": "tsm2"}
+CARDS_BY_STEM = {stem: name for name, stem in CARDS.items()}
+CARD_HEADING = "## Against NeuralForecast's models"
+
+
+def card_section(cells: dict, name: str) -> str:
+    """The model card's section on NeuralForecast's models: a link to this page's table of ``name`` and, per cell
+    it ran in, the baselines it is ahead of, behind and tied with (by seed separation)."""
+    slug = f"{name.lower()}-against-the-best-baseline"
+    text = (
+        f"[Choosing a forecaster](../choosing.md#{slug}) sets {name} beside NeuralForecast's PatchTST, "
+        "iTransformer, TSMixer, DLinear and NHITS, all trained by the same harness (the converge protocol: the "
+        "same splits, windows, early stopping and test windows, one device kind), cell by cell with each "
+        "model's seed range and a win, tie or loss only where the seed ranges separate. This section and that "
+        f"page are written from the results by `{COMMAND}`."
+    )
+    parts = []
+    for (dataset, track, h), models in sorted(
+        cells.items(), key=lambda kv: (DATASETS.index(kv[0][0]) if kv[0][0] in DATASETS else 99, kv[0][1:])
+    ):
+        mine, top = models.get(name), best(models, baseline_names())
+        if mine is None or not mine.n or top is None:
+            continue
+        theirs = sorted(n for n in baseline_names() if n in models)
+        behind = [n for n in theirs if verdict(models[n], mine) == "win"]
+        ahead = [n for n in theirs if verdict(mine, models[n]) == "win"]
+        tied = [n for n in theirs if n not in ahead and n not in behind]
+        bits = [
+            f"{word} {', '.join(names)}"
+            for word, names in (("ahead of", ahead), ("behind", behind), ("tied with", tied))
+            if names
+        ]
+        parts.append(
+            f"{dataset}, {track}, H = {h} ({mine.n} seed{'s' if mine.n > 1 else ''}, mean MSE {mine.mean:.4f}): "
+            + "; ".join(bits)
+            + f" (best baseline {top[0]} {top[1].mean:.4f}, {100 * (mine.mean / top[1].mean - 1):+.1f}%)"
+        )
+    if parts:
+        text += " Measured so far on the CPU, ahead or behind only where the seed ranges separate:\n\n" + "\n".join(
+            f"* {p}" for p in parts
+        )
+    else:
+        text += " No cell has both this model and a NeuralForecast model yet."
+    return f"{CARD_HEADING}\n\n{text}\n"
+
+
+def write_cards(cells: dict, folder: Path) -> list[Path]:
+    """Replace each model card's section on NeuralForecast's models (up to the next ``## `` heading) with
+    :func:`card_section`; a card without one gets it before ``## Core module``."""
+    written = []
+    for name, stem in CARDS.items():
+        path = folder / f"{stem}.md"
+        if not path.exists():
+            continue
+        page = path.read_text()
+        new = card_section(cells, name) + "\n"
+        if CARD_HEADING in page:
+            head, rest = page.split(CARD_HEADING, 1)
+            tail = rest[rest.index("\n## ") + 1 :] if "\n## " in rest else ""
+            page = head + new + tail
+        else:
+            page = page.replace("## Core module", new + "## Core module", 1)
+        path.write_text(page)
+        written.append(path)
+    return written
 
 
 def over_horizons(cells: dict, dataset: str, track: str) -> dict[str, Seeds]:
@@ -243,12 +310,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(ROOT / "results" / "bench_results.csv"), help="results CSV")
     parser.add_argument("--out", default=str(ROOT / "docs" / "choosing.md"), help="markdown file to write")
+    parser.add_argument(
+        "--cards", default=str(ROOT / "docs" / "models"), help="folder of the model cards whose section to rewrite"
+    )
     args = parser.parse_args(argv)
     results, out = Path(args.results).resolve(), Path(args.out).resolve()
     if results.is_relative_to(ROOT):  # the page names its CSV relative to the repository root
         results = results.relative_to(ROOT)
         os.chdir(ROOT)
     print(f"wrote {build(results, out)}")
+    for path in write_cards(summarise(read_results(results)), Path(args.cards)):
+        print(f"wrote {path}")
     return 0
 
 

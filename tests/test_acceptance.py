@@ -107,3 +107,29 @@ def test_the_committed_pages_are_what_their_one_writer_writes(acceptance, tmp_pa
     spec.loader.exec_module(choosing)
     choosing_page = (ROOT / "docs" / "choosing.md").read_text()
     assert tables(choosing.build(results, tmp_path / "c.md").read_text()) == tables(choosing_page)
+
+
+def test_each_model_card_says_where_the_model_stands_as_the_results_do(tmp_path):
+    """The cards' section on NeuralForecast's models is benchmarks/choosing.py's: rewriting it from the committed
+    results changes nothing, and a card's own text around it is kept."""
+    import shutil
+
+    from mamba_forecast.bench.compare import summarise
+    from mamba_forecast.bench.runner import read_results
+
+    spec = importlib.util.spec_from_file_location("choosing", ROOT / "benchmarks" / "choosing.py")
+    choosing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(choosing)
+    cards = tmp_path / "models"
+    shutil.copytree(ROOT / "docs" / "models", cards)
+    cells = summarise(read_results(ROOT / "results" / "bench_results.csv"))
+    written = choosing.write_cards(cells, cards)
+    assert len(written) == 4
+    for path in written:
+        assert path.read_text() == (ROOT / "docs" / "models" / path.name).read_text(), f"{path.name} is stale"
+        assert choosing.card_section(cells, choosing.CARDS_BY_STEM[path.stem]) in path.read_text()
+    # an edited section is put back, and the rest of the card is left as it was
+    card = cards / "smamba.md"
+    card.write_text(card.read_text().replace("Measured so far", "Measured long ago"))
+    choosing.write_cards(cells, cards)
+    assert card.read_text() == (ROOT / "docs" / "models" / "smamba.md").read_text()
