@@ -745,15 +745,24 @@ def test_bench_at_an_input_size_nothing_was_tuned_at_runs_the_official_row(tmp_p
 
 
 def test_the_shipped_table_says_what_each_entry_was_tuned_for():
-    """Every shipped entry was tuned at L=96, H=96 and is applied at every horizon of L=96 only: TSM2's default
-    look-back (512) gets the official row."""
+    """Every shipped entry of the official protocol was tuned at L=96, H=96 and is applied at every horizon of L=96
+    only: TSM2's default look-back (512) gets the official row. Those of the converge protocol are the searched
+    look-back track's: keyed "searched", each chose its look-back from LOOKBACKS on validation, one trial per
+    look-back."""
     from mamba_forecast.bench.presets import TUNED_PRESETS_FILE, read_tuned
+    from mamba_forecast.bench.protocol import LOOKBACKS
 
     raw = json.loads(TUNED_PRESETS_FILE.read_text())
     assert all(isinstance(v, list) for per in raw.values() for v in per.values())  # stored in the keyed form
     entries = [e for per in read_tuned().values() for ds, v in per.items() for e in v if ds != "*"]
-    assert len(entries) == 20 and {e["protocol"] for e in entries} == {"official"}
-    assert {(e["input_size"], e["tuned_horizon"], e["horizons"]) for e in entries} == {(96, 96, "all")}
+    official = [e for e in entries if e["protocol"] == "official"]
+    assert len(official) == 20
+    assert {(e["input_size"], e["tuned_horizon"], e["horizons"]) for e in official} == {(96, 96, "all")}
+    searched = [e for e in entries if e["protocol"] == "converge"]
+    assert len(official) + len(searched) == len(entries)
+    for e in searched:
+        assert (e["input_size"], e["tuned_horizon"], e["horizons"]) == ("searched", 96, "all")
+        assert e["settings"]["input_size"] in LOOKBACKS and 1 <= e["trials"] <= len(LOOKBACKS)
     defaults = [e for per in read_tuned().values() for e in per.get("*", [])]  # one per model and protocol
     assert sorted((e["protocol"], e["input_size"]) for e in defaults) == [("converge", 96)] * 4 + [("official", 96)] * 4
     assert get_preset("TSM2", "ETTh1", 96, "tuned").table == "official"  # TSM2's default L = 512
