@@ -358,8 +358,13 @@ def test_a_baseline_s_search_space_is_the_shared_one_plus_its_own():
     assert tuning.SCHEDULES["converge"] == ("plateau", "constant")  # none that decays while the model improves
 
 
-def test_a_searched_look_back_is_chosen_on_validation_and_bench_runs_it(ett_dir, tmp_path):
+def test_a_searched_look_back_is_chosen_on_validation_and_bench_runs_it(ett_dir, tmp_path, monkeypatch):
+    from mamba_forecast.bench import presets
     from mamba_forecast.cli import main
+
+    shipped = tmp_path / "shipped.json"  # an empty package table: only the entries this test writes count
+    shipped.write_text("{}")
+    monkeypatch.setattr(presets, "TUNED_PRESETS_FILE", shipped)
 
     table = tmp_path / "tuned.json"
     main(
