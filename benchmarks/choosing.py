@@ -89,6 +89,11 @@ def compare_line(models: dict[str, Seeds]) -> tuple[str, str | None]:
     ), v
 
 
+def in_order(cells: dict) -> list:
+    """The cells ``((dataset, track, horizon), models)`` in the page's dataset order, then by track and horizon."""
+    return sorted(cells.items(), key=lambda kv: (DATASETS.index(kv[0][0]) if kv[0][0] in DATASETS else 99, kv[0][1:]))
+
+
 def per_model(cells: dict, name: str) -> list[str]:
     """One of our models against the best NeuralForecast model of each cell it ran in (the model cards link
     here): both means with their seed ranges, the difference and the verdict by seed separation."""
@@ -97,9 +102,7 @@ def per_model(cells: dict, name: str) -> list[str]:
         "| verdict |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (dataset, track, h), models in sorted(
-        cells.items(), key=lambda kv: (DATASETS.index(kv[0][0]) if kv[0][0] in DATASETS else 99, kv[0][1:])
-    ):
+    for (dataset, track, h), models in in_order(cells):
         mine, theirs = models.get(name), best(models, baseline_names())
         if mine is None or not mine.n or theirs is None:
             continue
@@ -128,9 +131,7 @@ def card_section(cells: dict, name: str) -> str:
         f"page are written from the results by `{COMMAND}`."
     )
     parts = []
-    for (dataset, track, h), models in sorted(
-        cells.items(), key=lambda kv: (DATASETS.index(kv[0][0]) if kv[0][0] in DATASETS else 99, kv[0][1:])
-    ):
+    for (dataset, track, h), models in in_order(cells):
         mine, top = models.get(name), best(models, baseline_names())
         if mine is None or not mine.n or top is None:
             continue
@@ -199,10 +200,11 @@ def over_horizons(cells: dict, dataset: str, track: str) -> dict[str, Seeds]:
     return out
 
 
-def build(results, out) -> Path:
+def build(results, out, cells: dict | None = None) -> Path:
+    """Write the page from the results CSV ``results`` (``cells``: its :func:`summarise`, when already read)."""
     results, out = Path(results), Path(out)
-    rows = read_results(results)
-    cells = summarise(rows)
+    if cells is None:
+        cells = summarise(read_results(results))
     lines = [
         "# Choosing a forecaster: our four next to NeuralForecast's",
         "",
@@ -318,8 +320,9 @@ def main(argv=None) -> int:
     if results.is_relative_to(ROOT):  # the page names its CSV relative to the repository root
         results = results.relative_to(ROOT)
         os.chdir(ROOT)
-    print(f"wrote {build(results, out)}")
-    for path in write_cards(summarise(read_results(results)), Path(args.cards)):
+    cells = summarise(read_results(results))
+    print(f"wrote {build(results, out, cells)}")
+    for path in write_cards(cells, Path(args.cards)):
         print(f"wrote {path}")
     return 0
 
