@@ -659,3 +659,69 @@ def test_a_searched_bench_cell_is_scored_on_the_track_s_common_windows(tmp_path,
     assert (row["lookback"], int(row["input_size"])) == ("searched", 192)
     assert int(row["n_test_windows"]) == prepare("SML2010", 720, frame=df).n_windows("test", 96)
     assert "windows every searched look-back has" in row["notes"]
+
+
+def _searched_entry(**settings) -> dict:
+    return {
+        "input_size": "searched",
+        "horizons": "all",
+        "protocol": "converge",
+        "settings": settings,
+        "val_mse": 1.0,
+        "trials": 5,
+        "seed": 2023,
+        "source": "test",
+    }
+
+
+def test_a_searched_cell_the_fixed_look_back_track_already_ran_takes_its_row(tmp_path, monkeypatch):
+    """A searched-track cell whose search chose 96, with the L=96 track's settings, seed and test windows, is the
+    L=96 cell: the runner takes that row (relabelled) instead of training the same function again. Anything
+    different (settings, windows, --no-resume) trains."""
+    import json
+
+    from mamba_forecast.bench import runner
+
+    frames = {"ETTh1": synthetic_ett(n_rows=3000), "SML2010": _two_recordings()}
+    monkeypatch.setattr(runner, "prepare", lambda name, n, data_dir=None: prepare(name, n, frame=frames[name]))
+    table = tmp_path / "tuned.json"
+    table.write_text(json.dumps({"Linear": {d: [_searched_entry(input_size=96)] for d in frames}}))
+    out = tmp_path / "r.csv"
+    quiet = dict(device="cpu", progress=False, log=lambda *_: None)
+
+    def cell(dataset, input_size, path=table):
+        return Cell(dataset, "Linear", 96, 2023, epochs=2, input_size=input_size, tuned_path=str(path))
+
+    for d in frames:
+        runner.run_cells([cell(d, 96)], out, **quiet)
+    fixed = {r["dataset"]: r for r in read_results(out)}
+    # what reuse stands on: trained again, the searched cell gives the very same numbers on this device
+    trained = runner.run_cell(cell("ETTh1", "searched"), **quiet)
+    assert (trained["mse"], trained["val_mse"]) == (fixed["ETTh1"]["mse"], fixed["ETTh1"]["val_mse"])
+
+    calls = []
+    real_run_cell = runner.run_cell
+    monkeypatch.setattr(runner, "run_cell", lambda c, **kw: calls.append(c.dataset) or real_run_cell(c, **kw))
+    [row] = runner.run_cells([cell("ETTh1", "searched")], out, **quiet)
+    assert calls == []
+    assert (row["lookback"], row["preset"], row["input_size"]) == ("searched", "tuned", "96")
+    assert (row["mse"], row["epochs_run"], row["timestamp"]) == (
+        fixed["ETTh1"]["mse"],
+        fixed["ETTh1"]["epochs_run"],
+        fixed["ETTh1"]["timestamp"],
+    )
+    assert "the L=96 track's row" in row["notes"] and "not rerun" in row["notes"]
+    assert runner.row_key(read_results(out)[-1]) == cell("ETTh1", "searched").key()
+    assert runner.run_cells([cell("ETTh1", "searched")], out, **quiet) == []  # and a rerun skips it as done
+
+    # SML2010's searched track is scored on fewer windows than its L=96 track: trained
+    runner.run_cells([cell("SML2010", "searched")], out, **quiet)
+    assert calls == ["SML2010"]
+    # other settings than the L=96 cell's: trained
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"Linear": {"ETTh1": [_searched_entry(input_size=96, learning_rate=3e-3)]}}))
+    runner.run_cells([cell("ETTh1", 96, other), cell("ETTh1", "searched", other)], tmp_path / "r2.csv", **quiet)
+    assert calls == ["SML2010", "ETTh1", "ETTh1"]
+    # --no-resume reruns everything
+    runner.run_cells([cell("ETTh1", "searched")], out, resume=False, **quiet)
+    assert calls == ["SML2010", "ETTh1", "ETTh1", "ETTh1"]

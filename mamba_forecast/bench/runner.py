@@ -495,18 +495,64 @@ def check_overrides(models, overrides: dict | None) -> None:
             )
 
 
+def _settings(cell: Cell):
+    """What a resolved cell trains with, but for where it came from, its epoch cap and look-back (the cell's own)."""
+    return replace(cell.get_preset(), source="", table="", epochs=0, input_size=0)
+
+
+def reused_row(
+    cell: Cell,
+    rows: list[dict],
+    *,
+    device: str | None = None,
+    data_dir=None,
+    overrides: dict | None = None,
+    max_train_batches: int | None = None,
+    **_,
+) -> dict | None:
+    """A searched-track cell's row taken from the fixed look-back track, where the look-back the search chose
+    already ran with the very same settings, seed, epoch cap, protocol and precision on this device kind, and
+    scored the same test windows: training is the same function of those, so a rerun would only repeat it (the
+    ``--only input_size`` search keeps the L=96 settings, and often chooses 96). The row is the earlier one,
+    relabelled for the searched track and saying so in its ``notes``; ``None`` where anything differs or nothing
+    ran."""
+    c = cell.resolved()
+    if c.lookback != SEARCHED or overrides or max_train_batches:
+        return None
+    twin = replace(cell, input_size=c.input_size, lookback=None).resolved()
+    if twin.epochs != c.epochs or _settings(c) != _settings(twin):
+        return None
+    row = next((r for r in reversed(rows) if row_key(r) == twin.key()), None)
+    if (
+        row is None
+        or row.get("device", "").split(":")[0] != resolve_device(device).type
+        or "overrides" in row.get("notes", "")
+        or "max_train_batches" in row.get("notes", "")
+    ):
+        return None
+    data = prepare(c.dataset, int(c.input_size or 0), data_dir=data_dir)
+    if data.common_test(data.lookbacks_with_windows(c.horizon)) is not data or str(row["n_test_windows"]) != str(
+        data.n_windows("test", c.horizon)
+    ):
+        return None  # the track's windows are not the ones the fixed look-back scored
+    reuse = f"the L={c.input_size} track's row of {row['timestamp']} (same settings, seed and test windows; not rerun)"
+    return {**row, "lookback": SEARCHED, "preset": c.preset, "notes": "; ".join(filter(None, [reuse, row["notes"]]))}
+
+
 def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[dict]:
     """Run every cell not already in ``out`` (matched on dataset, model, input, horizon, seed, via, epochs).
 
     The CSV is re-read before each cell and a lock file marks a cell in progress, so several sweeps can share
-    one CSV (each skips what another has finished or is running).
+    one CSV (each skips what another has finished or is running). A searched-track cell that the fixed look-back
+    track already ran as it would run takes that row (:func:`reused_row`) unless ``resume`` is off.
     """
     out = Path(out)
     check_overrides(sorted({c.model for c in cells}), kwargs.get("overrides"))
     rows = []
     for i, cell in enumerate(cells, 1):
         key = cell.key()
-        if resume and key in done_keys(out):
+        done = read_results(out)
+        if resume and key in {row_key(r) for r in done}:
             log(f"[{i}/{len(cells)}] skip {key} (already in {out})")
             continue
         lock = _claim(out, key)
@@ -516,7 +562,11 @@ def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[di
         try:
             log(f"[{i}/{len(cells)}] run {key}")
             t0 = time.time()
-            row = run_cell(cell, log=log, **kwargs)
+            row = reused_row(cell, done, **kwargs) if resume else None
+            if row is not None:
+                log(f"[{i}/{len(cells)}] {row['notes'].split(';')[0]}")
+            else:
+                row = run_cell(cell, log=log, **kwargs)
             append_row(out, row)
             rows.append(row)
             log(f"[{i}/{len(cells)}] done in {time.time() - t0:.0f}s -> {out}")
