@@ -535,7 +535,7 @@ def reused_row(
         data.n_windows("test", c.horizon)
     ):
         return None  # the track's windows are not the ones the fixed look-back scored
-    reuse = f"the L={c.input_size} track's row of {row['timestamp']} (same settings, seed and test windows; not rerun)"
+    reuse = f"the L={c.input_size} track's row of {row['timestamp']} (same settings, seed and test windows: not rerun)"
     return {**row, "lookback": SEARCHED, "preset": c.preset, "notes": "; ".join(filter(None, [reuse, row["notes"]]))}
 
 
