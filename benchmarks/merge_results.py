@@ -8,8 +8,8 @@ They go to this project's records, ``results/``, and its shipped tuned table,
 ``mamba_forecast/bench/tuned_presets.json``. What is merged:
 
 - result cells whose key (dataset, model, input, horizon, seed, via, epochs, preset) is not in
-  ``results/bench_results.csv`` yet (a cell already here is kept as it is), and the test windows of cells
-  ``results/samples.csv`` lacks;
+  ``results/bench_results.csv`` yet (a cell already here is kept as it is); ``results/samples.csv`` keeps only the
+  test windows the report draws, one per dataset;
 - trial-log rows not in ``results/tuning_trials.csv`` yet;
 - tuned-table entries that are new, or newer (their timestamp) than the entry here for the same model, dataset,
   look-back and horizons;
@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from mamba_forecast.bench import records  # noqa: E402
 from mamba_forecast.bench.presets import TUNED_PRESETS_FILE, entry_slot, read_tuned  # noqa: E402
-from mamba_forecast.bench.records import append_csv_row, read_rows  # noqa: E402
+from mamba_forecast.bench.records import read_rows  # noqa: E402
+from mamba_forecast.bench.report import figure_windows  # noqa: E402
 from mamba_forecast.bench.runner import (  # noqa: E402
     COLUMNS,
     SAMPLE_COLUMNS,
@@ -56,14 +57,15 @@ def merge_cells(src: Path, dst: Path) -> int:
 
 
 def merge_samples(src: Path, dst: Path) -> int:
-    have = {row_key(r) for r in read_rows(dst)}
-    added = 0
-    for row in read_rows(src):
-        if row_key(row) not in have:
-            append_csv_row(dst, row, SAMPLE_COLUMNS)
-            have.add(row_key(row))
-            added += 1
-    return added
+    """Keep in ``dst`` the test windows the report draws (one per dataset, :func:`figure_windows`) among those of
+    both files; the number of windows that changed. Every cell's window stays in the results folder ``bench``
+    wrote it to: here, one per cell would outgrow the 1 MiB a tracked file may have."""
+    have = read_rows(dst)
+    drawn = figure_windows(have + read_rows(src))
+    if sorted(map(row_key, have)) == sorted(map(row_key, drawn.values())):
+        return 0
+    records.write_rows(dst, [drawn[d] for d in sorted(drawn)], SAMPLE_COLUMNS)
+    return len({row_key(r) for r in drawn.values()} - {row_key(r) for r in have})
 
 
 def merge_trials(src: Path, dst: Path) -> int:

@@ -499,11 +499,17 @@ def test_merge_results_adds_only_what_is_new(tmp_path):
     append_csv_row(root / "results" / "samples.csv", {**cell, **window}, SAMPLE_COLUMNS)
     append_csv_row(src / "samples.csv", {**cell, **window, "forecast": "0.9"}, SAMPLE_COLUMNS)
     append_csv_row(src / "samples.csv", {**cell, **window, "horizon": 192}, SAMPLE_COLUMNS)
+    other = {**cell, **window, "dataset": "ETTh2", "model": "TSMixer", "forecast": "0.5"}
+    append_csv_row(src / "samples.csv", other, SAMPLE_COLUMNS)
     assert mr.main([str(src), "--root", str(root)]) == 0  # into the tree's results/
     rows = read_results(root / "results" / "bench_results.csv")
     assert [(r["horizon"], r["mse"]) for r in rows] == [("96", "0.39"), ("192", "0.44")]
+    # the repository keeps the windows the report draws, one per dataset (the one already here where as good)
     samples = read_rows(root / "results" / "samples.csv")
-    assert [(r["horizon"], r["forecast"]) for r in samples] == [("96", "0.25"), ("192", "0.25")]
+    assert [(r["dataset"], r["horizon"], r["forecast"]) for r in samples] == [
+        ("ETTh1", "96", "0.25"),
+        ("ETTh2", "96", "0.5"),
+    ]
 
     slot = {"input_size": 96, "tuned_horizon": 96, "horizons": "all"}
     old = {"settings": {"learning_rate": 1e-3}, "val_mse": 0.7, "timestamp": "2026-01-01T00:00:00+00:00", **slot}

@@ -75,6 +75,12 @@ def _replace_with(path: Path, columns: list[str], rows) -> None:
     os.replace(tmp, path)
 
 
+def write_rows(path: str | os.PathLike, rows, columns: list[str]) -> None:
+    """Replace the CSV at ``path`` with ``rows`` (in ``columns``), under the file's lock."""
+    with locked(path):
+        _replace_with(Path(path), columns, rows)
+
+
 def _append_unlocked(path: Path, row: dict, columns: list[str]) -> None:
     fresh = not path.exists() or path.stat().st_size == 0
     if not fresh:

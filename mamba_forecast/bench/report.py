@@ -154,17 +154,11 @@ def _results_table(entries: list[dict]) -> list[str]:
     return lines
 
 
-def _plot_forecasts(samples: Path, figures_dir: Path) -> list[tuple[str, str]]:
-    """One PNG per dataset from the samples CSV: the look-back, the truth and the forecast of one test window
-    (last variate)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def figure_windows(rows: list[dict]) -> dict[str, dict]:
+    """The test window the report draws for each dataset, among the samples CSV's ``rows``: SMamba's at H = 96
+    through the harness, the official preset, the first seed and the shortest look-back, where there is one."""
     by_dataset: dict[str, tuple] = {}
-    for r in read_rows(samples):
-        # prefer SMamba at H = 96 through the harness, the official preset, the first seed
+    for r in rows:
         rank = (
             r["model"] != "SMamba",
             r["horizon"] != "96",
@@ -175,8 +169,19 @@ def _plot_forecasts(samples: Path, figures_dir: Path) -> list[tuple[str, str]]:
         )
         if r["dataset"] not in by_dataset or rank < by_dataset[r["dataset"]][0]:
             by_dataset[r["dataset"]] = (rank, r)
+    return {ds: r for ds, (_, r) in by_dataset.items()}
+
+
+def _plot_forecasts(samples: Path, figures_dir: Path) -> list[tuple[str, str]]:
+    """One PNG per dataset from the samples CSV: the look-back, the truth and the forecast of one test window
+    (last variate)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     made = []
-    for ds, (_, r) in sorted(by_dataset.items()):
+    for ds, r in sorted(figure_windows(read_rows(samples)).items()):
         hist, truth, fc = (np.array([float(v) for v in r[k].split()]) for k in ("history", "truth", "forecast"))
         step = np.arange(-len(hist), len(truth))
         nan_h, nan_f = np.full(len(truth), np.nan), np.full(len(hist), np.nan)
