@@ -551,8 +551,8 @@ def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[di
     rows = []
     for i, cell in enumerate(cells, 1):
         key = cell.key()
-        done = read_results(out)
-        if resume and key in {row_key(r) for r in done}:
+        done = read_results(out) if resume else []
+        if key in {row_key(r) for r in done}:
             log(f"[{i}/{len(cells)}] skip {key} (already in {out})")
             continue
         lock = _claim(out, key)
