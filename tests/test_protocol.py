@@ -661,6 +661,27 @@ def test_a_searched_bench_cell_is_scored_on_the_track_s_common_windows(tmp_path,
     assert "windows every searched look-back has" in row["notes"]
 
 
+def test_a_searched_look_back_with_no_window_at_this_horizon_says_how_to_choose_one(tmp_path, monkeypatch):
+    """SML2010's search at H=96 may choose L=720, which leaves no test window at H=720 (the test recording has
+    fewer than 1,440 rows): the cell stops before training and names the per-horizon search that fixes it."""
+    import json
+
+    from mamba_forecast.bench import runner
+
+    df = _two_recordings(n1=2400, n2=1300)
+    monkeypatch.setattr(runner, "prepare", lambda name, n, data_dir=None: prepare(name, n, frame=df))
+    table = tmp_path / "tuned.json"
+    table.write_text(json.dumps({"Linear": {"SML2010": [_searched_entry(input_size=720)]}}))
+    cell = Cell("SML2010", "Linear", 720, 2023, epochs=1, input_size="searched", tuned_path=str(table))
+    with pytest.raises(ValueError, match=r"no window.*--horizon 720 --per-horizon --input-size searched"):
+        runner.run_cell(cell, device="cpu", progress=False, log=lambda *_: None)
+    # a fixed look-back with no window keeps the plain message
+    fixed = Cell("SML2010", "Linear", 720, 2023, epochs=1, input_size=720)
+    with pytest.raises(ValueError, match="no window") as err:
+        runner.run_cell(fixed, device="cpu", progress=False, log=lambda *_: None)
+    assert "per-horizon" not in str(err.value)
+
+
 def _searched_entry(**settings) -> dict:
     return {
         "input_size": "searched",

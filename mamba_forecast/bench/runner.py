@@ -291,13 +291,23 @@ def run_cell(
     dev = resolve_device(device)
     preset = cell.get_preset()
     if asked == "tuned" and preset.table != "tuned":
-        log(f"{tag} no tuned entry for this look-back, horizon and protocol ({cell.protocol}): the official preset")
+        fallback = "the model's default entry" if preset.table == "default" else "the official preset"
+        log(f"{tag} no tuned entry for this look-back, horizon and protocol ({cell.protocol}): {fallback}")
     training = protocol.settings(preset)  # epochs, patience, schedule; --set patience/lradj win over the protocol
     preset = apply_settings(preset, overrides or {}, input_size=cell.input_size)
     training.update({k: v for k, v in (overrides or {}).items() if k in training}, epochs=cell.epochs)
     input_size = int(cell.input_size or 0)  # resolved: the look-back run, a number
     data = prepare(cell.dataset, input_size, data_dir=data_dir)
-    data.check_windows(cell.horizon)
+    try:
+        data.check_windows(cell.horizon)
+    except ValueError as err:
+        if cell.lookback != SEARCHED:
+            raise
+        raise ValueError(
+            f"{err} The look-back {input_size} was chosen by a search at another horizon; choose one for "
+            f"H={cell.horizon} on validation: `mamba-forecast tune --model {cell.model} --dataset {cell.dataset} "
+            f"--horizon {cell.horizon} --per-horizon --input-size searched --only input_size`"
+        ) from None
     notes = []
     if cell.lookback == SEARCHED:  # every model of the track scored on the same windows, whatever look-back it chose
         full = data.n_windows("test", cell.horizon)
