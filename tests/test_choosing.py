@@ -68,6 +68,19 @@ def test_a_run_that_hit_its_cap_before_early_stopping_is_flagged():
     assert s.capped_while_improving() == [1, 3]
 
 
+def test_a_seed_rerun_under_a_higher_epoch_cap_replaces_its_capped_run():
+    capped = dict(max_epochs=100, epochs_run=100, best_epoch=100)
+    rows = [
+        row("DLinear", 2023, 0.50, max_epochs=300, epochs_run=160, best_epoch=155),  # the rerun, whatever the order
+        row("DLinear", 2023, 0.60, **capped),
+        row("DLinear", 2024, 0.61, **capped),  # not rerun: still shown, and still flagged
+    ]
+    s = summarise(rows)[("ETTh1", "L=96", 96)]["DLinear"]
+    assert s.mse == {2023: 0.50, 2024: 0.61}
+    assert s.epochs[2023][:3] == (155, 160, 300)
+    assert s.capped_while_improving() == [2024]
+
+
 @pytest.fixture()
 def choosing():
     spec = importlib.util.spec_from_file_location("choosing", ROOT / "benchmarks" / "choosing.py")

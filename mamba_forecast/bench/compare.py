@@ -70,7 +70,8 @@ def summarise(
 ) -> dict[tuple, dict[str, Seeds]]:
     """``{(dataset, track, horizon): {model: Seeds}}`` of the harness runs under ``protocol`` on ``device`` (the
     kind, "cpu" or "cuda") at ``precision``, without ``--set`` overrides or capped batches. Where one model has
-    rows at several preset tables in one cell, the first of ``presets`` that has any wins."""
+    rows at several preset tables in one cell, the first of ``presets`` that has any wins; where a seed has rows at
+    several epoch caps (``--epochs``: rerun past a cap it stopped at), the highest cap's."""
     cells: dict[tuple, dict[str, dict[str, Seeds]]] = {}
     for r in rows:
         if (
@@ -86,6 +87,8 @@ def summarise(
         key = (r["dataset"], track(r), int(r["horizon"]))
         seeds = cells.setdefault(key, {}).setdefault(r["model"], {}).setdefault(r["preset"], Seeds())
         seed = int(r["seed"])
+        if seed in seeds.epochs and int(r["max_epochs"]) < seeds.epochs[seed][2]:
+            continue  # the seed also ran under a higher epoch cap (rerun because it stopped at this one): that run
         seeds.mse[seed] = float(r["mse"])
         seeds.mae[seed] = float(r["mae"])
         seeds.epochs[seed] = (
