@@ -754,7 +754,7 @@ def test_the_shipped_table_says_what_each_entry_was_tuned_for():
     """Every shipped entry of the official protocol was tuned at L=96, H=96 and is applied at every horizon of L=96
     only: TSM2's default look-back (512) gets the official row. Those of the converge protocol are the searched
     look-back track's: keyed "searched", each chose its look-back from LOOKBACKS on validation, one trial per
-    look-back."""
+    look-back, at H=96 for every horizon, or at the one horizon where the H=96 choice has no window."""
     from mamba_forecast.bench.presets import TUNED_PRESETS_FILE, read_tuned
     from mamba_forecast.bench.protocol import LOOKBACKS
 
@@ -767,8 +767,15 @@ def test_the_shipped_table_says_what_each_entry_was_tuned_for():
     searched = [e for e in entries if e["protocol"] == "converge"]
     assert len(official) + len(searched) == len(entries)
     for e in searched:
-        assert (e["input_size"], e["tuned_horizon"], e["horizons"]) == ("searched", 96, "all")
         assert e["settings"]["input_size"] in LOOKBACKS and 1 <= e["trials"] <= len(LOOKBACKS)
+        assert e["input_size"] == "searched"
+        assert (e["tuned_horizon"], e["horizons"]) in [(96, "all"), (e["tuned_horizon"], [e["tuned_horizon"]])]
+    # a per-horizon look-back only where the one chosen at H=96 leaves no window at that horizon (SML2010, H=720)
+    keyed = {(m, ds, str(e["horizons"])): e for m, per in read_tuned().items() for ds, v in per.items() for e in v}
+    for m, ds, horizons in [k for k in keyed if k[2] != "all" and keyed[k]["protocol"] == "converge"]:
+        chosen = keyed[(m, ds, "all")]["settings"]["input_size"]
+        horizon = keyed[(m, ds, horizons)]["tuned_horizon"]
+        assert (ds, chosen, horizon) == ("SML2010", 720, 720)
     defaults = [e for per in read_tuned().values() for e in per.get("*", [])]  # one per model and protocol
     assert sorted((e["protocol"], e["input_size"]) for e in defaults) == [("converge", 96)] * 4 + [("official", 96)] * 4
     assert get_preset("TSM2", "ETTh1", 96, "tuned").table == "official"  # TSM2's default L = 512
