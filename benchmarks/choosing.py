@@ -219,11 +219,14 @@ def build(results, out, cells: dict | None = None) -> Path:
         "**Two look-back tracks.** *L=96*: every model at look-back 96, as the papers compare. *searched*: each "
         "model's look-back chosen on validation from 96, 192, 336, 512 and 720 (`tune --input-size searched --only "
         "input_size`, one trial per look-back, the model's other settings as on the L=96 track), then three seeds "
-        "at the chosen one (where the choice, with the same settings, seed and test windows, already ran on "
+        "at the chosen one, at every horizon (where the look-back chosen at H = 96 leaves no window at a "
+        "horizon, as L=720 on SML2010 at H = 720, it is searched again at that horizon, `--per-horizon`; "
+        "where the choice, with the same settings, seed and test windows, already ran on "
         "the L=96 track, its row is taken, not rerun: rerunning gave the same numbers to six decimals in all "
         "12 such cells). Within the searched track every model is scored on the same test windows, those every "
         "look-back has: on SML2010, whose test segment is its second recording, that is the windows left at L=720 "
-        "(at H = 96, 558 of the 1182 that L=96 has), so its two tracks are not scored on the same windows.",
+        "(at H = 96, 558 of the 1182 that L=96 has; at H = 720, where L=720 has none, those left at L=512), so "
+        "its two tracks are not scored on the same windows.",
         "",
         "**How each model is configured.** Ours: the tuned entry of the dataset where one was tuned under this "
         "protocol, otherwise the model's default entry (`preset` column `default`: the settings closest to "
@@ -235,7 +238,9 @@ def build(results, out, cells: dict | None = None) -> Path:
         "the results CSV names the network's arguments in its `notes`.",
         "",
         "*best / run / cap*: the restored epoch, the epochs run and the epoch cap of each seed; a run that "
-        "reached its cap without early stopping is listed under *Stopped at the cap* below.",
+        "reached its cap without early stopping is listed under *Stopped at the cap* below; such a seed rerun "
+        "under a higher cap (`bench --epochs 300`) is shown by that run instead. The mean over the four "
+        "horizons is per seed, over the seeds that ran all four.",
         "",
     ]
     if not cells:
