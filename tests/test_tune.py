@@ -771,8 +771,13 @@ def test_the_shipped_table_says_what_each_entry_was_tuned_for():
         assert e["input_size"] == "searched"
         assert (e["tuned_horizon"], e["horizons"]) in [(96, "all"), (e["tuned_horizon"], [e["tuned_horizon"]])]
     # a per-horizon look-back only where the one chosen at H=96 leaves no window at that horizon (SML2010, H=720)
-    keyed = {(m, ds, str(e["horizons"])): e for m, per in read_tuned().items() for ds, v in per.items() for e in v
-             if e["protocol"] == "converge"}  # fmt: skip
+    keyed = {
+        (m, ds, str(e["horizons"])): e
+        for m, per in read_tuned().items()
+        for ds, v in per.items()
+        for e in v
+        if e["protocol"] == "converge"
+    }
     for m, ds, horizons in [k for k in keyed if k[2] != "all"]:
         chosen = keyed[(m, ds, "all")]["settings"]["input_size"]
         horizon = keyed[(m, ds, horizons)]["tuned_horizon"]
