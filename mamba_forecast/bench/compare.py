@@ -88,7 +88,7 @@ def summarise(
         seeds = cells.setdefault(key, {}).setdefault(r["model"], {}).setdefault(r["preset"], Seeds())
         seed = int(r["seed"])
         if seed in seeds.epochs and int(r["max_epochs"]) < seeds.epochs[seed][2]:
-            continue  # the seed also ran under a higher epoch cap (rerun because it stopped at this one): that run
+            continue  # this seed was rerun under a higher cap (it had stopped at this one): the rerun counts
         seeds.mse[seed] = float(r["mse"])
         seeds.mae[seed] = float(r["mae"])
         seeds.epochs[seed] = (
