@@ -180,6 +180,23 @@ def test_cli_bench_appends_and_resume_skips_done_cells(data_dir, tmp_path, capsy
     assert len(samples[1]["history"].split()) == 24 and len(samples[1]["forecast"].split()) == 12
 
 
+def test_cli_bench_resume_tells_a_run_under_set_from_the_plain_one(data_dir, tmp_path, capsys):
+    """A learning-rate sweep with --set into one results folder runs each value: resume matches a cell together with
+    its overrides (and a smoke run's batch cap), so neither the plain run nor another value counts as done."""
+    out = tmp_path / "results.csv"
+    _bench(data_dir, out)
+    _bench(data_dir, out, "--set", "learning_rate=0.0003")
+    _bench(data_dir, out, "--set", "learning_rate=0.003")
+    _bench(data_dir, out, "--max-train-batches", "2")
+    rows = read_results(out)
+    assert [float(r["learning_rate"]) for r in rows[:3]] == [float(rows[0]["learning_rate"]), 0.0003, 0.003]
+    assert [r["notes"].count("overrides") for r in rows] == [0, 1, 1, 0] and "max_train_batches=2" in rows[3]["notes"]
+    capsys.readouterr()
+    _bench(data_dir, out, "--set", "learning_rate=0.003")  # this one is done: skipped
+    _bench(data_dir, out)
+    assert len(read_results(out)) == 4 and capsys.readouterr().out.count("skip") == 2
+
+
 def test_cli_bench_precision_is_part_of_a_cell_and_compile_is_noted(data_dir, tmp_path):
     out = tmp_path / "results.csv"
     _bench(data_dir, out)

@@ -495,6 +495,8 @@ def test_merge_results_adds_only_what_is_new(tmp_path):
     append_row(root / "results" / "bench_results.csv", cell)
     append_row(src / "bench_results.csv", {**cell, "mse": "0.50"})  # same cell measured elsewhere: kept as is
     append_row(src / "bench_results.csv", {**cell, "horizon": 192, "mse": "0.44"})
+    # a run of the cell under --set is another run, merged beside the plain one
+    append_row(src / "bench_results.csv", {**cell, "mse": "0.41", "notes": "overrides learning_rate=3e-05"})
     window = dict(variate="OT", history="0.1 0.2", truth="0.3", forecast="0.25")
     append_csv_row(root / "results" / "samples.csv", {**cell, **window}, SAMPLE_COLUMNS)
     append_csv_row(src / "samples.csv", {**cell, **window, "forecast": "0.9"}, SAMPLE_COLUMNS)
@@ -503,7 +505,7 @@ def test_merge_results_adds_only_what_is_new(tmp_path):
     append_csv_row(src / "samples.csv", other, SAMPLE_COLUMNS)
     assert mr.main([str(src), "--root", str(root)]) == 0  # into the tree's results/
     rows = read_results(root / "results" / "bench_results.csv")
-    assert [(r["horizon"], r["mse"]) for r in rows] == [("96", "0.39"), ("192", "0.44")]
+    assert [(r["horizon"], r["mse"]) for r in rows] == [("96", "0.39"), ("192", "0.44"), ("96", "0.41")]
     # the repository keeps the windows the report draws, one per dataset (the one already here where as good)
     samples = read_rows(root / "results" / "samples.csv")
     assert [(r["dataset"], r["horizon"], r["forecast"]) for r in samples] == [

@@ -196,8 +196,26 @@ def row_key(row: dict) -> tuple:
     return tuple(str(row.get(k) or _OLD_ROWS.get(k, "")) for k in KEY)
 
 
+_VARIANT_NOTES = ("overrides ", "max_train_batches=")
+
+
+def variant_notes(overrides: dict | None = None, max_train_batches: int | None = None) -> list[str]:
+    """The notes that make a run a variant of its cell: ``--set`` overrides and a smoke run's batch cap."""
+    notes = [f"max_train_batches={max_train_batches}"] if max_train_batches else []
+    if overrides:
+        notes.append("overrides " + " ".join(f"{k}={v}" for k, v in overrides.items()))
+    return notes
+
+
+def row_variant(row: dict) -> tuple[str, ...]:
+    """What of :func:`variant_notes` a results row ran with (empty for a plain run of its cell)."""
+    return tuple(sorted(n for n in str(row.get("notes") or "").split("; ") if n.startswith(_VARIANT_NOTES)))
+
+
 def done_keys(path) -> set[tuple]:
-    return {row_key(r) for r in read_results(path)}
+    """The cells of a results CSV, each with its variant: resume and merging match on both, so a run under
+    ``--set learning_rate=...`` beside the plain one is a run of its own, not a duplicate."""
+    return {(row_key(r), row_variant(r)) for r in read_results(path)}
 
 
 def append_row(path, row: dict, columns: list[str] = COLUMNS) -> None:
@@ -382,12 +400,9 @@ def run_cell(
         notes.append("NeuralForecast BaseModel training loop")
     else:
         raise ValueError(f"unknown via {cell.via!r} (harness | neuralforecast)")
-    if max_train_batches:
-        notes.append(f"max_train_batches={max_train_batches}")
     if cell.compile:
         notes.append(f"torch.compile={cell.compile}")
-    if overrides:
-        notes.append("overrides " + " ".join(f"{k}={v}" for k, v in overrides.items()))
+    notes += variant_notes(overrides, max_train_batches)
     peak_mb, how = _peak_mem_mb(dev, peak_since_reset)
     ours = not is_baseline(cell.model)  # a baseline's sizes are NeuralForecast's, not the preset's fields
     row = dict(
@@ -550,7 +565,8 @@ def reused_row(
 
 
 def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[dict]:
-    """Run every cell not already in ``out`` (matched on dataset, model, input, horizon, seed, via, epochs).
+    """Run every cell not already in ``out`` (matched on its key, :meth:`Cell.key`, and on the ``overrides`` and
+    ``max_train_batches`` it runs with: a variant of a done cell runs).
 
     The CSV is re-read before each cell and a lock file marks a cell in progress, so several sweeps can share
     one CSV (each skips what another has finished or is running). A searched-track cell that the fixed look-back
@@ -561,11 +577,12 @@ def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[di
     rows = []
     for i, cell in enumerate(cells, 1):
         key = cell.key()
+        variant = tuple(sorted(variant_notes(kwargs.get("overrides"), kwargs.get("max_train_batches"))))
         done = read_results(out) if resume else []
-        if key in {row_key(r) for r in done}:
-            log(f"[{i}/{len(cells)}] skip {key} (already in {out})")
+        if (key, variant) in {(row_key(r), row_variant(r)) for r in done}:
+            log(f"[{i}/{len(cells)}] skip {key + variant} (already in {out})")
             continue
-        lock = _claim(out, key)
+        lock = _claim(out, key + tuple(v.replace(" ", "_") for v in variant))
         if lock is None:
             log(f"[{i}/{len(cells)}] skip {key} (running in another process)")
             continue
