@@ -200,6 +200,26 @@ def over_horizons(cells: dict, dataset: str, track: str) -> dict[str, Seeds]:
     return out
 
 
+def experiments_section(folder: Path) -> list[str]:
+    """A list of the experiments run beside the grid (each folder under ``folder`` with a README.md: its title and
+    path, as the page names the results CSV): questions the grid leaves open, run apart so that its tracks stay as
+    they are."""
+    readmes = sorted(folder.glob("*/README.md")) if folder.is_dir() else []
+    if not readmes:
+        return []
+    lines = [
+        "## Experiments beside the grid",
+        "",
+        "Each in its own results folder (its rows do not enter the tables above), with what ran and what it found:",
+        "",
+    ]
+    for readme in readmes:
+        title = next((t[2:].strip() for t in readme.read_text().splitlines() if t.startswith("# ")), readme.parent.name)
+        title = title.removeprefix("Experiment: ")
+        lines.append(f"* {title}: `{readme.as_posix()}`")
+    return lines
+
+
 def build(results, out, cells: dict | None = None) -> Path:
     """Write the page from the results CSV ``results`` (``cells``: its :func:`summarise`, when already read)."""
     results, out = Path(results), Path(out)
@@ -298,6 +318,7 @@ def build(results, out, cells: dict | None = None) -> Path:
         lines += [f"### {name} against the best baseline", "", *per_model(cells, name), ""]
     lines += ["## Stopped at the cap", ""]
     lines += [f"* {c}" for c in capped] or ["* None: early stopping ended every run."]
+    lines += ["", *experiments_section(results.parent / "experiments")]
     lines += [
         "",
         "## What is left",

@@ -120,3 +120,10 @@ def test_the_page_compares_the_best_of_ours_with_the_best_baseline(choosing, tmp
     assert "| ETTh1 | L=96 | 96 | 1 | 0.3000 | one seed | PatchTST |" in smamba and "tie (one seed)" in smamba
     tsm2 = text.split("### TSM2 against the best baseline")[1].split("##")[0]
     assert "Not compared with a NeuralForecast model yet." in tsm2
+    assert "## Experiments beside the grid" not in text  # none beside these results
+    # an experiment's folder beside the results CSV is listed by its title and path
+    (tmp_path / "experiments" / "lr_ladder").mkdir(parents=True)
+    (tmp_path / "experiments" / "lr_ladder" / "README.md").write_text("# Experiment: a lower learning rate\n\ntext")
+    text = choosing.build(results, tmp_path / "docs" / "choosing.md").read_text()
+    readme = (tmp_path / "experiments" / "lr_ladder" / "README.md").as_posix()
+    assert f"* a lower learning rate: `{readme}`" in text.split("## Experiments beside")[1]
