@@ -40,7 +40,7 @@ from mamba_forecast.bench.runner import (  # noqa: E402
     done_keys,
     read_results,
     row_key,
-    row_variant,
+    run_id,
 )
 from mamba_forecast.bench.tune import TRIAL_COLUMNS, write_tuned  # noqa: E402
 
@@ -49,7 +49,7 @@ def merge_cells(src: Path, dst: Path) -> int:
     have = done_keys(dst)
     added = 0
     for row in read_results(src):
-        key = (row_key(row), row_variant(row))
+        key = run_id(row)
         if key not in have:
             append_row(dst, row, COLUMNS)
             have.add(key)

@@ -212,10 +212,15 @@ def row_variant(row: dict) -> tuple[str, ...]:
     return tuple(sorted(n for n in str(row.get("notes") or "").split("; ") if n.startswith(_VARIANT_NOTES)))
 
 
-def done_keys(path) -> set[tuple]:
-    """The cells of a results CSV, each with its variant: resume and merging match on both, so a run under
+def run_id(row: dict) -> tuple:
+    """A results row's cell key with its variant: resume and merging match on both, so a run under
     ``--set learning_rate=...`` beside the plain one is a run of its own, not a duplicate."""
-    return {(row_key(r), row_variant(r)) for r in read_results(path)}
+    return row_key(row), row_variant(row)
+
+
+def done_keys(path) -> set[tuple]:
+    """The :func:`run_id` of every row of a results CSV."""
+    return {run_id(r) for r in read_results(path)}
 
 
 def append_row(path, row: dict, columns: list[str] = COLUMNS) -> None:
@@ -579,12 +584,12 @@ def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[di
         key = cell.key()
         variant = tuple(sorted(variant_notes(kwargs.get("overrides"), kwargs.get("max_train_batches"))))
         done = read_results(out) if resume else []
-        if (key, variant) in {(row_key(r), row_variant(r)) for r in done}:
+        if (key, variant) in {run_id(r) for r in done}:
             log(f"[{i}/{len(cells)}] skip {key + variant} (already in {out})")
             continue
         lock = _claim(out, key + tuple(v.replace(" ", "_") for v in variant))
         if lock is None:
-            log(f"[{i}/{len(cells)}] skip {key} (running in another process)")
+            log(f"[{i}/{len(cells)}] skip {key + variant} (running in another process)")
             continue
         try:
             log(f"[{i}/{len(cells)}] run {key}")
