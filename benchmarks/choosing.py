@@ -202,8 +202,8 @@ def over_horizons(cells: dict, dataset: str, track: str) -> dict[str, Seeds]:
 
 def experiments_section(folder: Path) -> list[str]:
     """A list of the experiments run beside the grid (each folder under ``folder`` with a README.md: its title and
-    path, as the page names the results CSV): questions the grid leaves open, run apart so that its tracks stay as
-    they are."""
+    path, relative to the repository where it is in it): questions the grid leaves open, run apart so that its
+    tracks stay as they are."""
     readmes = sorted(folder.glob("*/README.md")) if folder.is_dir() else []
     if not readmes:
         return []
@@ -216,7 +216,8 @@ def experiments_section(folder: Path) -> list[str]:
     for readme in readmes:
         title = next((t[2:].strip() for t in readme.read_text().splitlines() if t.startswith("# ")), readme.parent.name)
         title = title.removeprefix("Experiment: ")
-        lines.append(f"* {title}: `{readme.as_posix()}`")
+        path = readme.relative_to(ROOT) if readme.is_absolute() and readme.is_relative_to(ROOT) else readme
+        lines.append(f"* {title}: `{path.as_posix()}`")
     return lines
 
 
