@@ -553,12 +553,7 @@ def reused_row(
     if twin.epochs != c.epochs or _settings(c) != _settings(twin):
         return None
     row = next((r for r in reversed(rows) if row_key(r) == twin.key()), None)
-    if (
-        row is None
-        or row.get("device", "").split(":")[0] != resolve_device(device).type
-        or "overrides" in row.get("notes", "")
-        or "max_train_batches" in row.get("notes", "")
-    ):
+    if row is None or row.get("device", "").split(":")[0] != resolve_device(device).type or row_variant(row):
         return None
     data = prepare(c.dataset, int(c.input_size or 0), data_dir=data_dir)
     if data.common_test(data.lookbacks_with_windows(c.horizon)) is not data or str(row["n_test_windows"]) != str(
@@ -580,9 +575,9 @@ def run_cells(cells, out, *, resume: bool = True, log=_log, **kwargs) -> list[di
     out = Path(out)
     check_overrides(sorted({c.model for c in cells}), kwargs.get("overrides"))
     rows = []
+    variant = tuple(sorted(variant_notes(kwargs.get("overrides"), kwargs.get("max_train_batches"))))
     for i, cell in enumerate(cells, 1):
         key = cell.key()
-        variant = tuple(sorted(variant_notes(kwargs.get("overrides"), kwargs.get("max_train_batches"))))
         done = read_results(out) if resume else []
         if (key, variant) in {run_id(r) for r in done}:
             log(f"[{i}/{len(cells)}] skip {key + variant} (already in {out})")
