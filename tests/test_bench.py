@@ -838,3 +838,11 @@ def test_bench_set_takes_model_arguments_and_refuses_unknown_names(tmp_path, mon
     (row,) = read_results(tmp_path / "r.csv")
     assert built[0].extra["kernel"] == "performer" and built[0].d_model == 16
     assert "overrides kernel=performer d_model=16 d_ff=16" in row["notes"]
+    # the calendar tokens: on where the dataset's pipeline feeds them, off with calendar_tokens=false (the series
+    # alone, as a NeuralForecast user's model sees them); a NeuralForecast baseline has none to switch
+    main(base + ["--set", "calendar_tokens=false,d_model=16,d_ff=16"])
+    plain, bare = read_results(tmp_path / "r.csv")
+    assert (plain["calendar_tokens"], bare["calendar_tokens"]) == ("1", "0")
+    assert [b.calendar_tokens for b in built] == [True, False]
+    with pytest.raises(ValueError, match="calendar_tokens.*NeuralForecast's DLinear"):
+        main([*base[:3], "--model", "DLinear", *base[5:], "--set", "calendar_tokens=true"])

@@ -63,6 +63,9 @@ class Preset:
     expand: int = 1
     dropout: float = 0.1
     use_norm: bool = True
+    # our models' calendar tokens, where the dataset's official pipeline feeds them (False: the series alone, as
+    # a NeuralForecast user's model sees them without exogenous columns)
+    calendar_tokens: bool = True
     input_size: int = 96
     patience: int = 3
     optimizer: str = "adam"  # adam | adamw (weight decay 0.01)

@@ -340,7 +340,7 @@ def run_cell(
                 f"test: the {data.n_windows('test', cell.horizon)} windows every searched look-back has "
                 f"(of {full} at L={input_size})"
             )
-    use_marks = uses_calendar_tokens(cell.model) and data.calendar_tokens
+    use_marks = uses_calendar_tokens(cell.model) and data.calendar_tokens and preset.calendar_tokens
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     peak_since_reset = dev.type == "cpu" and _reset_peak_rss()
@@ -514,6 +514,11 @@ def check_overrides(models, overrides: dict | None) -> None:
             raise ValueError(
                 f"--set {key}=...: {key!r} sizes our models; NeuralForecast's {', '.join(baselines)} take their own "
                 f"arguments ({', '.join(sorted(model_arguments(baselines[0])))})"
+            )
+        if key == "calendar_tokens" and any(is_baseline(m) for m in models):
+            raise ValueError(
+                f"--set calendar_tokens=...: NeuralForecast's {', '.join(m for m in models if is_baseline(m))} "
+                "get no calendar features in the harness; the setting switches our models' calendar tokens"
             )
         if key in preset_fields:
             continue
