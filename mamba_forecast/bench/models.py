@@ -15,13 +15,14 @@ from .presets import LINEAR, Preset
 _SILENT = {"d_ff"}
 
 
-def uses_calendar_tokens(name: str) -> bool:
+def uses_calendar_tokens(name: str, preset: Preset | None = None) -> bool:
     """Whether model ``name`` takes the protocol's 4 calendar tokens (x_mark) as hist_exog (its spec's
-    ``bench.calendar_tokens``). The official S-Mamba code feeds them (its paper numbers include them), so every
-    one of the four models gets them: the models see the same inputs and SMamba's reproduction stays the
-    official pipeline. The harness's Linear check model and NeuralForecast's baselines go without (see
-    :mod:`.baselines`)."""
-    return name != LINEAR and not is_baseline(name) and get_spec(name).bench.calendar_tokens
+    ``bench.calendar_tokens``, unless ``preset`` switches them off: ``--set calendar_tokens=false``). The official
+    S-Mamba code feeds them (its paper numbers include them), so every one of the four models gets them: the
+    models see the same inputs and SMamba's reproduction stays the official pipeline. The harness's Linear check
+    model and NeuralForecast's baselines go without (see :mod:`.baselines`)."""
+    own = name != LINEAR and not is_baseline(name) and get_spec(name).bench.calendar_tokens
+    return own and (preset is None or preset.calendar_tokens)
 
 
 class LinearBaseline(nn.Module):
@@ -61,7 +62,7 @@ def build_model(
     cls = model_class(name)
     if name == LINEAR:
         return cls(input_size, horizon)
-    use_marks = uses_calendar_tokens(name) if calendar_tokens is None else calendar_tokens
+    use_marks = uses_calendar_tokens(name, preset) if calendar_tokens is None else calendar_tokens
     kwargs = dict(
         d_model=preset.d_model,
         d_ff=preset.d_ff,

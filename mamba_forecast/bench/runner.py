@@ -340,7 +340,7 @@ def run_cell(
                 f"test: the {data.n_windows('test', cell.horizon)} windows every searched look-back has "
                 f"(of {full} at L={input_size})"
             )
-    use_marks = uses_calendar_tokens(cell.model) and data.calendar_tokens and preset.calendar_tokens
+    use_marks = uses_calendar_tokens(cell.model, preset) and data.calendar_tokens
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     peak_since_reset = dev.type == "cpu" and _reset_peak_rss()

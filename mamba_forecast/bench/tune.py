@@ -208,7 +208,7 @@ def tune(
     data = data_for(base.input_size if not searched else lookbacks[0])
     data.check_windows(horizon)
     dev = resolve_device(device)
-    use_marks = uses_calendar_tokens(model) and data.calendar_tokens and base.calendar_tokens
+    use_marks = uses_calendar_tokens(model, base) and data.calendar_tokens
     space = search_space(model, protocol, lookbacks, only)
     combos = grid(model, protocol, lookbacks, only)
     if combos is not None:
