@@ -123,9 +123,11 @@ def card_section(cells: dict, name: str) -> str:
     """The model card's section on NeuralForecast's models: a link to this page's table of ``name`` and, per cell
     it ran in, the baselines it is ahead of, behind and tied with (by seed separation)."""
     slug = f"{name.lower()}-against-the-best-baseline"
+    ran = [n for n in baseline_names() if any(n in models for models in cells.values())]
+    listed = ", ".join(ran[:-1]) + f" and {ran[-1]}" if len(ran) > 1 else "".join(ran) or "models"
     text = (
-        f"[Choosing a forecaster](../choosing.md#{slug}) sets {name} beside NeuralForecast's PatchTST, "
-        "iTransformer, TSMixer, DLinear and NHITS, all trained by the same harness (the converge protocol: the "
+        f"[Choosing a forecaster](../choosing.md#{slug}) sets {name} beside NeuralForecast's {listed}, "
+        "all trained by the same harness (the converge protocol: the "
         "same splits, windows, early stopping and test windows, one device kind), cell by cell with each "
         "model's seed range and a win, tie or loss only where the seed ranges separate. This section and that "
         f"page are written from the results by `{COMMAND}`."
@@ -256,7 +258,10 @@ def build(results, out, cells: dict | None = None) -> Path:
         "(`mamba_forecast/bench/baselines.py`): NeuralForecast 3.3's class defaults, its default learning "
         "rate, batch 32 windows, Adam, no calendar features; DLinear and NHITS get each window standardised "
         '(NeuralForecast\'s `scaler_type="standard"`), the others normalise windows themselves. Each row of '
-        "the results CSV names the network's arguments in its `notes`.",
+        "the results CSV names the network's arguments in its `notes`. NeuralForecast's defaults are not each "
+        "paper's settings: TimeMixer's (d_model 32, 4 layers, 1 down-sampling layer, series mixed, rate 1e-3) are "
+        "not its paper's ETT scripts' (d_model 16, 2 layers, 3 down-sampling layers, each series on its own, rate "
+        "1e-2, batch 128), and its rows here are NeuralForecast's TimeMixer as a user gets it, untuned.",
         "",
         "*best / run / cap*: the restored epoch, the epochs run and the epoch cap of each seed; a run that "
         "reached its cap without early stopping is listed under *Stopped at the cap* below; such a seed rerun "
