@@ -204,9 +204,9 @@ def over_horizons(cells: dict, dataset: str, track: str) -> dict[str, Seeds]:
 
 
 def not_searched_line(cells: dict, dataset: str, searched: dict[str, Seeds]) -> str | None:
-    """The models with all four horizons on the L=96 track but not on the searched one (no look-back study run
-    yet), with their L=96 means; where a baseline among them already scores below the searched track's best
-    baseline on the same test windows, the searched verdict is called provisional."""
+    """The models with all four horizons on the L=96 track but not on the searched one (its look-back study or
+    seeds not run yet), with their L=96 means; where a baseline among them already scores below the searched
+    track's best baseline on the same test windows, the searched verdict is called provisional."""
     at96 = over_horizons(cells, dataset, "L=96")
     missing = sorted((m for m in at96 if m not in searched), key=lambda m: at96[m].mean)
     if not missing:
@@ -223,13 +223,15 @@ def not_searched_line(cells: dict, dataset: str, searched: dict[str, Seeds]) -> 
         and math.isclose(at96[m].mean, searched[m].mean, rel_tol=1e-9)
         for m in at96
     )
-    top = best(searched, baseline_names())
-    below = [m for m in missing if m in baseline_names() and top is not None and at96[m].mean < top[1].mean]
-    if shared and below:
+    theirs = set(baseline_names())
+    top = best(searched, theirs)
+    below = [m for m in missing if m in theirs and top is not None and at96[m].mean < top[1].mean]
+    if shared and top is not None and below:
+        one = len(below) == 1
         line += (
-            f" {', '.join(below)} at L=96 alone already scores below this track's best baseline "
-            f"({top[0]} {top[1].mean:.4f}) on the same test windows: the verdict above is provisional until "
-            "its look-back study runs."
+            f" {', '.join(below)} at L=96 alone already {'scores' if one else 'score'} below this track's best "
+            f"baseline ({top[0]} {top[1].mean:.4f}) on the same test windows: the verdict above is provisional "
+            f"until {'its look-back study runs' if one else 'their look-back studies run'}."
         )
     return line
 
