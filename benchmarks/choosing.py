@@ -223,7 +223,7 @@ def not_searched_line(cells: dict, dataset: str, searched: dict[str, Seeds]) -> 
         and math.isclose(at96[m].mean, searched[m].mean, rel_tol=1e-9)
         for m in at96
     )
-    theirs = set(baseline_names())
+    theirs = baseline_names()  # in its order: a tie in the means picks the same baseline on every run
     top = best(searched, theirs)
     below = [m for m in missing if m in theirs and top is not None and at96[m].mean < top[1].mean]
     if shared and top is not None and below:
