@@ -14,7 +14,6 @@ the page, and of the section "Against NeuralForecast's models" of each model car
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -203,6 +202,12 @@ def over_horizons(cells: dict, dataset: str, track: str) -> dict[str, Seeds]:
     return out
 
 
+def _windows(cells: dict, dataset: str, horizon: int) -> set[int]:
+    """The test-window counts of every row of ``dataset`` at ``horizon`` on both look-back tracks."""
+    runs = [s for tr in ("L=96", "searched") for s in cells.get((dataset, tr, horizon), {}).values()]
+    return set().union(*(s.windows for s in runs))
+
+
 def not_searched_line(cells: dict, dataset: str, searched: dict[str, Seeds]) -> str | None:
     """The models with all four horizons on the L=96 track but not on the searched one (its look-back study or
     seeds not run yet), with their L=96 means; where a baseline among them already scores below the searched
@@ -216,13 +221,8 @@ def not_searched_line(cells: dict, dataset: str, searched: dict[str, Seeds]) -> 
         + ", ".join(f"{m} (L=96: {at96[m].mean:.4f})" for m in missing)
         + "."
     )
-    # the two tracks share their test windows where a model that chose L=96 scores the same on both
-    shared = any(
-        m in searched
-        and at96[m].input_size == searched[m].input_size == {96}
-        and math.isclose(at96[m].mean, searched[m].mean, rel_tol=1e-9)
-        for m in at96
-    )
+    # the two tracks are scored on the same test windows where every row of both, at each horizon, has one count
+    shared = all(len(w) == 1 for w in (_windows(cells, dataset, h) for h in HORIZONS))
     theirs = baseline_names()  # in its order: a tie in the means picks the same baseline on every run
     top = best(searched, theirs)
     below = [m for m in missing if m in theirs and top is not None and at96[m].mean < top[1].mean]

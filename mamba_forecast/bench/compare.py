@@ -21,6 +21,7 @@ class Seeds:
     mae: dict[int, float] = field(default_factory=dict)
     epochs: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)  # seed -> (best, run, cap, patience)
     input_size: set[int] = field(default_factory=set)
+    windows: set[int] = field(default_factory=set)  # the rows' n_test_windows (where recorded)
 
     @property
     def n(self) -> int:
@@ -98,6 +99,8 @@ def summarise(
             int(r.get("patience") or 3),
         )
         seeds.input_size.add(int(r["input_size"]))
+        if r.get("n_test_windows") not in (None, ""):
+            seeds.windows.add(int(r["n_test_windows"]))
     return {
         key: {model: next(by[p] for p in presets if p in by) for model, by in models.items()}
         for key, models in cells.items()
