@@ -520,6 +520,32 @@ def test_the_shipped_defaults_train_every_model_at_a_rate_that_learns():
             assert preset.table == "default" and preset.learning_rate >= 5e-5, (model, protocol)
 
 
+def test_a_cut_off_look_back_sweep_resumes_with_the_look_backs_not_tried(tmp_path):
+    """A grid search (`--only` over categorical settings) cut off and run again goes on with the combinations not
+    tried yet, each once: the grid ids the journal records index one shuffle of the grid, the same on every run."""
+    from mamba_forecast.bench.presets import DEFAULT
+    from mamba_forecast.bench.tune import tune, write_tuned
+
+    table = tmp_path / "tuned.json"
+    start = {"settings": {"learning_rate": 3e-3, "optimizer": "adamw"}, "default": True, "input_size": 96}
+    write_tuned(table, "Linear", DEFAULT, {**start, "protocol": "converge", "horizons": "all", "source": "default"})
+    kw = dict(
+        frame=synthetic_ett(),
+        input_size="searched",
+        only=("input_size",),
+        epochs=1,
+        device="cpu",
+        presets_file=table,
+        trials_log=tmp_path / "t.csv",
+        study_file=tmp_path / "s.journal",
+        log=lambda *_: None,
+    )
+    for trials in (1, 2, 20):  # cut off after one trial, then after two, then run to the end of the grid
+        entry = tune("Linear", "ETTh1", 12, trials=trials, **kw)
+    tried = pd.read_csv(tmp_path / "t.csv")["input_size"].tolist()
+    assert sorted(tried) == [96, 192, 336, 512] and entry["completed"] == 4
+
+
 def test_a_look_back_sweep_tries_each_look_back_once_and_keeps_the_cell_s_other_settings(ett_dir, tmp_path):
     """`tune --input-size searched --only input_size`: the look-back chosen on validation, nothing else searched;
     the entry carries the settings the cell had (here the default entry's) so bench reruns exactly the winner."""

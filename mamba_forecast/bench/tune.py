@@ -321,7 +321,8 @@ def tune(
     else:
         sampler_seed, parallel = first + _worker[1] + 7919 * _worker[0], True
     study.sampler = (
-        optuna.samplers.GridSampler(combos, seed=sampler_seed)
+        # one shuffle of the grid for every resume and worker: the grid ids the journal records index into it
+        optuna.samplers.GridSampler(combos, seed=first)
         if combos is not None
         else optuna.samplers.TPESampler(
             seed=sampler_seed, constant_liar=parallel, n_startup_trials=startup_trials(trials)
