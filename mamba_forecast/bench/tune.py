@@ -147,7 +147,7 @@ def tune(
 
     ``jobs`` > 1 runs the trials in that many processes sharing ``study_file`` (required then); each proposes
     from its own sampler seed, so the search is no longer reproducible trial by trial, but the study has exactly
-    ``trials`` finished trials."""
+    ``trials`` finished trials (a grid keeps one order in every process: each combination is still tried once)."""
     try:
         import optuna
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -313,8 +313,8 @@ def tune(
     )
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done = sum(t.state in finished for t in study.trials)
-    # a resumed search draws new proposals (seed + finished trials), not the first ones again; a parallel worker
-    # draws from its own seed and counts the others' running trials as bad ("constant liar")
+    # TPE: a resumed search draws new proposals (seed + finished trials), not the first ones again; a parallel
+    # worker draws from its own seed and counts the others' running trials as bad ("constant liar")
     first = study_seed(seed, study_name)
     if _worker is None:
         sampler_seed, parallel = first + done, False
