@@ -1,5 +1,6 @@
 """The training protocols (official, converge) and NeuralForecast's forecasters as harness baselines."""
 
+import json
 import math
 
 import pytest
@@ -544,6 +545,40 @@ def test_a_cut_off_look_back_sweep_resumes_with_the_look_backs_not_tried(tmp_pat
         entry = tune("Linear", "ETTh1", 12, trials=trials, **kw)
     tried = pd.read_csv(tmp_path / "t.csv")["input_size"].tolist()
     assert sorted(tried) == [96, 192, 336, 512] and entry["completed"] == 4
+
+
+def test_a_search_over_the_optimizer_and_schedule_alone_walks_their_grid_and_keeps_the_learning_rate(tmp_path):
+    """`tune --only optimizer lradj`: a grid over those two, each combination tried once, the learning rate left as
+    the cell's preset has it (the search used to ask every trial for a learning rate, which the grid refused)."""
+    from mamba_forecast.bench.presets import DEFAULT
+    from mamba_forecast.bench.tune import tune, write_tuned
+
+    table = tmp_path / "tuned.json"
+    start = {"settings": {"learning_rate": 3e-3, "optimizer": "adamw"}, "default": True, "input_size": 96}
+    write_tuned(table, "Linear", DEFAULT, {**start, "protocol": "converge", "horizons": "all", "source": "default"})
+    entry = tune(
+        "Linear",
+        "ETTh1",
+        12,
+        frame=synthetic_ett(),
+        trials=20,
+        only=("optimizer", "lradj"),
+        epochs=1,
+        device="cpu",
+        presets_file=table,
+        trials_log=tmp_path / "t.csv",
+        study_file=tmp_path / "s.journal",
+        log=lambda *_: None,
+    )
+    tried = [json.loads(s) for s in pd.read_csv(tmp_path / "t.csv")["settings"]]
+    assert sorted((s["optimizer"], s["lradj"]) for s in tried) == [
+        ("adam", "constant"),
+        ("adam", "plateau"),
+        ("adamw", "constant"),
+        ("adamw", "plateau"),
+    ]
+    assert all("learning_rate" not in s for s in tried)  # not searched: the preset's, carried into the entry
+    assert entry["completed"] == 4 and entry["settings"]["learning_rate"] == 3e-3
 
 
 def test_a_look_back_sweep_tries_each_look_back_once_and_keeps_the_cell_s_other_settings(ett_dir, tmp_path):

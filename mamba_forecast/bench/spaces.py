@@ -15,12 +15,18 @@ from .train import OPTIMIZERS
 SCHEDULES = {"official": ("type1", "cosine"), "converge": ("plateau", "constant")}
 
 
-def common_space(trial, protocol: str = "official") -> dict:
-    return {
-        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
-        "optimizer": trial.suggest_categorical("optimizer", list(OPTIMIZERS)),
-        "lradj": trial.suggest_categorical("lradj", list(SCHEDULES[protocol])),
+COMMON = ("learning_rate", "optimizer", "lradj")
+
+
+def common_space(trial, protocol: str = "official", keys: tuple[str, ...] = COMMON) -> dict:
+    """The settings every model is searched over, those of ``keys`` alone suggested to the trial (a grid sampler
+    refuses a setting outside its grid, so a search narrowed by ``only`` must not ask for the others)."""
+    suggest = {
+        "learning_rate": lambda: trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
+        "optimizer": lambda: trial.suggest_categorical("optimizer", list(OPTIMIZERS)),
+        "lradj": lambda: trial.suggest_categorical("lradj", list(SCHEDULES[protocol])),
     }
+    return {k: suggest[k]() for k in COMMON if k in keys}
 
 
 def model_choices(model: str) -> dict[str, tuple]:
@@ -41,7 +47,7 @@ def search_space(model: str, protocol: str = "official", lookbacks: tuple[int, .
     if lookbacks:
         choices = {"input_size": tuple(lookbacks), **choices}
     if only:
-        unknown = sorted(set(only) - set(choices) - {"learning_rate", "optimizer", "lradj"})
+        unknown = sorted(set(only) - set(choices) - set(COMMON))
         if unknown:
             raise ValueError(
                 f"only: {model} has no setting {', '.join(unknown)} to search; its settings: "
@@ -49,11 +55,9 @@ def search_space(model: str, protocol: str = "official", lookbacks: tuple[int, .
             )
 
     def space(trial) -> dict:
-        common = (
-            {} if only and not {"learning_rate", "optimizer", "lradj"} & set(only) else common_space(trial, protocol)
-        )
+        common = common_space(trial, protocol, tuple(k for k in COMMON if not only or k in only))
         own = {k: trial.suggest_categorical(k, list(v)) for k, v in choices.items() if not only or k in only}
-        return {k: v for k, v in {**common, **own}.items() if not only or k in only}
+        return {**common, **own}
 
     return space
 
