@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mamba_forecast.bench.baselines import baseline_names
 from mamba_forecast.bench.compare import Seeds, best, summarise, verdict
+from mamba_forecast.bench.presets import SEARCHED, read_tuned
 from mamba_forecast.bench.runner import read_results
 from mamba_forecast.models import model_names
 
@@ -208,17 +209,34 @@ def _windows(cells: dict, dataset: str, horizon: int) -> set[int]:
     return set().union(*(s.windows for s in runs))
 
 
-def not_searched_line(cells: dict, dataset: str, searched: dict[str, Seeds]) -> str | None:
+def chosen_lookbacks(tuned: dict, dataset: str) -> dict[str, int]:
+    """The look-back each model's study chose on ``dataset`` for every horizon (the converge protocol's entries of
+    the tuned table ``tuned``, :func:`mamba_forecast.bench.presets.read_tuned`)."""
+    return {
+        model: e["settings"]["input_size"]
+        for model, per in tuned.items()
+        for e in per.get(dataset, [])
+        if e["input_size"] == SEARCHED and e["protocol"] == "converge" and e["horizons"] == "all"
+    }
+
+
+def not_searched_line(cells: dict, dataset: str, searched: dict[str, Seeds], tuned: dict | None = None) -> str | None:
     """The models with all four horizons on the L=96 track but not on the searched one (its look-back study or
-    seeds not run yet), with their L=96 means; where a baseline among them already scores below the searched
-    track's best baseline on the same test windows, the searched verdict is called provisional."""
+    seeds not run yet), with their L=96 means and, where the study ran (``tuned``: the tuned table), the look-back
+    it chose; where a baseline among them already scores below the searched track's best baseline on the same
+    test windows, the searched verdict is called provisional."""
     at96 = over_horizons(cells, dataset, "L=96")
     missing = sorted((m for m in at96 if m not in searched), key=lambda m: at96[m].mean)
     if not missing:
         return None
+    chosen = chosen_lookbacks(tuned or {}, dataset)
+
+    def named(m: str) -> str:
+        return f"{m} (L=96: {at96[m].mean:.4f}" + (f"; its study chose L={chosen[m]})" if m in chosen else ")")
+
     line = (
         "Not on this track at all four horizons yet (look-back study or seeds not run): "
-        + ", ".join(f"{m} (L=96: {at96[m].mean:.4f})" for m in missing)
+        + ", ".join(named(m) for m in missing)
         + "."
     )
     # the two tracks are scored on the same test windows where every row of both, at each horizon, has one count
@@ -228,10 +246,11 @@ def not_searched_line(cells: dict, dataset: str, searched: dict[str, Seeds]) -> 
     below = [m for m in missing if m in theirs and top is not None and at96[m].mean < top[1].mean]
     if shared and top is not None and below:
         one = len(below) == 1
+        waits = [f"{m}'s seeds at L={chosen[m]}" if m in chosen else f"{m}'s look-back study" for m in below]
         line += (
             f" {', '.join(below)} at L=96 alone already {'scores' if one else 'score'} below this track's best "
             f"baseline ({top[0]} {top[1].mean:.4f}) on the same test windows: the verdict above is provisional "
-            f"until {'its look-back study runs' if one else 'their look-back studies run'}."
+            f"until {' and '.join(waits)} {'runs' if one and below[0] not in chosen else 'run'}."
         )
     return line
 
@@ -257,11 +276,13 @@ def experiments_section(folder: Path) -> list[str]:
     return lines
 
 
-def build(results, out, cells: dict | None = None) -> Path:
-    """Write the page from the results CSV ``results`` (``cells``: its :func:`summarise`, when already read)."""
+def build(results, out, cells: dict | None = None, tuned=None) -> Path:
+    """Write the page from the results CSV ``results`` (``cells``: its :func:`summarise`, when already read) and
+    the tuned table at ``tuned`` (default: the package's), which names the look-back each study chose."""
     results, out = Path(results), Path(out)
     if cells is None:
         cells = summarise(read_results(results))
+    table = read_tuned(tuned)
     lines = [
         "# Choosing a forecaster: our four next to NeuralForecast's",
         "",
@@ -332,7 +353,7 @@ def build(results, out, cells: dict | None = None) -> Path:
                 lines += [f"### {dataset}, {tr}, mean over H = 96, 192, 336, 720", "", *cell_table(avg), ""]
                 if text:
                     lines += [text, ""]
-                if tr == "searched" and (note := not_searched_line(cells, dataset, avg)):
+                if tr == "searched" and (note := not_searched_line(cells, dataset, avg, table)):
                     lines += [note, ""]
                 tally.setdefault(tr, {})[dataset] = v
     lines += ["## Per dataset (mean over the four horizons)", ""]

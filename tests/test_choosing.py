@@ -134,7 +134,7 @@ def test_the_searched_track_names_the_models_without_a_look_back_study(choosing,
     mean; where such a baseline already beats the searched track's best baseline on the same test windows (every
     row of both tracks has one window count at each horizon), the searched verdict is called provisional."""
 
-    def grid(windows_shared: bool) -> str:
+    def grid(windows_shared: bool, tuned=tmp_path / "no_table.json") -> str:
         results = tmp_path / f"shared_{windows_shared}" / "bench_results.csv"
         at96, searched_windows = 2000, 2000 if windows_shared else 1500  # SML2010's case: fewer windows at L=720
         for h in (96, 192, 336, 720):
@@ -161,7 +161,7 @@ def test_the_searched_track_names_the_models_without_a_look_back_study(choosing,
                         n_test_windows=searched_windows,
                     ),
                 )
-        return choosing.build(results, results.parent / "choosing.md").read_text()
+        return choosing.build(results, results.parent / "choosing.md", tuned=tuned).read_text()
 
     text = grid(windows_shared=True)
     searched = text.split("### ETTh1, searched, mean over H = 96, 192, 336, 720")[1].split("##")[0]
@@ -171,7 +171,18 @@ def test_the_searched_track_names_the_models_without_a_look_back_study(choosing,
         in searched
     )
     assert "PatchTST at L=96 alone already scores below this track's best baseline (DLinear 0.4110)" in searched
-    assert "the verdict above is provisional" in searched
+    assert "the verdict above is provisional until PatchTST's look-back study runs." in searched
+    # once its study has run (a searched entry in the tuned table) the line names the look-back it chose
+    from mamba_forecast.bench.tune import write_tuned
+
+    table = tmp_path / "tuned.json"
+    entry = {"settings": {"input_size": 512}, "input_size": "searched", "protocol": "converge", "horizons": "all"}
+    write_tuned(table, "PatchTST", "ETTh1", {**entry, "source": "a look-back study"})
+    write_tuned(table, "PatchTST", "ETTh2", {**entry, "settings": {"input_size": 192}, "source": "another dataset"})
+    searched = grid(windows_shared=True, tuned=table).split("### ETTh1, searched, mean over H = 96, 192, 336, 720")
+    searched = searched[1].split("##")[0]
+    assert "PatchTST (L=96: 0.3810; its study chose L=512)." in searched
+    assert "the verdict above is provisional until PatchTST's seeds at L=512 run." in searched
     # where the tracks are scored on different windows (SML2010's case) the L=96 means are listed, no verdict doubted
     text = grid(windows_shared=False)
     searched = text.split("### ETTh1, searched, mean over H = 96, 192, 336, 720")[1].split("##")[0]
