@@ -521,19 +521,23 @@ def test_the_shipped_defaults_train_every_model_at_a_rate_that_learns():
             assert preset.table == "default" and preset.learning_rate >= 5e-5, (model, protocol)
 
 
-def test_a_cut_off_look_back_sweep_resumes_with_the_look_backs_not_tried(tmp_path):
-    """A grid search (`--only` over categorical settings) cut off and run again goes on with the combinations not
-    tried yet, each once: the grid ids the journal records index one shuffle of the grid, the same on every run."""
+def _narrowed_search(tmp_path, only: tuple[str, ...], trials: int) -> dict:
+    """``tune`` of Linear on synthetic ETTh1 searching ``only`` (its grid), from a default entry with learning rate
+    3e-3 and AdamW; the trial log and the journal in ``tmp_path``, so a second call resumes the study."""
     from mamba_forecast.bench.presets import DEFAULT
     from mamba_forecast.bench.tune import tune, write_tuned
 
     table = tmp_path / "tuned.json"
     start = {"settings": {"learning_rate": 3e-3, "optimizer": "adamw"}, "default": True, "input_size": 96}
     write_tuned(table, "Linear", DEFAULT, {**start, "protocol": "converge", "horizons": "all", "source": "default"})
-    kw = dict(
+    return tune(
+        "Linear",
+        "ETTh1",
+        12,
         frame=synthetic_ett(),
-        input_size="searched",
-        only=("input_size",),
+        input_size="searched" if "input_size" in only else None,
+        only=only,
+        trials=trials,
         epochs=1,
         device="cpu",
         presets_file=table,
@@ -541,35 +545,21 @@ def test_a_cut_off_look_back_sweep_resumes_with_the_look_backs_not_tried(tmp_pat
         study_file=tmp_path / "s.journal",
         log=lambda *_: None,
     )
+
+
+def test_a_cut_off_look_back_sweep_resumes_with_the_look_backs_not_tried(tmp_path):
+    """A grid search (`--only` over categorical settings) cut off and run again goes on with the combinations not
+    tried yet, each once: the grid ids the journal records index one shuffle of the grid, the same on every run."""
     for trials in (1, 2, 20):  # cut off after one trial, then after two, then run to the end of the grid
-        entry = tune("Linear", "ETTh1", 12, trials=trials, **kw)
+        entry = _narrowed_search(tmp_path, ("input_size",), trials)
     tried = pd.read_csv(tmp_path / "t.csv")["input_size"].tolist()
     assert sorted(tried) == [96, 192, 336, 512] and entry["completed"] == 4
 
 
 def test_a_search_over_the_optimizer_and_schedule_alone_walks_their_grid_and_keeps_the_learning_rate(tmp_path):
-    """`tune --only optimizer lradj`: a grid over those two, each combination tried once, the learning rate left as
+    """`tune --only optimizer,lradj`: a grid over those two, each combination tried once, the learning rate left as
     the cell's preset has it (the search used to ask every trial for a learning rate, which the grid refused)."""
-    from mamba_forecast.bench.presets import DEFAULT
-    from mamba_forecast.bench.tune import tune, write_tuned
-
-    table = tmp_path / "tuned.json"
-    start = {"settings": {"learning_rate": 3e-3, "optimizer": "adamw"}, "default": True, "input_size": 96}
-    write_tuned(table, "Linear", DEFAULT, {**start, "protocol": "converge", "horizons": "all", "source": "default"})
-    entry = tune(
-        "Linear",
-        "ETTh1",
-        12,
-        frame=synthetic_ett(),
-        trials=20,
-        only=("optimizer", "lradj"),
-        epochs=1,
-        device="cpu",
-        presets_file=table,
-        trials_log=tmp_path / "t.csv",
-        study_file=tmp_path / "s.journal",
-        log=lambda *_: None,
-    )
+    entry = _narrowed_search(tmp_path, ("optimizer", "lradj"), 20)
     tried = [json.loads(s) for s in pd.read_csv(tmp_path / "t.csv")["settings"]]
     assert sorted((s["optimizer"], s["lradj"]) for s in tried) == [
         ("adam", "constant"),
