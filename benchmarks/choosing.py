@@ -85,9 +85,15 @@ def compare_line(models: dict[str, Seeds]) -> tuple[str, str | None]:
         f"Best of ours **{mine[0]}** {mine[1].mean:.4f} against the best baseline **{theirs[0]}** "
         f"{theirs[1].mean:.4f} ({delta:+.1f}%): **{v}**"
         + (" (the seed ranges overlap)" if v == "tie" and mine[1].n > 1 and theirs[1].n > 1 else "")
-        + (" (one seed: no verdict)" if min(mine[1].n, theirs[1].n) < 2 else "")
+        + _few_seeds(mine[1], theirs[1], " (one seed: no verdict)", " (two seeds: provisional until three run)")
         + "."
     ), v
+
+
+def _few_seeds(a: Seeds, b: Seeds, one: str, two: str) -> str:
+    """``one`` where either side has a single seed, ``two`` where the fewer has two (a decision row has three)."""
+    fewer = min(a.n, b.n)
+    return one if fewer < 2 else two if fewer < 3 else ""
 
 
 def in_order(cells: dict) -> list:
@@ -107,7 +113,7 @@ def per_model(cells: dict, name: str) -> list[str]:
         mine, theirs = models.get(name), best(models, baseline_names())
         if mine is None or not mine.n or theirs is None:
             continue
-        v = verdict(mine, theirs[1]) + (" (one seed)" if min(mine.n, theirs[1].n) < 2 else "")
+        v = verdict(mine, theirs[1]) + _few_seeds(mine, theirs[1], " (one seed)", " (two seeds)")
         lines.append(
             f"| {dataset} | {track} | {h} | {mine.n} | {mine.mean:.4f} | {_range(mine)} | {theirs[0]} | "
             f"{theirs[1].mean:.4f} | {_range(theirs[1])} | {100 * (mine.mean / theirs[1].mean - 1):+.1f}% | {v} |"
@@ -350,6 +356,9 @@ def build(results, out, cells: dict | None = None, tuned=None) -> Path:
             avg = over_horizons(cells, dataset, tr)
             if avg:
                 text, v = compare_line(avg)
+                mine, theirs = best(avg, model_names()), best(avg, baseline_names())
+                if v is not None and mine and theirs:
+                    v += _few_seeds(mine[1], theirs[1], " (one seed)", " (two seeds)")
                 lines += [f"### {dataset}, {tr}, mean over H = 96, 192, 336, 720", "", *cell_table(avg), ""]
                 if text:
                     lines += [text, ""]

@@ -129,6 +129,28 @@ def test_the_page_compares_the_best_of_ours_with_the_best_baseline(choosing, tmp
     assert f"* a lower learning rate: `{readme}`" in text.split("## Experiments beside")[1]
 
 
+def test_a_verdict_on_two_seeds_is_marked_provisional_and_not_counted_as_a_win(choosing, tmp_path):
+    """A decision row has three seeds: while a run is cut short at two, its verdict says so, on the page, in the
+    model's own table and in the tally, where it is not counted as a win."""
+    results = tmp_path / "bench_results.csv"
+    for h in (96, 192, 336, 720):
+        for seed, (ours, theirs) in enumerate([(0.40, 0.45), (0.41, 0.46), (0.42, 0.47)]):
+            append_row(results, row("PatchTST", 2023 + seed, theirs + h / 1e4, h=h, preset="official"))
+            if seed < 2:  # the third seed of ours has not run
+                append_row(results, row("FMamba", 2023 + seed, ours + h / 1e4, h=h))
+    text = choosing.build(results, tmp_path / "choosing.md").read_text()
+    assert (
+        "Best of ours **FMamba** 0.4146 against the best baseline **PatchTST** 0.4696 (-11.7%): **win** "
+        "(two seeds: provisional until three run)." in text
+    )
+    fmamba = text.split("### FMamba against the best baseline")[1].split("###")[0]
+    assert "| PatchTST | 0.4696 | 0.4596-0.4796 | -11.7% | win (two seeds) |" in fmamba
+    assert "wins on 0 of 1 datasets with all four horizons run (ETTh1: win (two seeds))." in text
+    append_row(results, row("FMamba", 2025, 0.42 + 96 / 1e4, h=96))
+    text = choosing.build(results, tmp_path / "choosing.md").read_text()
+    assert "Best of ours **FMamba** 0.4196 against the best baseline **PatchTST** 0.4696 (-10.6%): **win**." in text
+
+
 def test_the_searched_track_names_the_models_without_a_look_back_study(choosing, tmp_path):
     """A model with all four horizons at L=96 but no searched rows is named under the searched track with its L=96
     mean; where such a baseline already beats the searched track's best baseline on the same test windows (every
