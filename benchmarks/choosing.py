@@ -75,11 +75,12 @@ def cell_table(models: dict[str, Seeds]) -> list[str]:
 
 def compare_line(models: dict[str, Seeds]) -> tuple[str, str | None]:
     """The best of our four against the best baseline in one cell, and the verdict (None where one side is
-    missing)."""
+    missing; it says so where the fewer side has fewer than three seeds)."""
     mine, theirs = best(models, model_names()), best(models, baseline_names())
     if mine is None or theirs is None:
         return "", None
     v = verdict(mine[1], theirs[1])
+    few = _few_seeds(mine[1], theirs[1], " (one seed)", " (two seeds)")
     delta = 100 * (mine[1].mean / theirs[1].mean - 1)
     return (
         f"Best of ours **{mine[0]}** {mine[1].mean:.4f} against the best baseline **{theirs[0]}** "
@@ -87,7 +88,7 @@ def compare_line(models: dict[str, Seeds]) -> tuple[str, str | None]:
         + (" (the seed ranges overlap)" if v == "tie" and mine[1].n > 1 and theirs[1].n > 1 else "")
         + _few_seeds(mine[1], theirs[1], " (one seed: no verdict)", " (two seeds: provisional until three run)")
         + "."
-    ), v
+    ), v + few
 
 
 def _few_seeds(a: Seeds, b: Seeds, one: str, two: str) -> str:
@@ -356,9 +357,6 @@ def build(results, out, cells: dict | None = None, tuned=None) -> Path:
             avg = over_horizons(cells, dataset, tr)
             if avg:
                 text, v = compare_line(avg)
-                mine, theirs = best(avg, model_names()), best(avg, baseline_names())
-                if v is not None and mine and theirs:
-                    v += _few_seeds(mine[1], theirs[1], " (one seed)", " (two seeds)")
                 lines += [f"### {dataset}, {tr}, mean over H = 96, 192, 336, 720", "", *cell_table(avg), ""]
                 if text:
                     lines += [text, ""]
