@@ -323,7 +323,8 @@ def build(results, out, cells: dict | None = None, tuned=None) -> Path:
         "the results CSV names the network's arguments in its `notes`. NeuralForecast's defaults are not each "
         "paper's settings: TimeMixer's (d_model 32, 4 layers, 1 down-sampling layer, series mixed, rate 1e-3) are "
         "not its paper's ETT scripts' (d_model 16, 2 layers, 3 down-sampling layers, each series on its own, rate "
-        "1e-2, batch 128), and its rows here are NeuralForecast's TimeMixer as a user gets it, untuned.",
+        "1e-2, batch 128), and its rows here are NeuralForecast's TimeMixer as a user gets it, untuned (the same class "
+        "at the paper's settings ran beside the grid: *Experiments beside the grid* below).",
         "",
         "*best / run / cap*: the restored epoch, the epochs run and the epoch cap of each seed; a run that "
         "reached its cap without early stopping is listed under *Stopped at the cap* below; such a seed rerun "
