@@ -359,6 +359,24 @@ def test_a_baseline_s_search_space_is_the_shared_one_plus_its_own():
     assert tuning.SCHEDULES["converge"] == ("plateau", "constant")  # none that decays while the model improves
 
 
+def test_every_baseline_searches_its_own_network_arguments_and_timemixer_reaches_its_paper_s_architecture():
+    """A search choice that is not an argument of the class would fail only once a trial built the network; and
+    TimeMixer's search once held neither the down-sampling layers nor channel independence, the two settings in
+    which its paper's ETT scripts differ most from NeuralForecast's defaults."""
+    from mamba_forecast.bench.baselines import BASELINES, network_arguments
+
+    for name, baseline in BASELINES.items():
+        assert set(baseline.tune_space) <= set(network_arguments(name)), name
+    paper = {"d_model": 16, "e_layers": 2, "down_sampling_layers": 3, "channel_independence": 1}
+    trial = optuna.trial.FixedTrial({"learning_rate": 1e-3, "optimizer": "adam", "lradj": "plateau", **paper})
+    assert tuning.search_space("TimeMixer", "converge")(trial) == {
+        "learning_rate": 1e-3,
+        "optimizer": "adam",
+        "lradj": "plateau",
+        **paper,
+    }
+
+
 def test_a_searched_look_back_is_chosen_on_validation_and_bench_runs_it(ett_dir, tmp_path, monkeypatch):
     from mamba_forecast.bench import presets
     from mamba_forecast.cli import main
