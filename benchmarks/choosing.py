@@ -129,7 +129,8 @@ CARD_HEADING = "## Against NeuralForecast's models"
 
 def card_section(cells: dict, name: str) -> str:
     """The model card's section on NeuralForecast's models: a link to this page's table of ``name`` and, per cell
-    it ran in, the baselines it is ahead of, behind and tied with (by seed separation)."""
+    it ran in, the baselines it is ahead of, behind and tied with (by seed separation; a cell with one seed on
+    either side gets no verdict, one with two is marked provisional)."""
     slug = f"{name.lower()}-against-the-best-baseline"
     ran = [n for n in baseline_names() if any(n in models for models in cells.values())]
     listed = ", ".join(ran[:-1]) + f" and {ran[-1]}" if len(ran) > 1 else "".join(ran) or "models"
@@ -146,17 +147,26 @@ def card_section(cells: dict, name: str) -> str:
         if mine is None or not mine.n or top is None:
             continue
         theirs = sorted(n for n in baseline_names() if n in models)
-        behind = [n for n in theirs if verdict(models[n], mine) == "win"]
-        ahead = [n for n in theirs if verdict(mine, models[n]) == "win"]
-        tied = [n for n in theirs if n not in ahead and n not in behind]
+        unjudged = [n for n in theirs if min(mine.n, models[n].n) < 2]  # one seed on either side: no verdict
+        judged = [n for n in theirs if n not in unjudged]
+        behind = [n for n in judged if verdict(models[n], mine) == "win"]
+        ahead = [n for n in judged if verdict(mine, models[n]) == "win"]
+        tied = [n for n in judged if n not in ahead and n not in behind]
         bits = [
             f"{word} {', '.join(names)}"
-            for word, names in (("ahead of", ahead), ("behind", behind), ("tied with", tied))
+            for word, names in (
+                ("ahead of", ahead),
+                ("behind", behind),
+                ("tied with", tied),
+                ("beside, with no verdict on one seed,", unjudged),
+            )
             if names
         ]
+        two = [n for n in judged if min(mine.n, models[n].n) < 3]
         parts.append(
             f"{dataset}, {track}, H = {h} ({mine.n} seed{'s' if mine.n > 1 else ''}, mean MSE {mine.mean:.4f}): "
             + "; ".join(bits)
+            + (f"; provisional against {', '.join(two)} until three seeds run" if two else "")
             + f" (best baseline {top[0]} {top[1].mean:.4f}, {100 * (mine.mean / top[1].mean - 1):+.1f}%)"
         )
     if parts:

@@ -151,6 +151,30 @@ def test_a_verdict_on_two_seeds_is_marked_provisional_and_not_counted_as_a_win(c
     assert "Best of ours **FMamba** 0.4196 against the best baseline **PatchTST** 0.4696 (-10.6%): **win**." in text
 
 
+def test_a_model_card_gives_no_verdict_on_one_seed_and_marks_two_seeds_provisional(choosing):
+    """The card's line for a cell lists each baseline as ahead, behind or tied only where both sides have two
+    seeds or more; a single seed of ours (or theirs) is set beside the baselines with no verdict, and a verdict on
+    two seeds says it is provisional, as the choosing page does."""
+    rows = [row("TSM2", 2023, 0.30)]  # one seed, below every baseline
+    for i, seed in enumerate((2023, 2024, 2025)):
+        rows += [row("PatchTST", seed, 0.40 + i / 100, preset="official")]
+        rows += [row("DLinear", seed, 0.50 + i / 100, preset="official", h=192)]
+        rows += [row("TSM2", seed, 0.40 + i / 100, h=192)] if seed < 2025 else []  # two seeds at H = 192
+    rows += [row("NHITS", 2023, 0.35, preset="official")]  # one seed of a baseline
+    section = choosing.card_section(summarise(rows), "TSM2")
+    line96 = next(x for x in section.splitlines() if x.startswith("* ETTh1, L=96, H = 96 "))
+    assert "tied with" not in line96 and "ahead of" not in line96
+    assert "beside, with no verdict on one seed, NHITS, PatchTST" in line96
+    line192 = next(x for x in section.splitlines() if x.startswith("* ETTh1, L=96, H = 192 "))
+    assert "ahead of DLinear; provisional against DLinear until three seeds run" in line192
+    rows.append(row("TSM2", 2025, 0.42, h=192))
+    line192 = next(x for x in choosing.card_section(summarise(rows), "TSM2").splitlines() if "H = 192" in x)
+    assert "ahead of DLinear (best baseline" in line192 and "provisional" not in line192
+    rows += [row("TSM2", seed, 0.31) for seed in (2024, 2025)]
+    line96 = next(x for x in choosing.card_section(summarise(rows), "TSM2").splitlines() if "H = 96 " in x)
+    assert "ahead of PatchTST; beside, with no verdict on one seed, NHITS" in line96
+
+
 def test_the_searched_track_names_the_models_without_a_look_back_study(choosing, tmp_path):
     """A model with all four horizons at L=96 but no searched rows is named under the searched track with its L=96
     mean; where such a baseline already beats the searched track's best baseline on the same test windows (every
