@@ -147,7 +147,8 @@ def card_section(cells: dict, name: str) -> str:
         if mine is None or not mine.n or top is None:
             continue
         theirs = sorted(n for n in baseline_names() if n in models)
-        unjudged = [n for n in theirs if min(mine.n, models[n].n) < 2]  # one seed on either side: no verdict
+        few = {n: _few_seeds(mine, models[n], "one", "two") for n in theirs}  # the page's seed-count rule
+        unjudged = [n for n in theirs if few[n] == "one"]  # one seed on either side: no verdict
         judged = [n for n in theirs if n not in unjudged]
         behind = [n for n in judged if verdict(models[n], mine) == "win"]
         ahead = [n for n in judged if verdict(mine, models[n]) == "win"]
@@ -162,7 +163,7 @@ def card_section(cells: dict, name: str) -> str:
             )
             if names
         ]
-        two = [n for n in judged if min(mine.n, models[n].n) < 3]
+        two = [n for n in judged if few[n] == "two"]
         parts.append(
             f"{dataset}, {track}, H = {h} ({mine.n} seed{'s' if mine.n > 1 else ''}, mean MSE {mine.mean:.4f}): "
             + "; ".join(bits)
