@@ -134,7 +134,7 @@ def test_large_batches_are_scanned_in_slices_with_the_same_result(monkeypatch, l
 
 @pytest.mark.parametrize("delta_scale", [5.0, 60.0])
 def test_large_decays_stay_exact(delta_scale):
-    # Big steps force short chunks; the closed form must neither overflow nor lose the recurrence.
+    # Steps whose decay underflows fp32 (exp(-960)): the scan must neither overflow nor lose the recurrence.
     inputs = make_inputs(2, 4, 70, 16, seed=3, delta_scale=delta_scale)
     inputs["A"] = inputs["A"] * 8
     flags = dict(use_d=True, use_z=True, use_bias=False, softplus=False, last_state=True)
@@ -145,6 +145,25 @@ def test_large_decays_stay_exact(delta_scale):
     for name in grads_r:
         assert torch.isfinite(grads_t[name]).all()
         assert rel_err(grads_t[name], grads_r[name]) < 1e-5, name
+
+
+def test_the_length_is_cut_into_the_fewest_even_chunks(monkeypatch):
+    # Padded steps are work thrown away: SMamba's 11 tokens (7 series, 4 calendar) are one chunk of 11, not 16.
+    for length in range(1, 300):
+        chunk = torch_scan._chunk_length(length)
+        n_chunks = -(-length // chunk)
+        assert chunk <= torch_scan._MAX_CHUNK
+        assert n_chunks == -(-length // torch_scan._MAX_CHUNK), length  # no more chunks than needed
+        assert n_chunks * chunk - length < n_chunks, length  # fewer padded steps than chunks
+    assert [torch_scan._chunk_length(n) for n in (11, 16, 17, 22, 100)] == [11, 16, 9, 11, 15]
+    # and the scan pads to whole chunks of that length
+    seen = []
+    apply = torch_scan._ChunkedScan.apply
+    monkeypatch.setattr(torch_scan._ChunkedScan, "apply", lambda *a: seen.append(tuple(a[0].shape[::2])) or apply(*a))
+    inputs = make_inputs(2, 3, 22, 4, seed=2)
+    out_t, _, _ = run_scan(inputs, "torch", use_d=True, use_z=False, use_bias=True, softplus=True, last_state=False)
+    out_r, _, _ = run_scan(inputs, "reference", use_d=True, use_z=False, use_bias=True, softplus=True, last_state=False)
+    assert seen == [(2, 11)] and rel_err(out_t, out_r) < 1e-5
 
 
 def test_gradcheck_fp64():
@@ -411,3 +430,29 @@ def test_state_dict_moves_between_mamba_ssm_and_ours():
     x = torch.randn(2, 50, 64, device="cuda")
     assert rel_err(ours(x), theirs(x)) < 1e-4
     theirs.load_state_dict(Mamba(d_model=64, d_state=16, d_conv=4, expand=2).cuda().state_dict())
+
+
+@pytest.mark.integration  # four Python processes, each importing torch
+def test_the_scan_benchmark_compares_two_copies_of_the_package(tmp_path):
+    # benchmarks/scan.py --roots: each copy is imported from where it was asked for (a child that imported another
+    # copy fails its check), and the table gives both copies' times and their ratio.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "mamba_forecast").symlink_to(root / "mamba_forecast")
+    base = [sys.executable, "benchmarks/scan.py", "--device", "cpu", "--threads", "1", "--reps", "1"]
+    base += ["--rounds", "1", "--shapes", "2,5,3,4"]
+    proc = subprocess.run(base + ["--roots", f"{root},{copy}"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| torch | (2, 5, 3, 4) |")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    first, second, ratio = (float(c) for c in cells[2:])
+    assert first > 0 and second > 0 and ratio > 0
+    # a folder without the package: the installed copy is not timed in its place
+    bad = subprocess.run(base + ["--roots", str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and f"in {tmp_path} failed" in bad.stderr

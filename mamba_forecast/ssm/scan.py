@@ -20,9 +20,9 @@ Backends:
 * ``"triton"``: Triton kernels, forward and backward (``mamba_forecast.ssm.triton_scan``; needs ``triton`` and
   CUDA tensors, or CPU tensors under Triton's interpreter, ``TRITON_INTERPRET=1``, which is for tests only).
   The backward recomputes the states from chunk-start checkpoints. fp32 accumulation (fp64 for fp64 inputs).
-* ``"torch"``: pure PyTorch, chunked closed form with a hand-written backward (``torch_scan``); memory grows
-  with the chunk, not with the length. Runs on CPU, CUDA and MPS. On the CPU its load-adaptive threading is
-  opt-in (``set_cpu_scan_threading``, ``cpu_threads``).
+* ``"torch"``: pure PyTorch, the recurrence one fused step at a time over chunks of the length, with a
+  hand-written backward (``torch_scan``); memory grows with the chunk, not with the length. Runs on CPU, CUDA
+  and MPS. On the CPU its load-adaptive threading is opt-in (``set_cpu_scan_threading``, ``cpu_threads``).
 * ``"reference"``: the plain sequential recurrence, the oracle for tests (``reference``).
 
 The ``"torch"`` and ``"reference"`` backends compute in fp32 whatever the input dtype, and autocast
@@ -348,7 +348,7 @@ def _run_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_s
             )
     scan = selective_scan_reference if backend == "reference" else selective_scan_torch
     # Under autocast, matmul/bmm/einsum would otherwise run in bf16/fp16 even on fp32 copies of the inputs:
-    # the state recurrence (and its cumulative log-decays) must accumulate in fp32. The output keeps u's dtype,
+    # the state recurrence must accumulate in fp32. The output keeps u's dtype,
     # as mamba-ssm's kernel does.
     with _autocast_off(u.device):
         return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)

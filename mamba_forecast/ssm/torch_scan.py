@@ -1,9 +1,12 @@
-"""The ``"torch"`` backend: the selective scan in pure PyTorch, with no Python loop over the length.
+"""The ``"torch"`` backend: the selective scan in pure PyTorch, with a hand-written backward.
 
-The length is cut into chunks; inside a chunk the recurrence is solved in closed form with cumulative
-log-decays (``h_t = e^{S_t} (h_0 + sum_{s<=t} e^{-S_s} x_s)``, the prefix sum done as one small matmul), and a
-short loop carries the state across chunks. A hand-written backward recomputes each chunk from the saved
-chunk-start states, so memory grows with the chunk, not with batch x channels x length x d_state. Computation
+The length is cut into chunks of at most ``_MAX_CHUNK`` steps. Per chunk the decays ``exp(dt_t A)`` and drives
+``dt_t u_t B_t`` are computed for every step at once, the recurrence ``h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t``
+then runs one fused multiply-add per step over the whole ``[batch, d_state, channels]`` state, and the readout
+``<C_t, h_t>`` is one batched matmul per chunk. The backward recomputes each chunk's states from the saved
+chunk-start state and runs the adjoint recurrence the same way in reverse, so memory grows with the chunk, not
+with batch x channels x length x d_state. Nothing is divided by a decay or raised to a cumulative decay, so any
+step size is exact (a decay below fp32's range is a state forgotten, as in the plain recurrence). Computation
 is in fp32 (fp64 for fp64 inputs) whatever the input dtype. On the CPU the opt-in threading of
 :mod:`mamba_forecast.ssm.cpu_threads` may scan blocks of batch rows on parallel workers.
 """
@@ -11,7 +14,6 @@ is in fp32 (fp64 for fp64 inputs) whatever the input dtype. On the CPU the opt-i
 from __future__ import annotations
 
 import contextlib
-import math
 
 import torch
 import torch.nn.functional as F
@@ -19,10 +21,8 @@ import torch.nn.functional as F
 from .cpu_threads import capped_threads, over_row_blocks, row_workers
 from .reference import _finish, _prepare
 
-# Largest chunk the torch backend uses, and the largest spread of log-decay allowed inside one chunk.
-# exp(+-_MAX_LOG_DECAY) stays far from fp32 overflow and keeps the rounding of the decays below 1e-6.
+# Largest chunk the torch backend uses: the per-chunk work tensors are [rows, chunk, d_state, channels].
 _MAX_CHUNK = 16
-_MAX_LOG_DECAY = 24.0
 # The torch backend holds a few [rows, chunk, d_state, channels] work tensors per chunk. Above this many elements
 # per tensor (128 MiB in fp32) the batch is scanned in slices of rows, so a large batch of short sequences (TSM2's
 # time mixer over thousands of series, say) does not materialise every row's states at once.
@@ -38,27 +38,14 @@ def _autocast_off(device: torch.device):
     return torch.autocast(device_type=kind, enabled=False)
 
 
-def _chunk_plan(dt: torch.Tensor, A: torch.Tensor) -> tuple[int, bool]:
-    """The chunk length for the closed form, and whether single steps must have their decay clamped.
+def _chunk_length(length: int) -> int:
+    """The chunk length: the fewest chunks of at most _MAX_CHUNK steps, as even as can be.
 
-    dt: [b, l, c] (time-major), A: [c, n]. The chunk is the largest power of two <= _MAX_CHUNK for which
-    sum_t min(|dt_t| max_n |A|, _MAX_LOG_DECAY) stays under _MAX_LOG_DECAY inside every chunk. A single
-    step that decays by more than exp(-_MAX_LOG_DECAY) (< 4e-11) is clamped to that decay: the state it
-    forgets is below fp32 resolution either way, and the closed form stays finite.
+    Padded steps are work thrown away: 11 steps (SMamba's 7 series and 4 calendar tokens) are one chunk of 11,
+    22 are two of 11, 100 are seven of 15 (five steps padded).
     """
-    length = dt.shape[1]
-    step = dt.abs() * A.abs().amax(dim=1)  # [b, l, c]
-    clamp = bool(step.amax() > _MAX_LOG_DECAY) if step.numel() else False
-    if clamp:
-        step = step.clamp(max=_MAX_LOG_DECAY)
-    chunk = min(_MAX_CHUNK, 1 << max(0, math.ceil(math.log2(max(length, 1)))))
-    while chunk > 1:
-        n_chunks = -(-length // chunk)
-        padded = F.pad(step, (0, 0, 0, n_chunks * chunk - length))
-        if float(padded.view(step.shape[0], n_chunks, chunk, -1).sum(2).amax()) <= _MAX_LOG_DECAY:
-            break
-        chunk //= 2
-    return chunk, clamp
+    length = max(length, 1)
+    return -(-length // -(-length // _MAX_CHUNK))
 
 
 class _ChunkedScan(torch.autograd.Function):
@@ -74,12 +61,10 @@ class _ChunkedScan(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u, dt, A_t, Bm, Cm, clamp, workers):
+    def forward(ctx, u, dt, A_t, Bm, Cm, workers):
         n_chunks, b, chunk, c = u.shape
         n = A_t.shape[0]
         du = dt * u
-        tril = torch.ones(chunk, chunk, device=u.device, dtype=u.dtype).tril_()
-        dt_cum = None if clamp else torch.matmul(tril, dt)  # in-chunk cumulative steps [k, b, T, c]
         starts = u.new_empty(n_chunks, b, n, c)
         y = u.new_empty(n_chunks, b, chunk, c)
         last = u.new_empty(b, n, c)
@@ -87,21 +72,18 @@ class _ChunkedScan(torch.autograd.Function):
         def rows(r0, r1):
             sl = slice(r0, r1)
             dt_r, du_r, B_r, C_r = dt[:, sl], du[:, sl], Bm[:, sl], Cm[:, sl]
-            cum_r = None if dt_cum is None else dt_cum[:, sl]
-            buffers = [u.new_empty(r1 - r0, chunk, n, c) for _ in range(3)]
+            buffers = [u.new_empty(r1 - r0, chunk, n, c) for _ in range(2)]
             h = u.new_zeros(r1 - r0, n, c)
             bt = (r1 - r0) * chunk
             for k in range(n_chunks):
                 starts[k, sl] = h
-                decay, work, prefix = _chunk_states(k, dt_r, cum_r, du_r, A_t, B_r, h, tril, buffers)
-                torch.mul(prefix, decay, out=work)  # h_t  [rows, T, n, c]
-                torch.bmm(C_r[k].view(bt, 1, n), work.view(bt, n, c), out=y[k, sl].view(bt, 1, c))
-                h = work[:, -1].clone()
+                _, states = _chunk_states(k, dt_r, du_r, A_t, B_r, h, buffers)  # h_t  [rows, T, n, c]
+                torch.bmm(C_r[k].view(bt, 1, n), states.view(bt, n, c), out=y[k, sl].view(bt, 1, c))
+                h = states[:, -1].clone()
             last[sl] = h
 
         over_row_blocks(b, chunk * n * c, workers, rows)
         ctx.save_for_backward(u, dt, A_t, Bm, Cm, starts)
-        ctx.clamp = clamp
         ctx.workers = workers
         return y, last
 
@@ -118,9 +100,6 @@ class _ChunkedScan(torch.autograd.Function):
         n = A_t.shape[0]
         gy = gy.contiguous()
         du = dt * u
-        tril = torch.ones(chunk, chunk, device=u.device, dtype=u.dtype).tril_()
-        triu = tril.t().contiguous()
-        dt_cum = None if ctx.clamp else torch.matmul(tril, dt)
         g_u = torch.empty_like(u)
         g_dt = torch.empty_like(u)
         g_B = torch.empty_like(Bm)
@@ -133,36 +112,34 @@ class _ChunkedScan(torch.autograd.Function):
             nr = r1 - r0
             bt = nr * chunk
             u_r, dt_r, du_r, B_r, C_r, gy_r = u[:, sl], dt[:, sl], du[:, sl], Bm[:, sl], Cm[:, sl], gy[:, sl]
-            cum_r = None if dt_cum is None else dt_cum[:, sl]
-            buffers = [u.new_empty(nr, chunk, n, c) for _ in range(3)]
-            rev = u.new_empty(nr, chunk, n, c)
+            buffers = [u.new_empty(nr, chunk, n, c) for _ in range(2)]
+            gh = u.new_empty(nr, chunk, n, c)
             g_A = torch.zeros_like(A_t)
             gh_B = u.new_empty(bt, 1, c)
             carry = g_last[sl] if g_last is not None else u.new_zeros(nr, n, c)
             for k in reversed(range(n_chunks)):
                 h0 = starts[k, sl]
-                decay, work, prefix = _chunk_states(k, dt_r, cum_r, du_r, A_t, B_r, h0, tril, buffers)  # h_t = E_t P_t
-                # adjoint: gh_t = C_t gy_t + exp(dt_{t+1} A) gh_{t+1}  =>  gh_t = E_t^-1 sum_{s>=t} E_s q_s
-                torch.mul(C_r[k].unsqueeze(-1), gy_r[k].unsqueeze(2), out=work)  # q_s [rows, T, n, c]
-                work[:, -1] += carry
-                work.mul_(decay)
-                torch.matmul(triu, work.view(nr, chunk, n * c), out=rev.view(nr, chunk, n * c))  # R_t
-                carry = rev[:, 0].clone()  # E_0 gh_0 = R_0: the adjoint handed to the previous chunk
-                torch.div(rev, decay, out=work)  # gh_t
-                decay.mul_(prefix)  # h_t
-                torch.bmm(decay.view(bt, n, c), gy_r[k].view(bt, c, 1), out=g_C[k, sl].view(bt, n, 1))
-                torch.bmm(work.view(bt, n, c), du_r[k].view(bt, c, 1), out=g_B[k, sl].view(bt, n, 1))
-                torch.bmm(B_r[k].view(bt, 1, n), work.view(bt, n, c), out=gh_B)  # sum_n gh B
+                decay, states = _chunk_states(k, dt_r, du_r, A_t, B_r, h0, buffers)  # a_t, h_t
+                # adjoint: gh_t = C_t gy_t + a_{t+1} gh_{t+1}, and gh_{T-1} takes the next chunk's a_0 gh_0
+                torch.mul(C_r[k].unsqueeze(-1), gy_r[k].unsqueeze(2), out=gh)
+                gh[:, -1] += carry
+                for t in range(chunk - 2, -1, -1):
+                    gh[:, t].addcmul_(decay[:, t + 1], gh[:, t + 1])
+                carry = decay[:, 0] * gh[:, 0]  # the adjoint handed to the previous chunk's last state
+                torch.bmm(states.view(bt, n, c), gy_r[k].view(bt, c, 1), out=g_C[k, sl].view(bt, n, 1))
+                torch.bmm(gh.view(bt, n, c), du_r[k].view(bt, c, 1), out=g_B[k, sl].view(bt, n, 1))
+                torch.bmm(B_r[k].view(bt, 1, n), gh.view(bt, n, c), out=gh_B)  # sum_n gh B
                 gh_B = gh_B.view(nr, chunk, c)
                 torch.mul(gh_B, dt_r[k], out=g_u[k, sl])
-                # d/d(dt A): gh_t * (h_t - dt_t u_t B_t) = R_t * P_{t-1}   (P_{-1} = h0)
-                rev[:, 1:].mul_(prefix[:, :-1])
-                rev[:, 0].mul_(h0)
-                torch.mul(rev, A_t, out=work)
-                torch.sum(work, 2, out=g_dt[k, sl])
+                # d/d(dt A) at step t: gh_t * a_t * h_{t-1}   (h_{-1} = h0), built in the decay buffer
+                decay[:, 1:].mul_(states[:, :-1])
+                decay[:, 0].mul_(h0)
+                decay.mul_(gh)
+                torch.mul(decay, A_t, out=states)
+                torch.sum(states, 2, out=g_dt[k, sl])
                 g_dt[k, sl].addcmul_(gh_B, u_r[k])
-                rev.mul_(dt_r[k].unsqueeze(2))
-                g_A += rev.sum((0, 1))
+                decay.mul_(dt_r[k].unsqueeze(2))
+                g_A += decay.sum((0, 1))
                 gh_B = gh_B.view(bt, 1, c)
             g_A_parts[r0] = g_A
 
@@ -170,28 +147,21 @@ class _ChunkedScan(torch.autograd.Function):
         g_A = g_A_parts.pop(0)
         for r0 in sorted(g_A_parts):  # a fixed order: the same sum whatever thread finished first
             g_A += g_A_parts[r0]
-        return g_u, g_dt, g_A, g_B, g_C, None, None
+        return g_u, g_dt, g_A, g_B, g_C, None
 
 
-def _chunk_states(k, dt, dt_cum, du, A_t, Bm, h0, tril, buffers):
-    """For chunk k: decay E_t = exp(A cumsum(dt)) and prefix P_t = h0 + sum_{s<=t} x_s / E_s.
+def _chunk_states(k, dt, du, A_t, Bm, h0, buffers):
+    """For chunk k: the decays a_t = exp(dt_t A) and the states h_t = a_t h_{t-1} + dt_t u_t B_t from h0.
 
-    Then h_t = E_t * P_t. Returns (decay, scratch, prefix), three [b, T, n, c] buffers. With ``dt_cum``
-    None (clamp mode) each step's log-decay is floored at -_MAX_LOG_DECAY before the prefix sum.
+    Returns (decay, states), the two [b, T, n, c] ``buffers``, filled.
     """
-    decay, work, prefix = buffers
-    b, chunk, n, c = decay.shape
-    if dt_cum is None:
-        torch.mul(dt[k].unsqueeze(2), A_t, out=work).clamp_(min=-_MAX_LOG_DECAY)
-        torch.matmul(tril, work.view(b, chunk, n * c), out=decay.view(b, chunk, n * c))
-    else:
-        torch.mul(dt_cum[k].unsqueeze(2), A_t, out=decay)
-    decay.exp_()
-    torch.mul(Bm[k].unsqueeze(-1), du[k].unsqueeze(2), out=work)  # x_s = dt_s u_s B_s
-    work.div_(decay)
-    work[:, 0] += h0
-    torch.matmul(tril, work.view(b, chunk, n * c), out=prefix.view(b, chunk, n * c))
-    return decay, work, prefix
+    decay, states = buffers
+    torch.mul(dt[k].unsqueeze(2), A_t, out=decay).exp_()
+    torch.mul(Bm[k].unsqueeze(-1), du[k].unsqueeze(2), out=states)  # x_t = dt_t u_t B_t
+    h = h0
+    for t in range(decay.shape[1]):
+        h = states[:, t].addcmul_(decay[:, t], h)
+    return decay, states
 
 
 def _to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -201,7 +171,7 @@ def _to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
     return x.view(b, f, -1, chunk).permute(2, 0, 3, 1).contiguous()
 
 
-def _scan_rows(u, dt, A_t, B, C, chunk, clamp, workers):
+def _scan_rows(u, dt, A_t, B, C, chunk, workers):
     """The chunked scan of some rows of the batch: y [rows, c, padded length] and the last state [rows, n, c]."""
     rows, channels, _ = u.shape
     # dt = 0 on the padded steps leaves the state untouched
@@ -211,7 +181,6 @@ def _scan_rows(u, dt, A_t, B, C, chunk, clamp, workers):
         A_t,
         _to_chunks(B, chunk),
         _to_chunks(C, chunk),
-        clamp,
         workers,
     )
     return y.permute(1, 3, 0, 2).reshape(rows, channels, -1), last
@@ -231,13 +200,11 @@ def _scan_body(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_
     if length == 0:
         out = _finish(u_c.new_zeros(batch, channels, 0), u_c, D, z, u.dtype)
         return (out, u_c.new_zeros(batch, channels, A.shape[1])) if return_last_state else out
-    chunk, clamp = _chunk_plan(dt.detach().transpose(1, 2), A_c.detach())
+    chunk = _chunk_length(length)
     A_t = A_c.t().contiguous()
     rows = max(1, _MAX_WORK_ELEMENTS // (chunk * A.shape[1] * channels))
     parts = [
-        _scan_rows(
-            u_c[i : i + rows], dt[i : i + rows], A_t, B_c[i : i + rows], C_c[i : i + rows], chunk, clamp, workers
-        )
+        _scan_rows(u_c[i : i + rows], dt[i : i + rows], A_t, B_c[i : i + rows], C_c[i : i + rows], chunk, workers)
         for i in range(0, batch, rows)
     ]
     if len(parts) == 1:
