@@ -89,9 +89,6 @@ def main(argv=None) -> None:
         )
         print(json.dumps(result))
         return
-    if args.roots:
-        _compare_roots(args)
-        return
 
     import torch
 
@@ -109,6 +106,9 @@ def main(argv=None) -> None:
             + ["torch", "reference"]
         )
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")] if args.shapes else SHAPES
+    if args.roots:
+        _compare_roots(args, device, backends, shapes)
+        return
 
     print(f"machine: {machine(device)}; load average before: {os.getloadavg()[0]:.2f}")
     print("| backend | shape (batch, length, channels, d_state) | fwd+bwd median ms | min ms | peak MiB |")
@@ -126,16 +126,9 @@ def main(argv=None) -> None:
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
-def _compare_roots(args) -> None:
+def _compare_roots(args, device: str, backends: list[str], shapes: list) -> None:
     """``--roots``: every copy on each (shape, backend), interleaved round by round; medians and ratios."""
-    import torch
-
     roots = args.roots.split(",")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    backends = (args.backends or "torch").split(",")
-    shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")] if args.shapes else SHAPES
     print(f"machine: {machine(device)}; load average before: {os.getloadavg()[0]:.2f}; {args.rounds} round(s)")
     print(
         "| backend | shape (batch, length, channels, d_state) | "
@@ -153,7 +146,7 @@ def _compare_roots(args) -> None:
                     spec = {
                         "backend": backend,
                         "shape": shape,
-                        "reps": args.reps,
+                        "reps": args.reference_reps if backend == "reference" else args.reps,
                         "device": device,
                         "threads": args.threads,
                         "root": root,
