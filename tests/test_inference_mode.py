@@ -119,9 +119,10 @@ def test_mamba_block_under_inference_mode(threads, threading, scans):
 
 # ------------------------------------------------------------------------------------ the hosts' predict
 
-# TSM2's time mixer scans the patches of every series as one row: 64 series, 15 patches (chunks of 16 steps),
-# d_inner 32 and d_state 16 make the 2^19 elements of work that the adaptive threading splits into two blocks.
-N_SERIES = 64
+# TSM2's time mixer scans the patches of every series as one row: 96 series, 15 patches (one chunk of 15 steps),
+# d_inner 32 and d_state 16 make 737,280 elements of work, which the adaptive threading splits into two blocks
+# (2^18 elements at least per block).
+N_SERIES = 96
 TSM2_ARGS = dict(d_model=16, e_layers=1, d_state=16, expand=2, patch_len=8, stride=4)
 
 
