@@ -109,6 +109,15 @@ def run_child(script: str, spec: dict, timeout: float | None = None) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def use_package_copy(root: str) -> None:
+    """Import ``mamba_forecast`` from the copy in ``root`` (put first on ``sys.path``), not an installed one; fails
+    if another copy was imported instead (or already had been)."""
+    sys.path.insert(0, os.path.abspath(root))
+    import mamba_forecast
+
+    assert os.path.abspath(mamba_forecast.__file__).startswith(os.path.abspath(root)), mamba_forecast.__file__
+
+
 def scan_inputs(batch: int, length: int, channels: int, d_state: int, device: str = "cpu") -> list:
     """Leaves ``u, delta, A, B, C, D, z, delta_bias`` of one selective scan, seeded, with gradients on.
 

@@ -26,7 +26,7 @@ import os
 import statistics
 import sys
 
-from _common import machine, run_child, scan_inputs, time_steps
+from _common import machine, run_child, scan_inputs, time_steps, use_package_copy
 
 SHAPES = [(32, 7, 128, 16), (32, 21, 512, 16), (32, 321, 512, 16), (16, 862, 128, 16)]
 
@@ -35,14 +35,10 @@ def _one(
     backend: str, shape: tuple[int, int, int, int], reps: int, device: str, threads: int | None, root: str | None
 ) -> dict:
     if root:
-        sys.path.insert(0, os.path.abspath(root))
+        use_package_copy(root)
     import torch
 
-    from mamba_forecast.ssm import scan as scan_module
     from mamba_forecast.ssm import selective_scan, set_cpu_scan_threading
-
-    if root:  # the copy asked for, not an installed one
-        assert os.path.abspath(scan_module.__file__).startswith(os.path.abspath(root)), scan_module.__file__
 
     if threads:
         torch.set_num_threads(threads)

@@ -31,6 +31,8 @@ import statistics
 import subprocess
 import sys
 
+from _common import use_package_copy
+
 # Ops that do no arithmetic (metadata, allocation, no-op conversions): not counted as work.
 NO_WORK = {
     "aten::as_strided",
@@ -121,7 +123,7 @@ def _count(events) -> collections.Counter:
 
 
 def _child(root: str, name: str, reps: int, top: int) -> dict:
-    sys.path.insert(0, os.path.abspath(root))
+    use_package_copy(root)
     import time
 
     import torch
@@ -131,7 +133,6 @@ def _child(root: str, name: str, reps: int, top: int) -> dict:
     from mamba_forecast.bench.models import build_model
     from mamba_forecast.bench.presets import get_preset
 
-    assert os.path.abspath(scan_module.__file__).startswith(os.path.abspath(root)), scan_module.__file__
     preset = get_preset(name, "ETTh1", 96, "official")
     torch.manual_seed(0)
     model = build_model(name, preset, 7, 96, 96, calendar_tokens=True)

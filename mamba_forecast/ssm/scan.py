@@ -348,7 +348,6 @@ def _run_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_s
             )
     scan = selective_scan_reference if backend == "reference" else selective_scan_torch
     # Under autocast, matmul/bmm/einsum would otherwise run in bf16/fp16 even on fp32 copies of the inputs:
-    # the state recurrence must accumulate in fp32. The output keeps u's dtype,
-    # as mamba-ssm's kernel does.
+    # the state recurrence must accumulate in fp32. The output keeps u's dtype, as mamba-ssm's kernel does.
     with _autocast_off(u.device):
         return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
